@@ -1,0 +1,3 @@
+"""Root conftest: real-server fixtures shared by every test tree."""
+
+pytest_plugins = ["relay_testing.fixtures"]

@@ -1,0 +1,1 @@
+"""Message models, topic names and the recipe schema shared by every Recipe Relay service."""

@@ -1,0 +1,224 @@
+"""Pydantic models of every message on every topic; JSON field names are camelCase on the wire."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from relay_contracts.topics import IntegrationType
+
+SHORT_TEXT = 200
+ID_TEXT = 128
+
+
+class Message(BaseModel):
+    """Base of every message: camelCase aliases, immutable, unknown fields ignored (forward compatible)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        frozen=True,
+        extra="ignore",
+    )
+
+
+def stable_id(*parts: str) -> str:
+    """A deterministic ID from business keys, so a redelivered input yields the same downstream ID."""
+    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+    return digest[:32]
+
+
+# --- recipes.saved.v1 ------------------------------------------------------------------------------------------
+
+
+class RecipeSaved(Message):
+    """A recipe was validated and stored; the JSON itself stays in the object store (claim check)."""
+
+    schema_version: Literal[1] = 1
+    event_id: str = Field(min_length=1, max_length=ID_TEXT)
+    tenant: str = Field(min_length=1, max_length=ID_TEXT)
+    recipe_id: str = Field(min_length=1, max_length=ID_TEXT)
+    recipe_key: str = Field(min_length=1, max_length=512, description="Object-store key of the recipe JSON.")
+    temporary: bool = False
+    name: str | None = Field(default=None, max_length=SHORT_TEXT * 5)
+    style_code: str | None = Field(default=None, max_length=SHORT_TEXT)
+    created: AwareDatetime
+    occurred_at: AwareDatetime
+
+
+# --- orders.events.v1 ------------------------------------------------------------------------------------------
+
+OrderEventType = Literal["linked", "created", "updated", "cancelled", "refunded", "returned"]
+
+
+class OrderItem(Message):
+    """One line item of an order that uses a recipe. Only non-personal metadata (seed 002)."""
+
+    recipe_id: str = Field(min_length=1, max_length=ID_TEXT)
+    item_id: str = Field(min_length=1, max_length=ID_TEXT)
+    item_quantity: int = Field(ge=0, le=1_000_000)
+
+
+class OrderEventOccurred(Message):
+    """Something happened to an order: a recipe linked to a line item, or a lifecycle change.
+
+    Keyed by ``tenant:orderId`` so one order's events stay in order. ``items`` absent means "unchanged";
+    for ``linked`` it holds the linked item(s); for ``created``/``updated`` it is the order's full item list.
+    An OMS may publish these itself; the AsyncAPI document is its contract.
+    """
+
+    schema_version: Literal[1] = 1
+    event_id: str = Field(min_length=1, max_length=ID_TEXT)
+    tenant: str = Field(min_length=1, max_length=ID_TEXT)
+    type: OrderEventType
+    order_id: str = Field(min_length=1, max_length=ID_TEXT)
+    order_number: str = Field(min_length=1, max_length=ID_TEXT)
+    items: tuple[OrderItem, ...] | None = Field(default=None, max_length=1000)
+    occurred_at: AwareDatetime
+
+    @property
+    def kafka_key(self) -> bytes:
+        return order_key(self.tenant, self.order_id)
+
+
+def order_key(tenant: str, order_id: str) -> bytes:
+    """Partition key for ``orders.events.v1``: per-order ordering."""
+    return f"{tenant}:{order_id}".encode()
+
+
+# --- integrations.triggered.v1 ---------------------------------------------------------------------------------
+
+TriggerReason = Literal[
+    "recipe_saved",
+    "order_linked",
+    "order_created",
+    "order_updated",
+    "order_cancelled",
+    "order_refunded",
+    "order_returned",
+    "manual",
+]
+Feed = Literal["recipe", "order"]
+
+
+class OrderLine(Message):
+    """The order context of a trigger: which order and line item used the recipe."""
+
+    order_id: str = Field(max_length=ID_TEXT)
+    order_number: str = Field(max_length=ID_TEXT)
+    item_id: str | None = Field(default=None, max_length=ID_TEXT)
+    item_quantity: int | None = Field(default=None, ge=0)
+    status: str | None = Field(default=None, max_length=32, description="Order status when triggered.")
+
+
+class IntegrationsTriggered(Message):
+    """These integrations of a tenant must receive this recipe's bundle (keyed by recipe ID)."""
+
+    schema_version: Literal[1] = 1
+    trigger_id: str = Field(min_length=1, max_length=ID_TEXT)
+    tenant: str = Field(min_length=1, max_length=ID_TEXT)
+    recipe_id: str = Field(min_length=1, max_length=ID_TEXT)
+    recipe_key: str = Field(min_length=1, max_length=512)
+    feed: Feed
+    reason: TriggerReason
+    order: OrderLine | None = None
+    integration_ids: tuple[str, ...] = Field(min_length=1)
+    occurred_at: AwareDatetime
+
+
+# --- deliveries.requested.<type>.v1 ----------------------------------------------------------------------------
+
+
+class BundleFile(Message):
+    """One file of a built bundle, stored in the artifact store under ``key`` (claim check)."""
+
+    name: str = Field(min_length=1, max_length=255)
+    mime_type: str = Field(max_length=SHORT_TEXT)
+    size: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    key: str = Field(min_length=1, max_length=1024)
+
+
+class DeliverBundle(Message):
+    """Command to one deliverer: deliver this bundle to this integration (attempt N)."""
+
+    schema_version: Literal[1] = 1
+    delivery_id: str = Field(min_length=1, max_length=ID_TEXT)
+    trigger_id: str = Field(min_length=1, max_length=ID_TEXT)
+    tenant: str = Field(min_length=1, max_length=ID_TEXT)
+    integration_id: str = Field(min_length=1, max_length=ID_TEXT)
+    integration_type: IntegrationType
+    recipe_id: str = Field(min_length=1, max_length=ID_TEXT)
+    feed: Feed
+    reason: TriggerReason
+    order: OrderLine | None = None
+    attempt: int = Field(default=1, ge=1)
+    files: tuple[BundleFile, ...] = ()
+    requested_at: AwareDatetime
+
+
+# --- deliveries.outcomes.v1 ------------------------------------------------------------------------------------
+
+DeliveryStatus = Literal["succeeded", "retrying", "failed"]
+
+
+class DeliveryAttempted(Message):
+    """The outcome of one delivery attempt; ``final`` marks the last word on a delivery."""
+
+    schema_version: Literal[1] = 1
+    delivery_id: str = Field(min_length=1, max_length=ID_TEXT)
+    trigger_id: str = Field(min_length=1, max_length=ID_TEXT)
+    tenant: str = Field(min_length=1, max_length=ID_TEXT)
+    integration_id: str = Field(min_length=1, max_length=ID_TEXT)
+    integration_type: IntegrationType
+    recipe_id: str = Field(min_length=1, max_length=ID_TEXT)
+    feed: Feed
+    reason: TriggerReason
+    order: OrderLine | None = None
+    attempt: int = Field(ge=1)
+    status: DeliveryStatus
+    final: bool
+    duration_ms: int = Field(default=0, ge=0)
+    error_class: str | None = Field(default=None, max_length=SHORT_TEXT)
+    error_message: str | None = Field(default=None, max_length=2000)
+    files: tuple[str, ...] = ()
+    occurred_at: AwareDatetime
+
+
+# --- deliveries.retry.v1 ---------------------------------------------------------------------------------------
+
+
+class RetryDelivery(Message):
+    """Command to the retry service: schedule another attempt of this delivery."""
+
+    schema_version: Literal[1] = 1
+    request: DeliverBundle
+    error_class: str = Field(max_length=SHORT_TEXT)
+    error_message: str = Field(max_length=2000)
+    retry_after_s: float | None = Field(default=None, ge=0, description="Destination's Retry-After, if any.")
+    failed_at: AwareDatetime
+
+
+# --- deliveries.dead.v1 ----------------------------------------------------------------------------------------
+
+
+class MessageDeadLettered(Message):
+    """A message no consumer could process, kept with its reason so an operator can inspect and replay it."""
+
+    schema_version: Literal[1] = 1
+    source_topic: str
+    partition: int | None = None
+    offset: int | None = None
+    key: str | None = None
+    consumer_group: str | None = None
+    service: str
+    reason: str = Field(max_length=4000)
+    error_class: str = Field(max_length=SHORT_TEXT)
+    payload_b64: str = Field(description="The original message value, base64, for replay.")
+    dead_lettered_at: datetime

@@ -1,0 +1,29 @@
+"""Kafka topic names: the only place they are spelled."""
+
+from typing import Final, Literal, get_args
+
+IntegrationType = Literal["email", "sftp", "s3", "azure-blob", "zapier"]
+INTEGRATION_TYPES: Final[tuple[IntegrationType, ...]] = get_args(IntegrationType)
+
+RECIPES_SAVED: Final = "recipes.saved.v1"
+ORDERS_EVENTS: Final = "orders.events.v1"
+INTEGRATIONS_TRIGGERED: Final = "integrations.triggered.v1"
+DELIVERIES_OUTCOMES: Final = "deliveries.outcomes.v1"
+DELIVERIES_RETRY: Final = "deliveries.retry.v1"
+DELIVERIES_DEAD: Final = "deliveries.dead.v1"
+
+
+def deliveries_requested(integration_type: IntegrationType) -> str:
+    """Topic that the deliverer of one destination type consumes."""
+    return f"deliveries.requested.{integration_type}.v1"
+
+
+ALL_TOPICS: Final[tuple[str, ...]] = (
+    RECIPES_SAVED,
+    ORDERS_EVENTS,
+    INTEGRATIONS_TRIGGERED,
+    *(deliveries_requested(t) for t in INTEGRATION_TYPES),
+    DELIVERIES_OUTCOMES,
+    DELIVERIES_RETRY,
+    DELIVERIES_DEAD,
+)

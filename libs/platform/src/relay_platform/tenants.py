@@ -1,0 +1,308 @@
+"""Tenant configuration (``config/*.yaml``): tenants, API-key hashes, permissions and integrations.
+
+Loaded and validated once at start-up; a bad file stops the service with a message naming the bad path.
+Secrets never appear in the file: secret settings are ``${ENV_NAME}`` references resolved when used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from relay_contracts.messages import Feed, OrderEventType
+from relay_contracts.topics import IntegrationType
+from relay_platform.errors import PermanentError
+
+Permission = Literal["order-tracking", "recipes:write", "recipes:read", "admin"]
+ALL_PERMISSIONS: tuple[Permission, ...] = ("order-tracking", "recipes:write", "recipes:read", "admin")
+
+_SECRET_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+_IDENT = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+
+class ConfigError(Exception):
+    """The tenant configuration file cannot be used; the message names the file and the bad path."""
+
+
+@dataclass(frozen=True, slots=True)
+class SecretRef:
+    """A reference to a secret held in an environment variable; the value is read only when needed."""
+
+    env: str
+
+    def resolve(self) -> SecretStr:
+        value = os.environ.get(self.env)
+        if not value:
+            raise PermanentError(f"secret reference ${{{self.env}}} is not set in the environment")
+        return SecretStr(value)
+
+    def __str__(self) -> str:
+        return f"${{{self.env}}}"
+
+
+@dataclass(frozen=True, slots=True)
+class LiteralOrSecret:
+    """A setting that may be written literally or as a ``${ENV}`` reference (e.g. a Zapier hook URL)."""
+
+    literal: str | None = None
+    ref: SecretRef | None = None
+
+    def resolve(self) -> SecretStr:
+        if self.ref is not None:
+            return self.ref.resolve()
+        return SecretStr(self.literal or "")
+
+    def __str__(self) -> str:
+        return str(self.ref) if self.ref else "<literal>"
+
+
+def _parse_secret_ref(value: object) -> SecretRef:
+    if isinstance(value, SecretRef):
+        return value
+    match = _SECRET_REF.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError("must be an environment reference like ${MY_SECRET}; secrets are never written in config")
+    return SecretRef(match.group(1))
+
+
+def _parse_literal_or_secret(value: object) -> LiteralOrSecret:
+    if isinstance(value, LiteralOrSecret):
+        return value
+    if not isinstance(value, str) or not value:
+        raise ValueError("must be a non-empty string or an environment reference like ${NAME}")
+    match = _SECRET_REF.match(value)
+    return LiteralOrSecret(ref=SecretRef(match.group(1))) if match else LiteralOrSecret(literal=value)
+
+
+def _parse_email_list(value: object) -> tuple[str, ...]:
+    """Seed 000 lists are comma-separated strings; YAML lists are accepted too."""
+    if value is None:
+        return ()
+    items = value.split(",") if isinstance(value, str) else list(value) if isinstance(value, list | tuple) else None
+    if items is None:
+        raise ValueError("must be a comma-separated string or a list of e-mail addresses")
+    addresses = tuple(str(item).strip() for item in items if str(item).strip())
+    for address in addresses:
+        if not re.fullmatch(r"[^@\s,]+@[^@\s,]+", address):
+            raise ValueError(f"{address!r} is not an e-mail address")
+    return addresses
+
+
+SecretSetting = Annotated[SecretRef, BeforeValidator(_parse_secret_ref)]
+MaybeSecretSetting = Annotated[LiteralOrSecret, BeforeValidator(_parse_literal_or_secret)]
+EmailList = Annotated[tuple[str, ...], BeforeValidator(_parse_email_list)]
+
+
+class ConfigModel(BaseModel):
+    """Config files use the seed's kebab-case names (``success-notification-list``)."""
+
+    model_config = ConfigDict(
+        alias_generator=lambda name: name.replace("_", "-"),
+        validate_by_name=True,
+        validate_by_alias=True,
+        frozen=True,
+        extra="forbid",
+        arbitrary_types_allowed=True,
+    )
+
+
+class RetryPolicy(ConfigModel):
+    """Seed 000: one attempt plus up to two retries; back-off between them, with jitter added."""
+
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    backoff_s: tuple[float, ...] = Field(default=(30.0, 120.0), min_length=1)
+    retry_after_cap_s: float = Field(default=600.0, ge=0)
+
+
+class IntegrationBase(ConfigModel):
+    id: str = Field(pattern=_IDENT)
+    description: str = ""
+    enabled: bool = True
+    success_notification_list: EmailList = ()
+    failure_notification_list: EmailList = ()
+    feeds: tuple[Feed, ...] = Field(default=("order",), min_length=1)
+    order_events: tuple[OrderEventType, ...] = ("linked", "created", "updated", "cancelled")
+    include_temporary_recipes: bool = True
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+
+
+class EmailIntegration(IntegrationBase):
+    type: Literal["email"]
+    to: EmailList = Field(min_length=1)
+    subject_prefix: str = ""
+    attachment_limit_bytes: int = Field(default=20 * 1024 * 1024, ge=0)
+
+
+class SftpIntegration(IntegrationBase):
+    type: Literal["sftp"]
+    host: str
+    port: int = Field(default=22, ge=1, le=65535)
+    username: str
+    password: SecretSetting | None = None
+    private_key: SecretSetting | None = None
+    known_host_key: str | None = None
+    insecure_accept_any_host_key: bool = False
+    directory: str = "."
+    subfolders: Literal["none", "order", "recipe"] = "none"
+
+    @model_validator(mode="after")
+    def _auth_and_host_key(self) -> SftpIntegration:
+        if self.password is None and self.private_key is None:
+            raise ValueError("needs password or private-key")
+        if self.known_host_key is None and not self.insecure_accept_any_host_key:
+            raise ValueError("needs known-host-key (or insecure-accept-any-host-key: true for development)")
+        return self
+
+
+class S3Integration(IntegrationBase):
+    type: Literal["s3"]
+    access_key_secret: SecretSetting
+    secret_key_secret: SecretSetting
+    bucket: str = Field(min_length=3, max_length=63)
+    region: str = "us-east-1"
+    prefix: str = ""
+    endpoint_url: str | None = None
+
+
+class AzureBlobIntegration(IntegrationBase):
+    type: Literal["azure-blob"]
+    connection_string_secure: SecretSetting
+    container: str = Field(min_length=3, max_length=63)
+    prefix: str = ""
+
+
+class ZapierIntegration(IntegrationBase):
+    type: Literal["zapier"]
+    hook_url: MaybeSecretSetting
+
+
+Integration = Annotated[
+    EmailIntegration | SftpIntegration | S3Integration | AzureBlobIntegration | ZapierIntegration,
+    Field(discriminator="type"),
+]
+
+
+class ApiKey(ConfigModel):
+    name: str = Field(pattern=_IDENT)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    permissions: tuple[Permission, ...] = Field(min_length=1)
+
+    def allows(self, permission: Permission) -> bool:
+        return permission in self.permissions or "admin" in self.permissions
+
+
+class RateLimit(ConfigModel):
+    per_second: float = Field(default=50.0, gt=0)
+    burst: int = Field(default=100, ge=1)
+
+
+class Tenant(ConfigModel):
+    recipe_prefix: str = Field(pattern=r"^[A-Za-z0-9]{1,16}$")
+    recipe_read: Literal["public", "key"] = "public"
+    rate_limit: RateLimit = Field(default_factory=RateLimit)
+    api_keys: tuple[ApiKey, ...] = ()
+    allowed_asset_hosts: tuple[str, ...] = ()
+    integrations: tuple[Integration, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique_integration_ids(self) -> Tenant:
+        ids = [integration.id for integration in self.integrations]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"integration ids must be unique; repeated: {', '.join(duplicates)}")
+        return self
+
+    def integration(self, integration_id: str) -> IntegrationBase | None:
+        return next((i for i in self.integrations if i.id == integration_id), None)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyMatch:
+    tenant_id: str
+    tenant: Tenant
+    key: ApiKey
+
+
+class TenantsConfig(ConfigModel):
+    tenants: dict[Annotated[str, Field(pattern=_IDENT)], Tenant]
+
+    @model_validator(mode="after")
+    def _unique_prefixes_and_keys(self) -> TenantsConfig:
+        prefixes: dict[str, str] = {}
+        hashes: set[str] = set()
+        for tenant_id, tenant in self.tenants.items():
+            if tenant.recipe_prefix in prefixes:
+                raise ValueError(
+                    f"recipe-prefix {tenant.recipe_prefix!r} used by both {prefixes[tenant.recipe_prefix]!r} "
+                    f"and {tenant_id!r}"
+                )
+            prefixes[tenant.recipe_prefix] = tenant_id
+            for key in tenant.api_keys:
+                if key.sha256 in hashes:
+                    raise ValueError(f"API key {key.name!r} of {tenant_id!r} is also configured elsewhere")
+                hashes.add(key.sha256)
+        return self
+
+    def match_key(self, raw_key: str) -> KeyMatch | None:
+        """The tenant and key record for a presented API key, compared by SHA-256 hash only."""
+        digest = hash_api_key(raw_key)
+        for tenant_id, tenant in self.tenants.items():
+            for key in tenant.api_keys:
+                if key.sha256 == digest:
+                    return KeyMatch(tenant_id, tenant, key)
+        return None
+
+    def tenant_for_recipe(self, recipe_id: str) -> tuple[str, Tenant] | None:
+        """Recipe IDs are ``<prefix>-<random>``; the prefix names the owning tenant."""
+        prefix, sep, _ = recipe_id.partition("-")
+        if not sep:
+            return None
+        for tenant_id, tenant in self.tenants.items():
+            if tenant.recipe_prefix == prefix:
+                return tenant_id, tenant
+        return None
+
+    def iter_integrations(self) -> Iterator[tuple[str, IntegrationBase]]:
+        for tenant_id, tenant in self.tenants.items():
+            for integration in tenant.integrations:
+                yield tenant_id, integration
+
+
+def hash_api_key(raw_key: str) -> str:
+    """The only form in which an API key is stored: its SHA-256 hex digest."""
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def _format_location(loc: tuple[int | str, ...]) -> str:
+    # Discriminated unions add the tag to the location ("integrations.0.s3.bucket"); keep it, it helps.
+    return ".".join(str(part) for part in loc)
+
+
+def load_tenants(path: Path) -> TenantsConfig:
+    """Read and validate a tenant file; raise ``ConfigError`` naming each bad path."""
+    try:
+        raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read tenant config: {error.strerror}") from error
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from error
+    try:
+        return TenantsConfig.model_validate(raw)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{_format_location(e['loc']) or '<root>'}: {e['msg']}" for e in error.errors(include_url=False)
+        )
+        raise ConfigError(f"{path}: invalid tenant config: {problems}") from error
+
+
+def integration_type(integration: IntegrationBase) -> IntegrationType:
+    value: IntegrationType = getattr(integration, "type")  # noqa: B009 - every concrete subclass has it
+    return value
