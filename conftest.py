@@ -1,3 +1,3 @@
 """Root conftest: real-server fixtures shared by every test tree."""
 
-pytest_plugins = ["relay_testing.fixtures"]
+pytest_plugins = ["relay_testing.fixtures", "relay_testing.postgres", "relay_testing.seaweedfs"]
