@@ -222,3 +222,8 @@ class MessageDeadLettered(Message):
     error_class: str = Field(max_length=SHORT_TEXT)
     payload_b64: str = Field(description="The original message value, base64, for replay.")
     dead_lettered_at: datetime
+
+
+def recipe_object_key(recipe_id: str) -> str:
+    """Where a saved recipe's JSON lives in the object store (seed 001: ``recipe/<id>.json``)."""
+    return f"recipe/{recipe_id}.json"
