@@ -15,8 +15,15 @@ def test_schema_is_draft_2020_12_with_every_seed_definition() -> None:
     schema = recipe_schema()
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert set(schema["$defs"]) == {
-        "RecipeAssembly", "RecipeAttachment", "RecipeProduct", "RecipePlacement", "RecipeComponent",
-        "RecipeVariable", "RecipeComponentDescription", "RecipeView", "RecipeViewVariant",
+        "RecipeAssembly",
+        "RecipeAttachment",
+        "RecipeProduct",
+        "RecipePlacement",
+        "RecipeComponent",
+        "RecipeVariable",
+        "RecipeComponentDescription",
+        "RecipeView",
+        "RecipeViewVariant",
     }
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import getpass
+from pathlib import Path
 
 import typer
 
+from relay_cli.dev import run_dev
 from relay_platform.tenants import hash_api_key
 
 app = typer.Typer(help="Recipe Relay operator tool.", no_args_is_help=True)
@@ -22,3 +25,15 @@ def keys_hash(
     if not raw:
         raise typer.BadParameter("the key must not be empty")
     typer.echo(hash_api_key(raw))
+
+
+@app.command("dev")
+def dev(
+    port: int = typer.Option(8080, help="Port of the ingest API."),
+    var: Path = typer.Option(Path("var"), help="Directory for the embedded stack's data and logs."),
+) -> None:
+    """Run the whole suite on this machine (embedded broker, SQLite, local storage); Ctrl-C stops it."""
+    root = Path.cwd()
+    if not (root / "services").is_dir():
+        raise typer.BadParameter("run from the repository root (the folder with services/)")
+    raise typer.Exit(asyncio.run(run_dev(root, var.resolve(), port)))

@@ -39,8 +39,9 @@ def _validator() -> Draft202012Validator:
 
 def _pointer(error: ValidationError) -> str:
     parts = [str(p).replace("~", "~0").replace("/", "~1") for p in error.absolute_path]
-    if error.validator == "required" and isinstance(error.instance, dict):
-        missing = [name for name in error.validator_value if name not in error.instance]
+    required = error.validator_value
+    if error.validator == "required" and isinstance(error.instance, dict) and isinstance(required, list):
+        missing = [name for name in required if name not in error.instance]
         if missing:
             parts.append(str(missing[0]))
     return "/" + "/".join(parts) if parts else ""

@@ -55,18 +55,16 @@ class _ErrorMiddleware(BaseMiddleware[Any, Any]):
 
     async def after_processed(
         self,
-        exc_type: type[BaseException] | None = None,
+        exc_type: type[BaseException] | None = None,  # noqa: ARG002 - FastStream's hook signature
         exc_val: BaseException | None = None,
-        exc_tb: TracebackType | None = None,
+        exc_tb: TracebackType | None = None,  # noqa: ARG002
     ) -> bool | None:
         if exc_val is None or not isinstance(exc_val, Exception) or isinstance(exc_val, IgnoredException):
             return False
         record = self.msg
         where = f"{getattr(record, 'topic', '?')}[{getattr(record, 'partition', '?')}]@{getattr(record, 'offset', '?')}"
         if isinstance(exc_val, TransientError):
-            logger.warning(
-                "transient failure on %s, will re-read: %s: %s", where, error_class_name(exc_val), exc_val
-            )
+            logger.warning("transient failure on %s, will re-read: %s: %s", where, error_class_name(exc_val), exc_val)
             await asyncio.sleep(exc_val.retry_after_s or self._factory.transient_backoff_s)
             return False
         if isinstance(exc_val, PermanentError):
@@ -109,9 +107,7 @@ class _ErrorMiddleware(BaseMiddleware[Any, Any]):
             payload_b64=base64.b64encode(value).decode(),
             dead_lettered_at=datetime.now(UTC),
         )
-        await broker.publish(
-            dead, DELIVERIES_DEAD, key=key, headers={DEAD_LETTER_REASON_HEADER: reason[:256]}
-        )
+        await broker.publish(dead, DELIVERIES_DEAD, key=key, headers={DEAD_LETTER_REASON_HEADER: reason[:256]})
 
 
 def _security(settings: KafkaSettings) -> SASLPlaintext | None:

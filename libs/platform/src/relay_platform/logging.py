@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from opentelemetry import trace
@@ -23,7 +24,11 @@ class _TraceContextFilter(logging.Filter):
 
 
 def configure_logging(service: str, level: str = "INFO", *, json_lines: bool = True) -> None:
-    """Route every logger to stderr as JSON lines tagged with the service and trace context."""
+    """Route every logger to stderr as JSON lines tagged with the service and trace context.
+
+    ``RELAY_LOG_FORMAT=text`` (set by ``relay dev``) switches to one readable line per record.
+    """
+    json_lines = json_lines and os.environ.get("RELAY_LOG_FORMAT", "json") != "text"
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_TraceContextFilter(service))
     if json_lines:
@@ -34,7 +39,7 @@ def configure_logging(service: str, level: str = "INFO", *, json_lines: bool = T
             )
         )
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(logging.Formatter("%(levelname)-7s %(name)s: %(message)s [trace=%(trace_id)s]"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

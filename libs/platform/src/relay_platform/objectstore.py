@@ -44,7 +44,7 @@ class LocalDirectoryStore:
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*checked_key(key).parts)
 
-    async def put(self, key: str, data: bytes, *, content_type: str) -> None:
+    async def put(self, key: str, data: bytes, *, content_type: str) -> None:  # noqa: ARG002 - files carry no type
         await asyncio.to_thread(self._put_sync, self._path(key), data)
 
     @staticmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -29,6 +30,7 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore")
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
-    tenants_file: Path = Path("config/dev.yaml")
+    # One tenant file for the whole suite: RELAY_TENANTS_FILE, unless the service's own prefix overrides it.
+    tenants_file: Path = Field(default_factory=lambda: Path(os.environ.get("RELAY_TENANTS_FILE", "config/dev.yaml")))
     log_level: str = "INFO"
     log_json: bool = True

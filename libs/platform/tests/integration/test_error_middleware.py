@@ -7,7 +7,6 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from faststream.kafka import KafkaBroker
 from faststream.middlewares import AckPolicy
 
 from relay_contracts.messages import MessageDeadLettered, RecipeSaved
@@ -22,8 +21,12 @@ pytestmark = pytest.mark.integration
 def _recipe_saved(n: int) -> RecipeSaved:
     now = datetime.now(UTC)
     return RecipeSaved(
-        event_id=f"e{n}", tenant="demo", recipe_id=f"999-{n}", recipe_key=f"recipe/999-{n}.json",
-        created=now, occurred_at=now,
+        event_id=f"e{n}",
+        tenant="demo",
+        recipe_id=f"999-{n}",
+        recipe_key=f"recipe/999-{n}.json",
+        created=now,
+        occurred_at=now,
     )
 
 
@@ -31,7 +34,8 @@ async def test_malformed_message_is_dead_lettered_and_next_one_processed(kafka_b
     topic = f"test.mw.{uuid.uuid4().hex[:8]}"
     await ensure_topics(kafka_bootstrap, (topic,), partitions=1)
     broker = make_broker(
-        KafkaSettings(bootstrap_servers=kafka_bootstrap, transient_backoff_s=0.05), service="test",
+        KafkaSettings(bootstrap_servers=kafka_bootstrap, transient_backoff_s=0.05),
+        service="test",
         tracer_provider=None,
     )
     received: list[str] = []
@@ -39,8 +43,7 @@ async def test_malformed_message_is_dead_lettered_and_next_one_processed(kafka_b
     attempts: dict[str, int] = {}
     done = asyncio.Event()
 
-    @broker.subscriber(topic, group_id="mw-test", auto_offset_reset="earliest",
-                       ack_policy=AckPolicy.NACK_ON_ERROR)
+    @broker.subscriber(topic, group_id="mw-test", auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR)
     async def handle(event: RecipeSaved) -> None:
         attempts[event.event_id] = attempts.get(event.event_id, 0) + 1
         if event.event_id == "e2" and attempts["e2"] == 1:
@@ -49,8 +52,9 @@ async def test_malformed_message_is_dead_lettered_and_next_one_processed(kafka_b
         if event.event_id == "e3":
             done.set()
 
-    @broker.subscriber(DELIVERIES_DEAD, group_id=f"dead-{topic}", auto_offset_reset="earliest",
-                       ack_policy=AckPolicy.ACK)
+    @broker.subscriber(
+        DELIVERIES_DEAD, group_id=f"dead-{topic}", auto_offset_reset="earliest", ack_policy=AckPolicy.ACK
+    )
     async def collect(message: MessageDeadLettered) -> None:
         if message.source_topic == topic:
             dead.append(message)

@@ -41,8 +41,16 @@ class TansuBroker:
         env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")} | self.extra_env
         self.server = ServerProcess(
             "tansu",
-            [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", self.storage_engine],
+            [
+                str(tansu_binary()),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                self.storage_engine,
+            ],
             log_path=self.workdir / f"tansu-{self.port}.log",
             env=env,
         )

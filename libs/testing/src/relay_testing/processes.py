@@ -50,7 +50,7 @@ def listening_pids(port: int) -> set[int]:
             continue
         with contextlib.suppress(OSError):
             for fd in (proc / "fd").iterdir():
-                target = os.readlink(fd)
+                target = str(fd.readlink())
                 if target.startswith("socket:[") and target[8:-1] in inodes:
                     owners.add(int(proc.name))
                     break
@@ -60,8 +60,15 @@ def listening_pids(port: int) -> set[int]:
 class ServerProcess:
     """A child process started in its own process group, stopped (group-wide) on ``stop()``."""
 
-    def __init__(self, name: str, argv: Sequence[str], *, log_path: Path, env: dict[str, str] | None = None,
-                 cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         self.name = name
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)

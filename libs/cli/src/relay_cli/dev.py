@@ -1,0 +1,186 @@
+"""``relay dev``: the whole suite on one machine on embedded defaults (Tansu, SQLite, local directories)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+from relay_platform.broker import ensure_topics
+from relay_testing.kafka import TansuBroker
+from relay_testing.processes import free_port, port_answers
+
+_COLOURS = ("36", "32", "33", "35", "34", "91", "92", "93", "94", "95", "96")
+
+
+def discover_services(root: Path) -> list[str]:
+    """Every folder under ``services/`` with a pyproject is a service to start."""
+    return sorted(p.parent.name for p in (root / "services").glob("*/pyproject.toml"))
+
+
+def module_of(service: str) -> str:
+    return "relay_" + service.replace("-", "_")
+
+
+@dataclass
+class DevStack:
+    """Starts the broker (unless ``KAFKA_BOOTSTRAP_SERVERS`` is set), creates topics, runs every service as
+    its own OS process with prefixed logs, and stops everything it started by PID."""
+
+    root: Path
+    var: Path
+    api_port: int = 8080
+    services: list[str] = field(default_factory=list)
+    _broker: TansuBroker | None = None
+    _children: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
+    _pumps: list[asyncio.Task[None]] = field(default_factory=list)
+    _colour: bool = field(default_factory=sys.stdout.isatty)
+
+    def say(self, source: str, line: str, colour: str = "1") -> None:
+        prefix = f"{source:>20} | "
+        if self._colour:
+            prefix = f"\x1b[{colour}m{prefix}\x1b[0m"
+        sys.stdout.write(prefix + line.rstrip("\n") + "\n")
+        sys.stdout.flush()
+
+    def _signing_key(self) -> str:
+        path = self.var / "dev" / "link-signing-key"
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def environment(self, bootstrap: str) -> dict[str, str]:
+        association_port = 8081 if not port_answers(8081) else free_port()
+        return os.environ | {
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "RELAY_TENANTS_FILE": os.environ.get("RELAY_TENANTS_FILE", str(self.root / "config" / "dev.yaml")),
+            "RELAY_LOG_FORMAT": os.environ.get("RELAY_LOG_FORMAT", "text"),
+            "OBJECT_STORE_URL": os.environ.get("OBJECT_STORE_URL", f"file://{self.var / 'objects'}"),
+            "LINKS_PUBLIC_BASE_URL": f"http://127.0.0.1:{self.api_port}",
+            "LINKS_SIGNING_KEY": os.environ.get("LINKS_SIGNING_KEY", self._signing_key()),
+            "INGEST_API_PORT": str(self.api_port),
+            "INGEST_API_ASSOCIATION_STORE_URL": f"http://127.0.0.1:{association_port}",
+            "ASSOCIATION_STORE_HTTP_PORT": str(association_port),
+            "ASSOCIATION_STORE_DATABASE_URL": os.environ.get(
+                "ASSOCIATION_STORE_DATABASE_URL", f"sqlite+aiosqlite:///{self.var / 'association-store.db'}"
+            ),
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    async def start(self) -> None:
+        (self.var / "dev" / "logs").mkdir(parents=True, exist_ok=True)
+        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        if bootstrap:
+            self.say("relay", f"using the Kafka cluster at {bootstrap}")
+        else:
+            port = 9092 if not port_answers(9092) else free_port()
+            self._broker = TansuBroker(self.var / "dev" / "logs", port=port).start()
+            bootstrap = self._broker.bootstrap
+            self.say("relay", f"started Tansu (Kafka protocol) at {bootstrap}, log {self._broker.workdir}")
+        await ensure_topics(bootstrap)
+        self.say("relay", "topics ready")
+        env = self.environment(bootstrap)
+        for index, service in enumerate(self.services):
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                module_of(service),
+                cwd=self.root,
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
+            self._children[service] = process
+            self._pumps.append(asyncio.create_task(self._pump(service, process, _COLOURS[index % len(_COLOURS)])))
+            self.say("relay", f"started {service} (pid {process.pid})")
+
+    async def _pump(self, service: str, process: asyncio.subprocess.Process, colour: str) -> None:
+        assert process.stdout is not None
+        async for raw in process.stdout:
+            self.say(service, raw.decode(errors="replace"), colour)
+
+    async def wait_ready(self, within_s: float = 90.0) -> None:
+        url = f"http://127.0.0.1:{self.api_port}/readyz"
+        deadline = time.monotonic() + within_s
+        async with aiohttp.ClientSession() as session:
+            while time.monotonic() < deadline:
+                self.check_children()
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                    async with session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as response:
+                        if response.status == 200:
+                            return
+                await asyncio.sleep(0.25)
+        raise TimeoutError(f"the ingest API did not become ready at {url} within {within_s:.0f}s")
+
+    def check_children(self) -> None:
+        for service, process in self._children.items():
+            if process.returncode is not None:
+                raise RuntimeError(f"{service} exited with code {process.returncode}")
+
+    def banner(self) -> str:
+        api = f"http://127.0.0.1:{self.api_port}"
+        return "\n".join(
+            [
+                f"Recipe Relay is up: {api}  (services: {', '.join(self.services)})",
+                f"  try:  curl -s -X POST '{api}/api/v2/recipe/order?apikey=demo-key' -H 'Content-Type: application/json' \\",
+                '          -d \'[{"recipeId":"999-63CHGJokGoxPfSba","orderNumber":"1022","orderId":"6182665224482",'
+                '"itemId":"1","itemQuantity":2}]\'',
+                f"        curl -s '{api}/api/v2/orders?orderNumber=1022' -H 'Authorization: Bearer demo-key'",
+                "  Ctrl-C stops everything.",
+            ]
+        )
+
+    async def run_until_stopped(self) -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        while not stop.is_set():
+            try:
+                self.check_children()
+            except RuntimeError as error:
+                self.say("relay", f"{error}; stopping the suite")
+                return 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+        return 0
+
+    async def stop(self) -> None:
+        for service, process in self._children.items():
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+                self.say("relay", f"stopping {service}")
+        for process in self._children.values():
+            try:
+                await asyncio.wait_for(process.wait(), 30)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                await process.wait()
+        for pump in self._pumps:
+            pump.cancel()
+        if self._broker is not None:
+            self._broker.stop()
+        self.say("relay", "stopped")
+
+
+async def run_dev(root: Path, var: Path, api_port: int) -> int:
+    stack = DevStack(root=root, var=var, api_port=api_port, services=discover_services(root))
+    try:
+        await stack.start()
+        await stack.wait_ready()
+        stack.say("relay", stack.banner())
+        return await stack.run_until_stopped()
+    finally:
+        await stack.stop()

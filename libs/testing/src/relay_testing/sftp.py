@@ -1,0 +1,1 @@
+"""Fixture module for sftp (filled in by the work that needs it)."""

@@ -1,0 +1,1 @@
+"""Fixture module for webhooks (filled in by the work that needs it)."""
