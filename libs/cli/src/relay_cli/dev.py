@@ -48,7 +48,7 @@ class DevStack:
         prefix = f"{source:>20} | "
         if self._colour:
             prefix = f"\x1b[{colour}m{prefix}\x1b[0m"
-        sys.stdout.write(prefix + line.rstrip("\n") + "\n")
+        sys.stdout.write("".join(prefix + part + "\n" for part in line.rstrip("\n").split("\n")))
         sys.stdout.flush()
 
     def _signing_key(self) -> str:
@@ -85,7 +85,8 @@ class DevStack:
             port = 9092 if not port_answers(9092) else free_port()
             self._broker = TansuBroker(self.var / "dev" / "logs", port=port).start()
             bootstrap = self._broker.bootstrap
-            self.say("relay", f"started Tansu (Kafka protocol) at {bootstrap}, log {self._broker.workdir}")
+            pid = self._broker.server.pid if self._broker.server else "?"
+            self.say("relay", f"started tansu (pid {pid}), Kafka protocol at {bootstrap}")
         await ensure_topics(bootstrap)
         self.say("relay", "topics ready")
         env = self.environment(bootstrap)
@@ -132,7 +133,8 @@ class DevStack:
         return "\n".join(
             [
                 f"Recipe Relay is up: {api}  (services: {', '.join(self.services)})",
-                f"  try:  curl -s -X POST '{api}/api/v2/recipe/order?apikey=demo-key' -H 'Content-Type: application/json' \\",
+                f"  try:  curl -s -X POST '{api}/api/v2/recipe/order?apikey=demo-key' \\",
+                "          -H 'Content-Type: application/json' \\",
                 '          -d \'[{"recipeId":"999-63CHGJokGoxPfSba","orderNumber":"1022","orderId":"6182665224482",'
                 '"itemId":"1","itemQuantity":2}]\'',
                 f"        curl -s '{api}/api/v2/orders?orderNumber=1022' -H 'Authorization: Bearer demo-key'",

@@ -1,0 +1,5 @@
+"""``python -m relay_cli`` is the ``relay`` command."""
+
+from relay_cli.main import app
+
+app()
