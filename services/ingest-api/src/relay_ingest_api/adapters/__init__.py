@@ -1,0 +1,1 @@
+"""The I/O of the ingest API: Kafka producer, association-store client."""

@@ -1,0 +1,43 @@
+"""Client of the association store's internal HTTP API (order lookups, readiness)."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from relay_platform.errors import TransientError
+
+LOOKUP_PATH = "/internal/v1/orders"
+
+
+class UpstreamError(TransientError):
+    """The association store answered, but not with something we can relay."""
+
+
+class AssociationStoreClient:
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, *, retry_after_s: int) -> None:
+        self._session = session
+        self._base_url = base_url.rstrip("/")
+        self._retry_after_s = retry_after_s
+
+    async def find_orders(self, tenant: str, field: str, value: str) -> bytes:
+        """The store's JSON answer, unchanged; the tenant is always the caller's, never the client's input."""
+        try:
+            async with self._session.get(
+                self._base_url + LOOKUP_PATH, params={"tenant": tenant, field: value}
+            ) as response:
+                body = await response.read()
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise TransientError("association store unreachable", retry_after_s=self._retry_after_s) from error
+        if status == 200:
+            return body
+        if status >= 500:
+            raise TransientError(f"association store answered {status}", retry_after_s=self._retry_after_s)
+        raise UpstreamError(f"association store answered {status}")
+
+    async def ready(self) -> bool:
+        try:
+            async with self._session.get(self._base_url + "/readyz") as response:
+                return response.status == 200
+        except (aiohttp.ClientError, TimeoutError):
+            return False

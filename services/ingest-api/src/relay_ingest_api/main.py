@@ -1,0 +1,73 @@
+"""Composition root: ``create_app(settings) -> web.Application``; resources open once in ``cleanup_ctx``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+from opentelemetry.sdk.trace import TracerProvider
+
+from relay_ingest_api import handlers
+from relay_ingest_api.adapters.association_store import AssociationStoreClient
+from relay_ingest_api.adapters.kafka import EventPublisher
+from relay_ingest_api.middleware import SafeAccessLogger, error_middleware
+from relay_ingest_api.ratelimit import KeyRateLimiter
+from relay_ingest_api.settings import SERVICE, Settings
+from relay_ingest_api.state import ASSOCIATIONS, LIMITER, OBJECTS, PUBLISHER, SETTINGS, SIGNER, TENANTS
+from relay_platform.broker import make_broker
+from relay_platform.links import LinkSigner
+from relay_platform.objectstore_settings import open_object_store
+from relay_platform.tenants import load_tenants
+
+
+def create_app(settings: Settings | None = None, *, tracer_provider: TracerProvider | None = None) -> web.Application:
+    """The ingest API; raises ``ConfigError`` for a bad tenant file."""
+    settings = settings or Settings()
+    app = web.Application(client_max_size=settings.max_body, middlewares=[error_middleware(tracer_provider)])
+    app[SETTINGS] = settings
+    app[TENANTS] = load_tenants(settings.tenants_file)
+    app[LIMITER] = KeyRateLimiter()
+    app[SIGNER] = LinkSigner(settings.links)
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        broker = make_broker(settings.kafka, service=SERVICE, tracer_provider=tracer_provider)
+        publisher = EventPublisher(
+            broker,
+            bootstrap_servers=settings.kafka.bootstrap_servers,
+            publish_timeout_s=settings.publish_timeout_s,
+            retry_after_s=settings.retry_after_s,
+        )
+        # Connects in the background: the API starts (answering 503 / readyz 503) while Kafka is down.
+        publisher.start()
+        timeout = aiohttp.ClientTimeout(total=settings.association_store_timeout_s)
+        try:
+            async with (
+                open_object_store(settings.object_store) as objects,
+                aiohttp.ClientSession(timeout=timeout, raise_for_status=False) as session,
+            ):
+                app[PUBLISHER] = publisher
+                app[OBJECTS] = objects
+                app[ASSOCIATIONS] = AssociationStoreClient(
+                    session, settings.association_store_url, retry_after_s=settings.retry_after_s
+                )
+                yield
+        finally:
+            await publisher.close()
+
+    app.cleanup_ctx.append(resources)
+    app.add_routes(handlers.routes)
+    return app
+
+
+def make_runner(app: web.Application) -> web.AppRunner:
+    """An ``AppRunner`` whose access log never prints query strings (``apikey=``) or link tokens."""
+    return web.AppRunner(app, access_log_class=SafeAccessLogger)
+
+
+async def start_server(app: web.Application, host: str, port: int) -> web.AppRunner:
+    """Start serving ``app`` on ``host:port`` (0 picks a free port; see ``runner.addresses``)."""
+    runner = make_runner(app)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner

@@ -1,0 +1,120 @@
+"""The one place errors become HTTP answers (always the JSON error body), plus a server span per request."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.typedefs import Handler, Middleware
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_response import StreamResponse
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, TracerProvider
+
+from relay_ingest_api.adapters.association_store import UpstreamError
+from relay_ingest_api.ratelimit import RateLimitedError
+from relay_ingest_api.schemas import ErrorBody, Problem
+from relay_ingest_api.service import IngestError
+from relay_platform.errors import TransientError
+from relay_platform.links import LinkExpiredError, LinkInvalidError
+from relay_platform.objectstore import ObjectNotFoundError
+
+logger = logging.getLogger("relay.ingest_api")
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    problems: list[Problem] | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    body = ErrorBody(error=code, message=message, problems=problems)
+    return web.Response(
+        status=status,
+        text=body.model_dump_json(exclude_none=True),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def _from_http_exception(error: web.HTTPException) -> web.Response:
+    # aiohttp's own answers (unknown route, wrong method, body over client_max_size) in our JSON shape.
+    headers = {k: v for k, v in error.headers.items() if k.lower() in {"allow", "retry-after"}}
+    code = _HTTP_CODES.get(error.status, "http_error")
+    if error.status == 413:
+        code = "body_too_large"
+    return error_response(error.status, code, error.reason, headers=headers)
+
+
+def error_middleware(tracer_provider: TracerProvider | None) -> Middleware:
+    tracer = trace.get_tracer("relay.ingest_api", tracer_provider=tracer_provider)
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        with tracer.start_as_current_span(f"{request.method} {route}", kind=SpanKind.SERVER):
+            return await _answer(request, handler)
+
+    return middleware
+
+
+async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except IngestError as error:
+        headers = {"WWW-Authenticate": 'Bearer realm="recipe-relay"'} if error.status == 401 else None
+        return error_response(error.status, error.code, error.message, error.problems, headers)
+    except RateLimitedError as error:
+        return error_response(429, "rate_limited", str(error), headers={"Retry-After": str(error.retry_after_s)})
+    except LinkExpiredError:
+        return error_response(410, "link_expired", "this download link has expired")
+    except LinkInvalidError:
+        return error_response(404, "not_found", "no such file")
+    except ObjectNotFoundError:
+        return error_response(404, "not_found", "not found")
+    except UpstreamError as error:
+        logger.warning("upstream error: %s", error)
+        return error_response(502, "upstream_error", "the association store gave an unusable answer")
+    except TransientError as error:
+        logger.warning("unavailable: %s", error)
+        retry_after = str(round(error.retry_after_s or 1))
+        return error_response(503, "unavailable", f"{error}; try again later", headers={"Retry-After": retry_after})
+    except web.HTTPException as error:
+        if error.status >= 400:
+            return _from_http_exception(error)
+        raise
+    except Exception:
+        # Last resort so even a bug answers in the JSON error shape; the request body is never logged.
+        logger.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "internal error")
+
+
+class SafeAccessLogger(AbstractAccessLogger):
+    """Method, path, status, size, duration: never the query string (``apikey=``) nor a link token."""
+
+    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        path = request.path
+        if path.startswith("/files/"):
+            path = "/files/<token>"
+        self.logger.info(
+            "%s %s %s %s %.1fms",
+            request.method,
+            path,
+            response.status,
+            response.body_length,
+            time * 1000,
+            extra={"http_method": request.method, "http_path": path, "http_status": response.status},
+        )

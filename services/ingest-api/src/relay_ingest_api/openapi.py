@@ -1,0 +1,299 @@
+"""The OpenAPI 3.1 document of the ingest API, built from the pydantic models and the seed 001 schema."""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import cache
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from relay_contracts.recipe import recipe_schema
+from relay_ingest_api.schemas import (
+    Accepted,
+    ErrorBody,
+    Health,
+    OrderAssociation,
+    OrderLifecycleEvent,
+    OrdersFound,
+    Readiness,
+    RecipeCreated,
+)
+
+_REF = "#/components/schemas/{model}"
+_SECURED: list[dict[str, list[str]]] = [{"apiKeyQuery": []}, {"bearerAuth": []}]
+
+_ERRORS = {
+    "400": ("BadRequest", "Malformed JSON or invalid fields; `problems` lists each bad field by JSON pointer."),
+    "401": ("UnauthorizedError", "No API key, or an unknown one."),
+    "403": ("ForbiddenError", "The API key lacks the needed permission."),
+    "404": ("NotFoundError", "No such resource (also for another tenant's key-protected recipe)."),
+    "410": ("Gone", "The download link has expired."),
+    "413": ("TooLargeError", "Too many items or too many bytes."),
+    "429": ("TooManyRequests", "Over the API key's rate limit; retry after `Retry-After` seconds."),
+    "502": ("BadGateway", "The association store gave an unusable answer."),
+    "503": ("Unavailable", "A backing service is unreachable; retry after `Retry-After` seconds."),
+}
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+
+
+def _model_schemas() -> dict[str, Any]:
+    models: list[tuple[type[BaseModel], JsonSchemaMode]] = [
+        (OrderAssociation, "validation"),
+        (OrderLifecycleEvent, "validation"),
+        (Accepted, "serialization"),
+        (RecipeCreated, "serialization"),
+        (ErrorBody, "serialization"),
+        (Health, "serialization"),
+        (Readiness, "serialization"),
+        (OrdersFound, "serialization"),
+    ]
+    _, top = models_json_schema(models, ref_template=_REF)
+    schemas: dict[str, Any] = top["$defs"]
+    return schemas
+
+
+def _recipe_schemas() -> dict[str, Any]:
+    """The seed 001 schema with its ``$defs`` hoisted into components (refs rewritten to match)."""
+    text = json.dumps(recipe_schema()).replace('"#/$defs/', '"#/components/schemas/')
+    schema: dict[str, Any] = json.loads(text)
+    defs: dict[str, Any] = schema.pop("$defs", {})
+    for keyword in ("$schema", "$id"):
+        schema.pop(keyword, None)
+    saved = copy.deepcopy(schema)
+    saved["title"] = "RecipeInput"
+    saved["description"] = "A recipe to save; `id` and `created` are assigned when absent."
+    saved.pop("required", None)
+    # The API also insists the ID is the tenant's: ``<prefix>-<1-100 safe characters>``.
+    saved["properties"] = {
+        **saved["properties"],
+        "id": {**saved["properties"]["id"], "pattern": "^[A-Za-z0-9]{1,16}-[A-Za-z0-9_-]{1,100}$"},
+    }
+    return {**defs, "Recipe": schema, "RecipeInput": saved}
+
+
+def _json_content(ref: str) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}
+
+
+def _responses(ok: dict[str, Any], *errors: str) -> dict[str, Any]:
+    responses = dict(ok)
+    for status in errors:
+        name = _ERRORS[status][0]
+        responses[status] = {"$ref": f"#/components/responses/{name}"}
+    return responses
+
+
+def _batch_body(model: str, max_items: int, description: str) -> dict[str, Any]:
+    return {
+        "required": True,
+        "description": description,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "array",
+                    "maxItems": max_items,
+                    "items": {"$ref": f"#/components/schemas/{model}"},
+                }
+            }
+        },
+    }
+
+
+def _accepted() -> dict[str, Any]:
+    return {"202": {"description": "Every event is durably published.", "content": _json_content("Accepted")}}
+
+
+@cache
+def openapi_document(*, max_items: int, max_body: int) -> dict[str, Any]:
+    """Every endpoint, its parameters, bodies, status codes and security, as OpenAPI 3.1."""
+    schemas = {**_model_schemas(), **_recipe_schemas()}
+    criterion = {"type": "string", "minLength": 1, "maxLength": 128}
+    lookup_params = [
+        {
+            # One exploded object so the document can say "exactly one of" (form style: ?orderNumber=1001).
+            "name": "criteria",
+            "in": "query",
+            "required": True,
+            "style": "form",
+            "explode": True,
+            "description": "Exactly one of orderNumber, orderId or recipeId.",
+            "schema": {
+                "type": "object",
+                "properties": {"orderNumber": criterion, "orderId": criterion, "recipeId": criterion},
+                "minProperties": 1,
+                "maxProperties": 1,
+                "additionalProperties": False,
+            },
+        }
+    ]
+    size_note = f"At most {max_items} items and {max_body} bytes per request."
+    paths: dict[str, Any] = {
+        "/api/v2/recipe/order": {
+            "post": {
+                "operationId": "linkOrderRecipes",
+                "summary": "Associate order line items with recipes (seed 002).",
+                "description": "Fields outside the allow-list (PII) are dropped and counted. " + size_note,
+                "security": _SECURED,
+                "requestBody": _batch_body("OrderAssociation", max_items, "Order-to-recipe associations."),
+                "responses": _responses(_accepted(), "400", "401", "403", "413", "429", "503"),
+            }
+        },
+        "/api/v2/orders/events": {
+            "post": {
+                "operationId": "postOrderEvents",
+                "summary": "Order lifecycle events in a batch (created, updated, cancelled, refunded, returned).",
+                "description": "Safe to resend: event IDs are stable. " + size_note,
+                "security": _SECURED,
+                "requestBody": _batch_body("OrderLifecycleEvent", max_items, "Order lifecycle events."),
+                "responses": _responses(_accepted(), "400", "401", "403", "413", "429", "503"),
+            }
+        },
+        "/api/v2/recipes": {
+            "post": {
+                "operationId": "saveRecipe",
+                "summary": "Save a recipe (seed 001 schema); it is then served at /recipe/<id>.json.",
+                "security": _SECURED,
+                "requestBody": {"required": True, "content": _json_content("RecipeInput")},
+                "responses": _responses(
+                    {
+                        "201": {
+                            "description": "Stored and announced.",
+                            "headers": {"Location": {"schema": {"type": "string"}}},
+                            "content": _json_content("RecipeCreated"),
+                        }
+                    },
+                    "400",
+                    "401",
+                    "403",
+                    "413",
+                    "429",
+                    "503",
+                ),
+            }
+        },
+        "/recipe/{id}.json": {
+            "get": {
+                "operationId": "getRecipe",
+                "summary": "A saved recipe; public by ID or key-protected, per tenant.",
+                "security": [{}, *_SECURED],
+                "parameters": [
+                    {
+                        "name": "id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^[A-Za-z0-9]{1,16}-[A-Za-z0-9_-]{1,100}$"},
+                    }
+                ],
+                "responses": _responses(
+                    {"200": {"description": "The recipe JSON as saved.", "content": _json_content("Recipe")}},
+                    "401",
+                    "403",
+                    "404",
+                    "429",
+                    "503",
+                ),
+            }
+        },
+        "/files/{token}": {
+            "get": {
+                "operationId": "getFile",
+                "summary": "An artifact behind a signed, expiring download link.",
+                "parameters": [{"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": _responses(
+                    {
+                        "200": {
+                            "description": "The file, with its name in Content-Disposition.",
+                            "headers": {"Content-Disposition": {"schema": {"type": "string"}}},
+                            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+                        }
+                    },
+                    "404",
+                    "410",
+                    "503",
+                ),
+            }
+        },
+        "/api/v2/orders": {
+            "get": {
+                "operationId": "findOrders",
+                "summary": "The caller's tenant's orders by order number, order ID or recipe ID.",
+                "security": _SECURED,
+                "parameters": lookup_params,
+                "responses": _responses(
+                    {"200": {"description": "Matching orders.", "content": _json_content("OrdersFound")}},
+                    "400",
+                    "401",
+                    "403",
+                    "429",
+                    "502",
+                    "503",
+                ),
+            }
+        },
+        "/healthz": {
+            "get": {
+                "operationId": "healthz",
+                "summary": "The process is alive.",
+                "responses": {"200": {"description": "Alive.", "content": _json_content("Health")}},
+            }
+        },
+        "/readyz": {
+            "get": {
+                "operationId": "readyz",
+                "summary": "Broker, object store and association store all answer.",
+                "responses": {
+                    "200": {"description": "Ready.", "content": _json_content("Readiness")},
+                    "503": {
+                        "description": "Something is down (named in checks).",
+                        "content": _json_content("Readiness"),
+                    },
+                },
+            }
+        },
+        "/api/v2/openapi.json": {
+            "get": {
+                "operationId": "openapi",
+                "summary": "This document.",
+                "responses": {
+                    "200": {
+                        "description": "OpenAPI 3.1.",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
+            }
+        },
+    }
+    responses = {
+        name: {
+            "description": description,
+            "content": _json_content("ErrorBody"),
+            **({"headers": _RETRY_AFTER} if status in {"429", "503"} else {}),
+        }
+        for status, (name, description) in _ERRORS.items()
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Recipe Relay ingest API",
+            "version": "2.0.0",
+            "description": "Orders, order-to-recipe associations, recipes, lookups and download links.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "responses": responses,
+            "securitySchemes": {
+                "apiKeyQuery": {"type": "apiKey", "in": "query", "name": "apikey"},
+                "bearerAuth": {"type": "http", "scheme": "bearer"},
+            },
+        },
+    }

@@ -1,0 +1,150 @@
+"""The HTTP API's request and response bodies; their JSON Schemas also build the OpenAPI document."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
+from pydantic.alias_generators import to_camel
+
+from relay_contracts.messages import ID_TEXT
+
+Id = Annotated[StrictStr, Field(min_length=1, max_length=ID_TEXT)]
+
+
+def _json_integer(value: object) -> object:
+    # JSON Schema's "integer" includes 2.0; strings, booleans and 2.5 stay errors (StrictInt).
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Quantity = Annotated[StrictInt, Field(ge=0, le=1_000_000), BeforeValidator(_json_integer)]
+
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def _rfc3339_text(value: object) -> object:
+    # pydantic alone would also take epoch numbers and other ISO shapes; seed 003 asks for RFC 3339 strings.
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise ValueError("must be an RFC 3339 date-time with a time zone, e.g. 2025-01-31T12:00:00Z")
+    return value
+
+
+Rfc3339 = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
+
+
+class ApiModel(BaseModel):
+    """Wire names are exactly the seed's camelCase names; unknown fields are scrubbed before validation."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_alias=True,
+        validate_by_name=True,  # harmless: the scrub keeps only camelCase keys
+        serialize_by_alias=True,
+        frozen=True,
+        # Unknown fields are dropped by the PII scrub (and counted), not rejected: the schema allows them.
+        extra="ignore",
+    )
+
+
+class OrderAssociation(ApiModel):
+    """Seed 002: one order-to-recipe association descriptor."""
+
+    recipe_id: Id = Field(description="Recipe ID used on an item.")
+    order_number: Id = Field(description="Order number.")
+    order_id: Id | None = Field(default=None, description="Order ID, if different from order number.")
+    item_id: Id = Field(description="Line item ID.")
+    item_quantity: Quantity = Field(description="Line item quantity.")
+
+
+class LifecycleItem(ApiModel):
+    recipe_id: Id
+    item_id: Id
+    item_quantity: Quantity
+
+
+LifecycleType = Literal["created", "updated", "cancelled", "refunded", "returned"]
+
+
+class OrderLifecycleEvent(ApiModel):
+    """Something happened to an order in the OMS (seed 003: batches, safe resends, occurred_at)."""
+
+    event_id: Id | None = Field(
+        default=None, description="Idempotency key; derived from the business keys and occurredAt when absent."
+    )
+    type: LifecycleType
+    order_id: Id
+    order_number: Id
+    items: Annotated[list[LifecycleItem], Field(max_length=1000)] | None = Field(
+        default=None, description="The order's full item list; absent means unchanged."
+    )
+    occurred_at: Rfc3339 = Field(description="When it happened in the OMS (RFC 3339 with a time zone).")
+
+
+class Accepted(ApiModel):
+    accepted: int = Field(ge=0, description="Events published (durably) for this request.")
+    dropped_fields: int = Field(ge=0, description="Fields discarded by the PII allow-list.")
+
+
+class RecipeCreated(ApiModel):
+    id: str
+    url: str = Field(description="Where the recipe JSON is served.")
+
+
+class Problem(ApiModel):
+    pointer: str = Field(description="JSON pointer (RFC 6901) into the request body.")
+    message: str
+
+
+class ErrorBody(ApiModel):
+    error: str = Field(description="Stable machine-readable code.")
+    message: str
+    problems: list[Problem] | None = None
+
+
+class Health(ApiModel):
+    status: Literal["ok"]
+
+
+class Readiness(ApiModel):
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, Literal["up", "down"]]
+
+
+class PassThrough(BaseModel):
+    """Bodies relayed from the association store: documented fields, more may appear."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, validate_by_alias=True, validate_by_name=True, serialize_by_alias=True, extra="allow"
+    )
+
+
+class OrderLookupItem(PassThrough):
+    recipe_id: str
+    item_id: str
+    item_quantity: int
+
+
+class OrderLookupDelivery(PassThrough):
+    integration: str
+    type: str
+    recipe_id: str
+    trigger: str
+    status: str
+    attempts: int
+    last_error: str | None = None
+    files: list[Any] = Field(default_factory=list)
+
+
+class OrderLookup(PassThrough):
+    order_id: str
+    order_number: str
+    status: str | None = None
+    items: list[OrderLookupItem] = Field(default_factory=list)
+    deliveries: list[OrderLookupDelivery] = Field(default_factory=list)
+
+
+class OrdersFound(PassThrough):
+    orders: list[OrderLookup]

@@ -1,0 +1,348 @@
+"""Pure logic of the ingest API: PII allow-list scrubbing, validation with JSON pointers, IDs and events.
+
+Nothing here knows HTTP or Kafka; handlers call these functions and turn ``IngestError`` into responses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import secrets
+import string
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, Literal, TypeVar
+from urllib.parse import quote
+
+from pydantic import AwareDatetime, BaseModel, TypeAdapter, ValidationError
+
+from relay_contracts.messages import (
+    SHORT_TEXT,
+    OrderEventOccurred,
+    OrderItem,
+    RecipeSaved,
+    recipe_object_key,
+    stable_id,
+)
+from relay_contracts.recipe import validate_recipe
+from relay_ingest_api.schemas import LifecycleItem, OrderAssociation, OrderLifecycleEvent, Problem
+
+# Seed 002: only non-personal metadata survives; everything else is dropped before it is published or logged.
+ASSOCIATION_FIELDS = frozenset({"recipeId", "orderNumber", "orderId", "itemId", "itemQuantity"})
+LIFECYCLE_FIELDS = frozenset({"eventId", "type", "orderId", "orderNumber", "items", "occurredAt"})
+LIFECYCLE_ITEM_FIELDS = frozenset({"recipeId", "itemId", "itemQuantity"})
+
+BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
+RECIPE_ID_RANDOM_LENGTH = 16
+RECIPE_ID_SUFFIX = r"[A-Za-z0-9_-]{1,100}"
+LOOKUP_FIELDS = ("orderNumber", "orderId", "recipeId")
+
+LookupField = Literal["orderNumber", "orderId", "recipeId"]
+RecipeAccess = Literal["allow", "unauthenticated", "forbidden", "hidden"]
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+
+
+class IngestError(Exception):
+    """A request the API refuses; ``code`` and ``message`` are safe to return (never echo the input)."""
+
+    status = 400
+
+    def __init__(self, code: str, message: str, problems: list[Problem] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.problems = problems
+
+
+class InvalidInputError(IngestError):
+    status = 400
+
+
+class TooLargeError(IngestError):
+    status = 413
+
+
+@dataclass(frozen=True, slots=True)
+class Scrubbed(Generic[T]):
+    """Validated records plus how many fields the allow-list discarded."""
+
+    records: list[T]
+    dropped_fields: int
+
+
+def escape_pointer_part(part: object) -> str:
+    return str(part).replace("~", "~0").replace("/", "~1")
+
+
+def pointer(*parts: object) -> str:
+    return "".join("/" + escape_pointer_part(p) for p in parts)
+
+
+def parse_json(raw: bytes) -> object:
+    """The request body as JSON; a malformed one becomes a 400 that does not echo the input."""
+    try:
+        document: object = json.loads(raw)
+    except UnicodeDecodeError as error:
+        raise InvalidInputError("malformed_json", "request body is not UTF-8 encoded JSON") from error
+    except json.JSONDecodeError as error:
+        raise InvalidInputError(
+            "malformed_json", f"request body is not valid JSON: {error.msg} at line {error.lineno}"
+        ) from error
+    except RecursionError as error:
+        raise InvalidInputError("malformed_json", "request body is nested too deeply") from error
+    return document
+
+
+def scrub(record: Mapping[str, Any], allowed: frozenset[str]) -> tuple[dict[str, Any], int]:
+    """Keep only allow-listed keys; return the kept mapping and how many keys were dropped."""
+    kept = {key: value for key, value in record.items() if key in allowed}
+    return kept, len(record) - len(kept)
+
+
+def _scrub_association(record: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
+    return scrub(record, ASSOCIATION_FIELDS)
+
+
+def _scrub_lifecycle(record: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
+    kept, dropped = scrub(record, LIFECYCLE_FIELDS)
+    items = kept.get("items")
+    if isinstance(items, list):
+        clean_items: list[Any] = []
+        for item in items:
+            if isinstance(item, dict):
+                clean, item_dropped = scrub(item, LIFECYCLE_ITEM_FIELDS)
+                dropped += item_dropped
+                clean_items.append(clean)
+            else:
+                clean_items.append(item)
+        kept["items"] = clean_items
+    return kept, dropped
+
+
+def _problems(index: int, error: ValidationError) -> list[Problem]:
+    # The message only: pydantic's ``input`` would echo what may be personal data.
+    return [Problem(pointer=pointer(index, *e["loc"]), message=e["msg"]) for e in error.errors(include_url=False)]
+
+
+def _parse_batch(
+    document: object,
+    *,
+    max_items: int,
+    model: type[M],
+    scrubber: Callable[[Mapping[str, Any]], tuple[dict[str, Any], int]],
+) -> Scrubbed[M]:
+    if not isinstance(document, list):
+        raise InvalidInputError(
+            "invalid_body", "the body must be a JSON array", [Problem(pointer="", message="must be an array")]
+        )
+    if len(document) > max_items:
+        raise TooLargeError("too_many_items", f"at most {max_items} items per request; got {len(document)}")
+    records: list[M] = []
+    problems: list[Problem] = []
+    dropped = 0
+    for index, raw in enumerate(document):
+        if not isinstance(raw, dict):
+            problems.append(Problem(pointer=pointer(index), message="must be an object"))
+            continue
+        clean, dropped_here = scrubber(raw)
+        dropped += dropped_here
+        try:
+            records.append(model.model_validate(clean))
+        except ValidationError as error:
+            problems.extend(_problems(index, error))
+    if problems:
+        raise InvalidInputError("invalid_fields", f"{len(problems)} invalid field(s) in the batch", problems)
+    return Scrubbed(records, dropped)
+
+
+def parse_associations(document: object, *, max_items: int) -> Scrubbed[OrderAssociation]:
+    """Seed 002 association descriptors, scrubbed to the allow-list and validated item by item."""
+    return _parse_batch(document, max_items=max_items, model=OrderAssociation, scrubber=_scrub_association)
+
+
+def parse_lifecycle_events(document: object, *, max_items: int) -> Scrubbed[OrderLifecycleEvent]:
+    """A batch of order lifecycle events, scrubbed to the allow-list and validated event by event."""
+    return _parse_batch(document, max_items=max_items, model=OrderLifecycleEvent, scrubber=_scrub_lifecycle)
+
+
+def _utc_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+def link_events(tenant: str, associations: list[OrderAssociation], received_at: datetime) -> list[OrderEventOccurred]:
+    """One ``linked`` event per association; the ID hashes the business keys so a resent batch dedupes."""
+    events = []
+    for a in associations:
+        order_id = a.order_id or a.order_number
+        events.append(
+            OrderEventOccurred(
+                event_id=stable_id(
+                    "linked", tenant, order_id, a.order_number, a.item_id, a.recipe_id, str(a.item_quantity)
+                ),
+                tenant=tenant,
+                type="linked",
+                order_id=order_id,
+                order_number=a.order_number,
+                items=(OrderItem(recipe_id=a.recipe_id, item_id=a.item_id, item_quantity=a.item_quantity),),
+                occurred_at=received_at,
+            )
+        )
+    return events
+
+
+def lifecycle_event_id(tenant: str, event: OrderLifecycleEvent) -> str:
+    """The client's ``eventId`` scoped to the tenant (one tenant cannot collide with another's), else the
+    business keys plus ``occurredAt``."""
+    if event.event_id is not None:
+        return stable_id("client", tenant, event.event_id)
+    return stable_id(event.type, tenant, event.order_id, event.order_number, _utc_text(event.occurred_at))
+
+
+def lifecycle_events(tenant: str, events: list[OrderLifecycleEvent]) -> list[OrderEventOccurred]:
+    """One ``OrderEventOccurred`` per lifecycle event, keeping the OMS's ``occurredAt``."""
+    return [
+        OrderEventOccurred(
+            event_id=lifecycle_event_id(tenant, e),
+            tenant=tenant,
+            type=e.type,
+            order_id=e.order_id,
+            order_number=e.order_number,
+            items=None if e.items is None else tuple(_order_item(i) for i in e.items),
+            occurred_at=e.occurred_at,
+        )
+        for e in events
+    ]
+
+
+def _order_item(item: LifecycleItem) -> OrderItem:
+    return OrderItem(recipe_id=item.recipe_id, item_id=item.item_id, item_quantity=item.item_quantity)
+
+
+# --- recipes -----------------------------------------------------------------------------------------------------
+
+
+def new_recipe_id(prefix: str) -> str:
+    """``<prefix>-<16 base62 characters>`` from a CSPRNG: the ID alone may grant read access."""
+    return f"{prefix}-" + "".join(secrets.choice(BASE62) for _ in range(RECIPE_ID_RANDOM_LENGTH))
+
+
+def is_recipe_id(recipe_id: str) -> bool:
+    """A syntactically possible recipe ID (prefix, dash, safe characters): anything else is never stored."""
+    return re.fullmatch(r"[A-Za-z0-9]{1,16}-" + RECIPE_ID_SUFFIX, recipe_id) is not None
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRecipe:
+    recipe_id: str
+    body: bytes
+    temporary: bool
+    name: str | None
+    style_code: str | None
+    created: datetime
+
+    @property
+    def key(self) -> str:
+        return recipe_object_key(self.recipe_id)
+
+
+_aware = TypeAdapter(AwareDatetime)
+
+
+def prepare_recipe(document: object, *, tenant_prefix: str, now: datetime) -> PreparedRecipe:
+    """Assign ``id``/``created`` when absent, check the ID belongs to the tenant, validate against seed 001."""
+    if not isinstance(document, dict):
+        raise InvalidInputError(
+            "invalid_recipe", "a recipe must be a JSON object", [Problem(pointer="", message="must be an object")]
+        )
+    recipe = dict(document)
+    problems: list[Problem] = []
+    recipe.setdefault("id", new_recipe_id(tenant_prefix))
+    recipe.setdefault("created", rfc3339(now))
+    recipe_id = recipe["id"]
+    if isinstance(recipe_id, str) and not re.fullmatch(re.escape(tenant_prefix) + "-" + RECIPE_ID_SUFFIX, recipe_id):
+        problems.append(
+            Problem(
+                pointer="/id",
+                message=f"must be '{tenant_prefix}-' followed by 1-100 letters, digits, '-' or '_'",
+            )
+        )
+    problems.extend(Problem(pointer=p.pointer, message=p.message) for p in validate_recipe(recipe))
+    if problems:
+        raise InvalidInputError("invalid_recipe", f"the recipe breaks the schema in {len(problems)} place(s)", problems)
+    try:
+        created = _aware.validate_python(recipe["created"])
+    except ValidationError as error:
+        raise InvalidInputError(
+            "invalid_recipe", "created is not a usable timestamp", [Problem(pointer="/created", message="invalid")]
+        ) from error
+    name, style_code = recipe.get("name"), recipe.get("styleCode")
+    return PreparedRecipe(
+        recipe_id=str(recipe_id),
+        body=json.dumps(recipe, ensure_ascii=False).encode(),
+        temporary=recipe.get("temporaryRecipe") is True,
+        name=name[: SHORT_TEXT * 5] if isinstance(name, str) else None,
+        style_code=style_code[:SHORT_TEXT] if isinstance(style_code, str) else None,
+        created=created,
+    )
+
+
+def recipe_saved(tenant: str, recipe: PreparedRecipe, occurred_at: datetime) -> RecipeSaved:
+    """The claim-check event: the ID changes with the stored bytes, so a resave of the same JSON dedupes."""
+    return RecipeSaved(
+        event_id=stable_id("recipe-saved", tenant, recipe.recipe_id, hashlib.sha256(recipe.body).hexdigest()),
+        tenant=tenant,
+        recipe_id=recipe.recipe_id,
+        recipe_key=recipe.key,
+        temporary=recipe.temporary,
+        name=recipe.name,
+        style_code=recipe.style_code,
+        created=recipe.created,
+        occurred_at=occurred_at,
+    )
+
+
+def recipe_access(
+    *, read_mode: Literal["public", "key"], owner: str, requester: str | None, can_read: bool
+) -> RecipeAccess:
+    """Seed 001: public-by-ID or key-only per tenant. Another tenant's key sees "hidden" (404, like unknown)."""
+    if read_mode == "public":
+        return "allow"
+    if requester is None:
+        return "unauthenticated"
+    if requester != owner:
+        return "hidden"
+    return "allow" if can_read else "forbidden"
+
+
+# --- lookups, links, limits ------------------------------------------------------------------------------------
+
+
+def lookup_query(params: Mapping[str, str]) -> tuple[LookupField, str]:
+    """Exactly one of ``orderNumber``, ``orderId``, ``recipeId``."""
+    given = [(name, params[name]) for name in LOOKUP_FIELDS if name in params]
+    if len(given) != 1:
+        raise InvalidInputError("invalid_query", "give exactly one of orderNumber, orderId or recipeId")
+    name, value = given[0]
+    if not 1 <= len(value) <= 128:
+        raise InvalidInputError("invalid_query", f"{name} must be 1-128 characters")
+    field: LookupField = "orderNumber" if name == "orderNumber" else "orderId" if name == "orderId" else "recipeId"
+    return field, value
+
+
+def content_disposition(name: str) -> str:
+    """``attachment`` with an ASCII fallback and the exact UTF-8 name (RFC 6266 / 5987)."""
+    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name) or "download"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def retry_after_for_rate(per_second: float) -> int:
+    """Whole seconds until a full bucket has room for one more request (at least 1)."""
+    return max(1, math.ceil(1 / per_second))

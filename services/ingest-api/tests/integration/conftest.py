@@ -1,0 +1,223 @@
+"""Fixtures for the ingest-api integration tests: the real app on a real Tansu broker, a stub association store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+from opentelemetry.sdk.trace import TracerProvider
+
+from relay_ingest_api.main import create_app, start_server
+from relay_ingest_api.settings import Settings
+from relay_platform.links import LinkSettings
+from relay_platform.objectstore_settings import ObjectStoreSettings
+from relay_platform.settings import KafkaSettings
+
+TENANTS_FILE = Path(__file__).parent.parent / "tenants.yaml"
+SIGNING_KEY = "test-signing-key"
+PUBLIC_BASE = "http://relay.test"
+
+DEMO_WRITER = "demo-writer"
+DEMO_READER = "demo-reader"
+ACME_WRITER = "acme-writer"
+ACME_ORDERS_ONLY = "acme-orders-only"
+THROTTLED = "demo-throttled"
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@dataclass
+class AssociationStub:
+    """The association store's internal HTTP API, recording every lookup it receives."""
+
+    url: str = ""
+    lookups: list[dict[str, str]] = field(default_factory=list)
+    ready: bool = True
+
+
+@dataclass
+class Api:
+    url: str
+    settings: Settings
+    objects_dir: Path
+    session: aiohttp.ClientSession
+
+
+async def _start_stub(stub: AssociationStub) -> web.AppRunner:
+    async def orders(request: web.Request) -> web.Response:
+        query = dict(request.query)
+        stub.lookups.append(query)
+        tenant = query["tenant"]
+        body = {
+            "orders": [
+                {
+                    "orderId": f"{tenant}-order",
+                    "orderNumber": query.get("orderNumber", "1001"),
+                    "status": "created",
+                    "items": [{"recipeId": "999-x", "itemId": "i1", "itemQuantity": 1}],
+                    "deliveries": [],
+                }
+            ]
+        }
+        return web.json_response(body)
+
+    async def readyz(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"}, status=200 if stub.ready else 503)
+
+    app = web.Application()
+    app.router.add_get("/internal/v1/orders", orders)
+    app.router.add_get("/readyz", readyz)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    stub.url = f"http://{host}:{port}"
+    return runner
+
+
+@pytest.fixture(scope="session")
+async def association_stub() -> AsyncIterator[AssociationStub]:
+    stub = AssociationStub()
+    runner = await _start_stub(stub)
+    yield stub
+    await runner.cleanup()
+
+
+def make_settings(bootstrap: str, objects_dir: Path, association_store_url: str, **overrides: Any) -> Settings:
+    kafka = overrides.pop("kafka", None) or KafkaSettings(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+    return Settings(
+        host="127.0.0.1",
+        port=0,
+        kafka=kafka,
+        tenants_file=TENANTS_FILE,
+        association_store_url=association_store_url,
+        object_store=ObjectStoreSettings(url=f"file://{objects_dir}"),
+        links=LinkSettings.model_validate({"signing_key": SIGNING_KEY, "public_base_url": PUBLIC_BASE}),
+        **overrides,
+    )
+
+
+async def wait_ready(session: aiohttp.ClientSession, url: str, timeout_s: float = 30) -> None:
+    async with asyncio.timeout(timeout_s):
+        while True:
+            async with session.get(f"{url}/readyz") as response:
+                if response.status == 200:
+                    return
+            await asyncio.sleep(0.05)
+
+
+async def serve(settings: Settings) -> tuple[web.AppRunner, str]:
+    # A real tracer provider (as __main__ installs) so traceparent travels into Kafka headers.
+    app = create_app(settings, tracer_provider=TracerProvider())
+    runner = await start_server(app, settings.host, settings.port)
+    host, port = runner.addresses[0][:2]
+    return runner, f"http://{host}:{port}"
+
+
+@pytest.fixture(scope="session")
+async def api(
+    kafka_bootstrap: str, association_stub: AssociationStub, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Api]:
+    objects_dir = tmp_path_factory.mktemp("objects")
+    settings = make_settings(kafka_bootstrap, objects_dir, association_stub.url)
+    runner, url = await serve(settings)
+    async with aiohttp.ClientSession() as session:
+        await wait_ready(session, url)
+        yield Api(url=url, settings=settings, objects_dir=objects_dir, session=session)
+    await runner.cleanup()
+
+
+class TopicTail:
+    """Reads a topic from its current end (manual assignment: no group join), for asserting what was published."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.topic = topic
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        self.records: list[ConsumerRecord] = []
+
+    async def __aenter__(self) -> TopicTail:
+        await self.consumer.start()
+        partitions = self.consumer.partitions_for_topic(self.topic)
+        async with asyncio.timeout(20):
+            while not partitions:
+                await self.consumer.client.force_metadata_update()
+                partitions = self.consumer.partitions_for_topic(self.topic)
+        assigned = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        self.consumer.assign(assigned)
+        await self.consumer.seek_to_end(*assigned)
+        for tp in assigned:
+            await self.consumer.position(tp)  # pin the start now, before the action under test
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.consumer.stop()
+
+    async def wait_for(
+        self, predicate: Callable[[list[ConsumerRecord]], bool], timeout_s: float = 20
+    ) -> list[ConsumerRecord]:
+        async with asyncio.timeout(timeout_s):
+            while not predicate(self.records):
+                batches = await self.consumer.getmany(timeout_ms=200)
+                for records in batches.values():
+                    self.records.extend(records)
+        return self.records
+
+    async def drain(self, idle_s: float = 0.5) -> list[ConsumerRecord]:
+        """Whatever has arrived, reading until the topic stays quiet for ``idle_s``."""
+        while True:
+            batches = await self.consumer.getmany(timeout_ms=int(idle_s * 1000))
+            if not batches:
+                return self.records
+            for records in batches.values():
+                self.records.extend(records)
+
+
+def values(records: list[ConsumerRecord]) -> list[dict[str, Any]]:
+    return [json.loads(r.value) for r in records]
+
+
+@pytest.fixture
+def tail(kafka_bootstrap: str) -> Callable[[str], TopicTail]:
+    """``async with tail(topic) as t``: read what gets published to ``topic`` from now on."""
+    return lambda topic: TopicTail(kafka_bootstrap, topic)
+
+
+@pytest.fixture
+def ingest_server() -> Callable[..., AbstractAsyncContextManager[tuple[str, aiohttp.ClientSession]]]:
+    """``async with ingest_server(bootstrap, workdir, association_url, ready=False) as (url, session)``:
+    a separate app instance (short publish timeout) for broker/association-store outage tests."""
+
+    @asynccontextmanager
+    async def run(
+        bootstrap: str, workdir: Path, association_url: str, *, ready: bool = False
+    ) -> AsyncIterator[tuple[str, aiohttp.ClientSession]]:
+        settings = make_settings(
+            bootstrap,
+            workdir / "objects",
+            association_url,
+            kafka=KafkaSettings(bootstrap_servers=bootstrap, request_timeout_ms=2000),
+            publish_timeout_s=2.0,
+        )
+        runner, url = await serve(settings)
+        try:
+            async with aiohttp.ClientSession() as session:
+                if ready:
+                    await wait_ready(session, url)
+                yield url, session
+        finally:
+            await runner.cleanup()
+
+    return run

@@ -1,0 +1,61 @@
+"""The OpenAPI document: valid 3.1, every endpoint, security schemes, refs that resolve."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import schemathesis
+from jsonschema import Draft202012Validator
+from schemathesis.core.result import Ok
+
+from relay_ingest_api.openapi import openapi_document
+
+
+def _document() -> dict[str, Any]:
+    return openapi_document(max_items=1000, max_body=5 * 1024 * 1024)
+
+
+def test_every_ref_resolves() -> None:
+    document = _document()
+    for ref in set(re.findall(r'"\$ref": "#/([^"]+)"', json.dumps(document))):
+        node: Any = document
+        for part in ref.split("/"):
+            node = node[part]
+        assert node is not None
+
+
+def test_component_schemas_are_valid_json_schema() -> None:
+    for schema in _document()["components"]["schemas"].values():
+        Draft202012Validator.check_schema(schema)
+
+
+def test_schemathesis_loads_every_operation() -> None:
+    schema = schemathesis.openapi.from_dict(_document())
+    results = list(schema.get_all_operations())
+    assert all(isinstance(r, Ok) for r in results)
+    operations = {(r.ok().method.upper(), r.ok().path) for r in results if isinstance(r, Ok)}
+    assert ("POST", "/api/v2/recipe/order") in operations
+    assert ("GET", "/recipe/{id}.json") in operations
+    assert len(operations) == 9
+
+
+def test_security_schemes_are_apikey_query_and_bearer() -> None:
+    document = _document()
+    assert document["components"]["securitySchemes"] == {
+        "apiKeyQuery": {"type": "apiKey", "in": "query", "name": "apikey"},
+        "bearerAuth": {"type": "http", "scheme": "bearer"},
+    }
+    order = document["paths"]["/api/v2/recipe/order"]["post"]
+    assert order["requestBody"]["content"]["application/json"]["schema"]["maxItems"] == 1000
+    assert set(order["responses"]) == {"202", "400", "401", "403", "413", "429", "503"}
+
+
+def test_field_constraints_reach_the_document() -> None:
+    schemas = _document()["components"]["schemas"]
+    quantity = schemas["OrderAssociation"]["properties"]["itemQuantity"]
+    assert (quantity["type"], quantity["minimum"], quantity["maximum"]) == ("integer", 0, 1_000_000)
+    assert set(schemas["OrderAssociation"]["required"]) == {"recipeId", "orderNumber", "itemId", "itemQuantity"}
+    assert "required" not in schemas["RecipeInput"]
+    assert schemas["Recipe"]["required"] == ["id", "created"]
