@@ -18,12 +18,17 @@ bootstrap: ## install uv if missing, then every workspace package from uv.lock
 system-deps: ## Debian packages used by tests and the demo (PostgreSQL, OpenSSH, poppler)
 	@scripts/install-system-deps.sh
 
+.PHONY: node-deps
+node-deps: ## npm packages (Azurite, the Azure Blob emulator) pinned by tools/azurite/package-lock.json
+	@if [ -f tools/azurite/package-lock.json ] && [ ! -x tools/azurite/node_modules/.bin/azurite-blob ]; then \
+		cd tools/azurite && npm ci --no-audit --no-fund --loglevel=error; fi
+
 .PHONY: run
-run: bootstrap system-deps ## the whole suite on embedded defaults (no Docker); Ctrl-C stops it
+run: bootstrap system-deps node-deps ## the whole suite on embedded defaults (no Docker); Ctrl-C stops it
 	$(UV) run --frozen relay dev
 
 .PHONY: test
-test: bootstrap system-deps ## every test (unit, integration against real servers, end-to-end)
+test: bootstrap system-deps node-deps ## every test (unit, integration against real servers, end-to-end)
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 
 .PHONY: lint

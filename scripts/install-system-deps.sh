@@ -7,6 +7,7 @@ need=()
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || need+=(postgresql)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v pdftoppm >/dev/null 2>&1 || need+=(poppler-utils)
+command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 
 [ ${#need[@]} -eq 0 ] && exit 0
 

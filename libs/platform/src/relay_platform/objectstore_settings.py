@@ -37,5 +37,25 @@ async def open_object_store(settings: ObjectStoreSettings) -> AsyncIterator[Obje
     if scheme == "file":
         yield LocalDirectoryStore(local_path(settings.url))
         return
+    if scheme == "s3":
+        # Imported here: aiobotocore is the optional extra `relay-platform[s3]`.
+        from relay_platform.objectstore_s3 import S3ObjectStore
+
+        parsed = urlparse(settings.url)
+        if not parsed.netloc:
+            msg = "OBJECT_STORE_URL s3:// needs a bucket: s3://<bucket>/<prefix>"
+            raise ValueError(msg)
+        key_id = settings.s3_access_key_id.get_secret_value() if settings.s3_access_key_id else None
+        secret = settings.s3_secret_access_key.get_secret_value() if settings.s3_secret_access_key else None
+        async with S3ObjectStore.connect(
+            bucket=parsed.netloc,
+            prefix=parsed.path.strip("/"),
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+            access_key_id=key_id,
+            secret_access_key=secret,
+        ) as store:
+            yield store
+        return
     msg = f"OBJECT_STORE_URL scheme {scheme!r} is not supported (use file:// or s3://)"
     raise ValueError(msg)

@@ -1,0 +1,170 @@
+"""S3 object store adapter (aiobotocore): one client per process, SDK errors translated into the error taxonomy.
+
+Needs the optional extra ``relay-platform[s3]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any, TypeVar
+
+from aiobotocore.session import get_session
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    HTTPClientError,
+    NoCredentialsError,
+    ParamValidationError,
+    PartialCredentialsError,
+)
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
+)
+
+from relay_platform.errors import PermanentError, TransientError
+from relay_platform.objectstore import ObjectNotFoundError, checked_key
+
+T = TypeVar("T")
+
+_NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
+_TRANSIENT = {
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+    "InternalError",
+    "ServiceUnavailable",
+    "RequestLimitExceeded",
+    "OperationAborted",
+}
+
+
+def translate_client_error(error: ClientError, what: str) -> PermanentError | TransientError:
+    """Map an S3 error response to the taxonomy; the message carries the S3 code, never credentials."""
+    info = error.response.get("Error", {})
+    code = str(info.get("Code", ""))
+    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    if code in _NOT_FOUND:
+        return ObjectNotFoundError(f"{what}: no such object")
+    if code in _TRANSIENT or status >= 500 or status == 429:
+        return TransientError(f"{what}: S3 {code or status}")
+    # Wrong keys, access denied, missing bucket, bad request: retrying the same call cannot help.
+    return PermanentError(f"{what}: S3 {code or status}")
+
+
+def translate_botocore_error(error: BotoCoreError, what: str) -> PermanentError | TransientError:
+    if isinstance(error, NoCredentialsError | PartialCredentialsError | ParamValidationError):
+        return PermanentError(f"{what}: {type(error).__name__}")
+    if isinstance(error, BotoConnectionError | HTTPClientError):
+        return TransientError(f"{what}: {type(error).__name__}")
+    return TransientError(f"{what}: {type(error).__name__}")
+
+
+class S3ObjectStore:
+    """Objects in ``bucket`` under ``prefix``; keys are checked like the local store's (no ``..`` escapes)."""
+
+    def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
+        self._client = client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+
+    @classmethod
+    @asynccontextmanager
+    async def connect(
+        cls,
+        *,
+        bucket: str,
+        prefix: str = "",
+        endpoint_url: str | None = None,
+        region: str = "us-east-1",
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+        connect_timeout_s: float = 5.0,
+        read_timeout_s: float = 30.0,
+        max_pool_connections: int = 20,
+    ) -> AsyncIterator[S3ObjectStore]:
+        """Open one S3 client for the lifetime of the context (a process's lifespan)."""
+        config = Config(
+            region_name=region,
+            connect_timeout=connect_timeout_s,
+            read_timeout=read_timeout_s,
+            retries={"mode": "standard", "max_attempts": 3},
+            max_pool_connections=max_pool_connections,
+            # Custom endpoints (SeaweedFS, MinIO) rarely have wildcard DNS for virtual-hosted buckets.
+            s3={"addressing_style": "path" if endpoint_url else "auto"},
+            signature_version="s3v4",
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        session = get_session()
+        async with AsyncExitStack() as stack:
+            client = await stack.enter_async_context(
+                session.create_client(
+                    "s3",
+                    endpoint_url=endpoint_url,
+                    region_name=region,
+                    aws_access_key_id=access_key_id,
+                    aws_secret_access_key=secret_access_key,
+                    config=config,
+                )
+            )
+            yield cls(client, bucket, prefix)
+
+    def _key(self, key: str) -> str:
+        path = checked_key(key).as_posix()
+        return f"{self.prefix}/{path}" if self.prefix else path
+
+    async def _call(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await call()
+        except ClientError as error:
+            raise translate_client_error(error, what) from error
+        except BotoCoreError as error:
+            raise translate_botocore_error(error, what) from error
+
+    async def put(self, key: str, data: bytes, *, content_type: str) -> None:
+        s3_key = self._key(key)
+        await self._call(
+            f"put {key!r}",
+            lambda: self._client.put_object(Bucket=self.bucket, Key=s3_key, Body=data, ContentType=content_type),
+        )
+
+    async def get(self, key: str) -> bytes:
+        s3_key = self._key(key)
+
+        async def read() -> bytes:
+            response = await self._client.get_object(Bucket=self.bucket, Key=s3_key)
+            async with response["Body"] as body:
+                data: bytes = await body.read()
+            return data
+
+        return await self._call(f"get {key!r}", read)
+
+    async def exists(self, key: str) -> bool:
+        s3_key = self._key(key)
+        try:
+            await self._call(f"head {key!r}", lambda: self._client.head_object(Bucket=self.bucket, Key=s3_key))
+        except ObjectNotFoundError:
+            return False
+        return True
+
+    async def ping(self) -> None:
+        await self._call(f"bucket {self.bucket!r}", lambda: self._client.head_bucket(Bucket=self.bucket))
+
+    async def presigned_get_url(
+        self, key: str, *, expires_s: int = 3600, filename: str | None = None, content_type: str | None = None
+    ) -> str:
+        """A time-limited GET link to ``key`` (optionally served as download ``filename`` / ``content_type``)."""
+        params: dict[str, str] = {"Bucket": self.bucket, "Key": self._key(key)}
+        if filename:
+            params["ResponseContentDisposition"] = f'attachment; filename="{filename.replace(chr(34), "")}"'
+        if content_type:
+            params["ResponseContentType"] = content_type
+        url: str = await self._call(
+            f"presign {key!r}",
+            lambda: self._client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_s),
+        )
+        return url

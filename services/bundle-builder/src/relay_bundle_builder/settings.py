@@ -1,0 +1,29 @@
+"""bundle-builder settings (env prefix ``BUNDLE_BUILDER_``); the artifact store comes from ``OBJECT_STORE_*``."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from relay_platform.objectstore_settings import ObjectStoreSettings
+from relay_platform.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="BUNDLE_BUILDER_", extra="ignore")
+
+    object_store: ObjectStoreSettings = Field(default_factory=ObjectStoreSettings)
+    # Asset downloads (production files, previews, attachments).
+    asset_timeout_s: float = Field(default=30.0, gt=0, description="Whole-request timeout per try.")
+    asset_connect_timeout_s: float = Field(default=5.0, gt=0)
+    asset_max_bytes: int = Field(default=100 * 1024 * 1024, ge=1, description="Per-file size cap.")
+    asset_retries: int = Field(default=2, ge=0, le=10, description="Extra tries on transient fetch failures.")
+    asset_retry_wait_s: float = Field(default=0.5, ge=0)
+    asset_max_redirects: int = Field(default=5, ge=0, le=20)
+    fetch_concurrency: int = Field(default=8, ge=1, le=256, description="Parallel asset downloads per process.")
+    store_concurrency: int = Field(default=8, ge=1, le=256)
+    # The QR code on the pick ticket points here (the ingest API serves GET /recipe/<id>.json).
+    recipe_base_url: str = "http://127.0.0.1:8080/recipe/"
+
+    def recipe_url(self, recipe_id: str) -> str:
+        return f"{self.recipe_base_url.rstrip('/')}/{recipe_id}.json"

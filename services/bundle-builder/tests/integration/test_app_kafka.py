@@ -1,0 +1,155 @@
+"""The whole service on the real Tansu broker: trigger in, one DeliverBundle per listed integration out."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from faststream import FastStream, TestApp
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.middlewares import AckPolicy
+
+from relay_bundle_builder.main import create_app
+from relay_bundle_builder.settings import Settings
+from relay_contracts.messages import (
+    DeliverBundle,
+    DeliveryAttempted,
+    IntegrationsTriggered,
+    OrderLine,
+    recipe_object_key,
+    stable_id,
+)
+from relay_contracts.topics import DELIVERIES_OUTCOMES, INTEGRATION_TYPES, INTEGRATIONS_TRIGGERED, deliveries_requested
+from relay_platform.objectstore import LocalDirectoryStore
+from relay_platform.objectstore_settings import ObjectStoreSettings
+from relay_platform.settings import KafkaSettings
+
+pytestmark = pytest.mark.integration
+TENANTS = Path(__file__).parent.parent / "tenants.yaml"
+
+
+@dataclass
+class Running:
+    app: FastStream
+    store: LocalDirectoryStore
+    producer: KafkaBroker
+    requests: list[tuple[str, DeliverBundle]] = field(default_factory=list)
+    outcomes: list[DeliveryAttempted] = field(default_factory=list)
+
+
+async def wait_for(condition: Callable[[], bool], timeout: float = 45.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+async def running(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Running]:
+    objects = tmp_path_factory.mktemp("objects")
+    settings = Settings(
+        kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap, transient_backoff_s=0.1),
+        tenants_file=TENANTS,
+        object_store=ObjectStoreSettings(url=f"file://{objects}"),
+        asset_timeout_s=1.0,
+        asset_retries=1,
+        asset_retry_wait_s=0.01,
+        asset_max_bytes=256 * 1024,
+    )
+    app = create_app(settings)
+    collector = KafkaBroker(kafka_bootstrap)
+    state = Running(app=app, store=LocalDirectoryStore(objects), producer=collector)
+    topics = [deliveries_requested(kind) for kind in INTEGRATION_TYPES]
+
+    # One consumer group over every output topic: each group join on Tansu costs seconds.
+    @collector.subscriber(
+        *topics,
+        DELIVERIES_OUTCOMES,
+        group_id=f"bb-test-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.ACK,
+    )
+    async def collect(body: dict[str, Any], message: KafkaMessage) -> None:
+        record = message.raw_message
+        assert not isinstance(record, tuple)  # not a batch subscriber
+        topic = record.topic
+        if topic == DELIVERIES_OUTCOMES:
+            state.outcomes.append(DeliveryAttempted.model_validate(body))
+        else:
+            state.requests.append((topic, DeliverBundle.model_validate(body)))
+
+    async with collector, TestApp(app):
+        await collector.start()
+        yield state
+
+
+def trigger(recipe_id: str, integration_ids: tuple[str, ...]) -> IntegrationsTriggered:
+    return IntegrationsTriggered(
+        trigger_id=uuid.uuid4().hex,
+        tenant="bb",
+        recipe_id=recipe_id,
+        recipe_key=recipe_object_key(recipe_id),
+        feed="order",
+        reason="order_created",
+        order=OrderLine(order_id="6182665224482", order_number="1022", item_id="14523", item_quantity=2),
+        integration_ids=integration_ids,
+        occurred_at=datetime.now(UTC),
+    )
+
+
+async def test_order_trigger_requests_one_delivery_per_listed_integration(running: Running, make_recipe: Any) -> None:
+    recipe_id = f"999-{uuid.uuid4().hex[:12]}"
+    await running.store.put(
+        recipe_object_key(recipe_id), json.dumps(make_recipe(recipe_id)).encode(), content_type="application/json"
+    )
+    event = trigger(recipe_id, ("factory-mail", "zap", "unknown-integration"))
+    await running.producer.publish(event, INTEGRATIONS_TRIGGERED, key=recipe_id.encode())
+
+    def mine() -> list[tuple[str, DeliverBundle]]:
+        return [(t, m) for t, m in running.requests if m.trigger_id == event.trigger_id]
+
+    await wait_for(lambda: len(mine()) >= 2)
+    requests = sorted(mine(), key=lambda pair: pair[1].integration_id)
+    assert [(t, m.integration_id, m.integration_type) for t, m in requests] == [
+        (deliveries_requested("email"), "factory-mail", "email"),
+        (deliveries_requested("zapier"), "zap", "zapier"),
+    ]
+    for _, message in requests:
+        assert message.delivery_id == stable_id(event.trigger_id, message.integration_id)
+        assert message.order == event.order
+        assert message.files[1].name == f"1022_ID_6182665224482_R_{recipe_id}_Ticket.pdf"
+        for meta in message.files:
+            assert hashlib.sha256(await running.store.get(meta.key)).hexdigest() == meta.sha256
+    assert not [o for o in running.outcomes if o.trigger_id == event.trigger_id]
+
+
+async def test_missing_asset_publishes_final_failure_per_integration(
+    running: Running, make_recipe: Any, asset_server: Any
+) -> None:
+    recipe_id = f"999-{uuid.uuid4().hex[:12]}"
+    recipe = make_recipe(recipe_id, extra_views=[{"code": "side", "production": asset_server.url("/missing.png")}])
+    await running.store.put(recipe_object_key(recipe_id), json.dumps(recipe).encode(), content_type="application/json")
+    event = trigger(recipe_id, ("factory-mail", "archive"))
+    await running.producer.publish(event, INTEGRATIONS_TRIGGERED, key=recipe_id.encode())
+
+    def mine() -> list[DeliveryAttempted]:
+        return [o for o in running.outcomes if o.trigger_id == event.trigger_id]
+
+    await wait_for(lambda: len(mine()) >= 2)
+    outcomes = sorted(mine(), key=lambda o: o.integration_id)
+    assert [(o.integration_id, o.integration_type) for o in outcomes] == [("archive", "s3"), ("factory-mail", "email")]
+    for outcome in outcomes:
+        assert (outcome.status, outcome.final, outcome.attempt) == ("failed", True, 1)
+        assert outcome.error_class == "AssetError"
+        assert outcome.error_message is not None
+        assert "view side production file: not found (HTTP 404)" in outcome.error_message
+        assert outcome.delivery_id == stable_id(event.trigger_id, outcome.integration_id)
+    assert not [m for _, m in running.requests if m.trigger_id == event.trigger_id]
