@@ -14,6 +14,7 @@ from pathlib import Path
 
 import aiohttp
 
+from relay_cli.demo import DemoDestinations
 from relay_platform.broker import ensure_topics
 from relay_testing.kafka import TansuBroker
 from relay_testing.processes import free_port, port_answers
@@ -39,6 +40,8 @@ class DevStack:
     var: Path
     api_port: int = 8080
     services: list[str] = field(default_factory=list)
+    demo: bool = True
+    _demo: DemoDestinations | None = None
     _broker: TansuBroker | None = None
     _children: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
     _pumps: list[asyncio.Task[None]] = field(default_factory=list)
@@ -73,6 +76,11 @@ class DevStack:
             "ASSOCIATION_STORE_DATABASE_URL": os.environ.get(
                 "ASSOCIATION_STORE_DATABASE_URL", f"sqlite+aiosqlite:///{self.var / 'association-store.db'}"
             ),
+            "RETRY_DATABASE_URL": os.environ.get("RETRY_DATABASE_URL", f"sqlite+aiosqlite:///{self.var / 'retry.db'}"),
+            "NOTIFIER_DATABASE_URL": os.environ.get(
+                "NOTIFIER_DATABASE_URL", f"sqlite+aiosqlite:///{self.var / 'notifier.db'}"
+            ),
+            "BUNDLE_BUILDER_RECIPE_BASE_URL": f"http://127.0.0.1:{self.api_port}/recipe/",
             "PYTHONUNBUFFERED": "1",
         }
 
@@ -90,6 +98,9 @@ class DevStack:
         await ensure_topics(bootstrap)
         self.say("relay", "topics ready")
         env = self.environment(bootstrap)
+        if self.demo:
+            self._demo = DemoDestinations(self.var / "dev", lambda line: self.say("demo", line))
+            env |= await self._demo.start()
         for index, service in enumerate(self.services):
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -172,13 +183,15 @@ class DevStack:
                 await process.wait()
         for pump in self._pumps:
             pump.cancel()
+        if self._demo is not None:
+            await self._demo.stop()
         if self._broker is not None:
             self._broker.stop()
         self.say("relay", "stopped")
 
 
-async def run_dev(root: Path, var: Path, api_port: int) -> int:
-    stack = DevStack(root=root, var=var, api_port=api_port, services=discover_services(root))
+async def run_dev(root: Path, var: Path, api_port: int, *, demo: bool = True) -> int:
+    stack = DevStack(root=root, var=var, api_port=api_port, services=discover_services(root), demo=demo)
     try:
         await stack.start()
         await stack.wait_ready()

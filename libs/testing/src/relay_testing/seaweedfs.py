@@ -127,8 +127,9 @@ class SeaweedS3:
         return True
 
     def stop(self) -> None:
+        # `weed mini` ignores SIGTERM for ~10 s while it flushes; its data is throwaway, so don't wait that long.
         if self.server is not None:
-            self.server.stop()
+            self.server.stop(timeout=2.0)
 
     def client(self, *, access_key: str | None = None, secret_key: str | None = None) -> Any:
         """A synchronous botocore S3 client for this server (other keys to test refusals)."""

@@ -1,0 +1,186 @@
+"""One delivery attempt, broker-free: find the integration, fetch the files, call the destination, classify."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Generic, TypeVar
+
+from relay_contracts.messages import BundleFile, DeliverBundle, DeliveryAttempted, DeliveryStatus, RetryDelivery
+from relay_contracts.topics import IntegrationType
+from relay_delivery.port import Destination, FetchedFile
+from relay_delivery.scrub import Scrubber, integration_secrets
+from relay_platform.errors import PermanentError, RelayError, TransientError, error_class_name
+from relay_platform.objectstore import ObjectStore
+from relay_platform.tenants import IntegrationBase, TenantsConfig
+
+logger = logging.getLogger("relay.delivery")
+
+IntegrationT = TypeVar("IntegrationT", bound=IntegrationBase)
+
+_MAX_ERROR_TEXT = 2000
+
+
+class IntegrationUnavailableError(PermanentError):
+    """The request names a tenant/integration that is unknown, disabled or of another type."""
+
+
+class ArtifactCorruptError(PermanentError):
+    """A bundle file in the artifact store does not match the size/SHA-256 in the request."""
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptResult:
+    """What one attempt produced: always one outcome; a retry command when the failure was transient."""
+
+    outcome: DeliveryAttempted
+    retry: RetryDelivery | None = None
+
+
+async def fetch_files(store: ObjectStore, files: Sequence[BundleFile]) -> list[FetchedFile]:
+    """Read every bundle file (claim check) and verify its size and SHA-256.
+
+    Raises ``ArtifactCorruptError`` on a mismatch, ``ObjectNotFoundError`` (permanent) for a missing object,
+    ``TransientError`` when the store is unreachable.
+    """
+    fetched = await asyncio.gather(*(store.get(file.key) for file in files))
+    result: list[FetchedFile] = []
+    for file, data in zip(files, fetched, strict=True):
+        if len(data) != file.size or hashlib.sha256(data).hexdigest() != file.sha256:
+            raise ArtifactCorruptError(f"artifact for {file.name!r} does not match its size/sha256")
+        result.append(FetchedFile(meta=file, data=data))
+    return result
+
+
+class Deliverer(Generic[IntegrationT]):
+    """Runs attempts for one integration type; safe to call concurrently.
+
+    ``attempt`` never raises for a delivery problem: it returns the outcome to publish (and the
+    ``RetryDelivery`` for a transient failure). Whether a transient failure gets another attempt is the
+    retry service's decision (it owns the back-off schedule and the attempt limit), so the outcome here is
+    ``retrying``/``final=False``; permanent failures are ``failed``/``final=True`` at once.
+    """
+
+    def __init__(
+        self,
+        *,
+        integration_type: IntegrationType,
+        integration_class: type[IntegrationT],
+        tenants: TenantsConfig,
+        store: ObjectStore,
+        destination: Destination[IntegrationT],
+        attempt_timeout_s: float = 300.0,
+        scrubber: Scrubber | None = None,
+    ) -> None:
+        self.integration_type = integration_type
+        self.integration_class = integration_class
+        self.tenants = tenants
+        self.store = store
+        self.destination = destination
+        self.attempt_timeout_s = attempt_timeout_s
+        self.scrubber = scrubber or Scrubber()
+
+    def integration_for(self, request: DeliverBundle) -> IntegrationT:
+        """The enabled integration of this type that ``request`` names, or ``IntegrationUnavailableError``."""
+        tenant = self.tenants.tenants.get(request.tenant)
+        if tenant is None:
+            raise IntegrationUnavailableError(f"tenant {request.tenant!r} is not configured")
+        integration = tenant.integration(request.integration_id)
+        if integration is None:
+            raise IntegrationUnavailableError(
+                f"integration {request.integration_id!r} is not configured for tenant {request.tenant!r}"
+            )
+        if not isinstance(integration, self.integration_class):
+            raise IntegrationUnavailableError(
+                f"integration {request.integration_id!r} is not of type {self.integration_type!r}"
+            )
+        if not integration.enabled:
+            raise IntegrationUnavailableError(f"integration {request.integration_id!r} is disabled")
+        return integration
+
+    async def attempt(self, request: DeliverBundle) -> AttemptResult:
+        """Deliver ``request`` once and describe what happened."""
+        started = time.monotonic()
+        scrub = self.scrubber
+        error: RelayError | None = None
+        try:
+            integration = self.integration_for(request)
+            scrub = scrub.with_secrets(integration_secrets(integration))
+            files = await fetch_files(self.store, request.files)
+            async with asyncio.timeout(self.attempt_timeout_s):
+                await self.destination.deliver(integration, request, files)
+        except RelayError as failure:
+            error = failure
+        except TimeoutError:
+            error = TransientError(f"delivery attempt timed out after {self.attempt_timeout_s:g}s")
+        except Exception as unexpected:  # noqa: BLE001 - an unforeseen SDK error must still yield an outcome
+            # Transient: the retry service bounds the attempts and the failure list gets its notice, where a
+            # dead-lettered message would leave the delivery silently open. No traceback: it may hold secrets.
+            logger.error(  # noqa: TRY400
+                "unexpected %s delivering %s: %s",
+                error_class_name(unexpected),
+                request.delivery_id,
+                scrub(str(unexpected))[:_MAX_ERROR_TEXT],
+            )
+            error = TransientError(f"unexpected {error_class_name(unexpected)}: {unexpected}")
+        duration_ms = int((time.monotonic() - started) * 1000)
+        return self._result(request, error, duration_ms, scrub)
+
+    def _result(
+        self, request: DeliverBundle, error: RelayError | None, duration_ms: int, scrub: Scrubber
+    ) -> AttemptResult:
+        now = datetime.now(UTC)
+        status: DeliveryStatus
+        if error is None:
+            status, final = "succeeded", True
+        elif isinstance(error, TransientError):
+            status, final = "retrying", False
+        else:
+            status, final = "failed", True
+        error_class = error_class_name(error) if error is not None else None
+        error_message = scrub(str(error))[:_MAX_ERROR_TEXT] if error is not None else None
+        outcome = DeliveryAttempted(
+            delivery_id=request.delivery_id,
+            trigger_id=request.trigger_id,
+            tenant=request.tenant,
+            integration_id=request.integration_id,
+            integration_type=request.integration_type,
+            recipe_id=request.recipe_id,
+            feed=request.feed,
+            reason=request.reason,
+            order=request.order,
+            attempt=request.attempt,
+            status=status,
+            final=final,
+            duration_ms=duration_ms,
+            error_class=error_class,
+            error_message=error_message,
+            files=tuple(file.name for file in request.files),
+            occurred_at=now,
+        )
+        log = logger.info if error is None else logger.warning
+        log(
+            "delivery %s attempt %d to %s/%s: %s in %d ms%s",
+            request.delivery_id,
+            request.attempt,
+            request.tenant,
+            request.integration_id,
+            status,
+            duration_ms,
+            f" ({error_class}: {error_message})" if error is not None else "",
+        )
+        retry = None
+        if isinstance(error, TransientError):
+            retry = RetryDelivery(
+                request=request,
+                error_class=error_class or "TransientError",
+                error_message=error_message or "",
+                retry_after_s=error.retry_after_s,
+                failed_at=now,
+            )
+        return AttemptResult(outcome=outcome, retry=retry)

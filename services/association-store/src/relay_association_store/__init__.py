@@ -1,0 +1,1 @@
+"""association-store: orders <-> recipes in SQL, the delivery log, and which integrations fire."""

@@ -1,0 +1,1 @@
+"""I/O adapters: the SQL repository and the internal query HTTP server."""

@@ -1,0 +1,1 @@
+"""Alembic migrations of the association store's database, run at start-up (``upgrade head``)."""

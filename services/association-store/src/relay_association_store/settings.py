@@ -1,0 +1,21 @@
+"""association-store settings (env prefix ``ASSOCIATION_STORE_``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from relay_platform.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    """Where the SQL database is and where the internal query API listens."""
+
+    model_config = SettingsConfigDict(env_prefix="ASSOCIATION_STORE_", extra="ignore")
+
+    # SQLite file for the embedded default; ``postgresql+asyncpg://...`` in production.
+    database_url: str = "sqlite+aiosqlite:///var/association-store.db"
+    database_pool_size: int = Field(default=5, ge=1)
+    database_connect_timeout_s: float = Field(default=5.0, gt=0)
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8081, ge=0, le=65535)

@@ -1,0 +1,195 @@
+"""Message factories and helpers for the association-store tests (importable: conftest puts this dir on sys.path)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import uuid
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from relay_association_store.service import (
+    DeliveryRecord,
+    EventKind,
+    OrderChange,
+    OrderState,
+    RecipeRecord,
+)
+from relay_contracts.messages import (
+    DeliveryAttempted,
+    IntegrationsTriggered,
+    OrderEventOccurred,
+    OrderEventType,
+    OrderItem,
+    OrderLine,
+    RecipeSaved,
+)
+from relay_platform.errors import TransientError
+
+TENANTS_FILE = Path(__file__).parent / "tenants.yaml"
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def order_event(
+    type_: OrderEventType,
+    order_id: str,
+    items: list[tuple[str, str, int]] | None = None,
+    *,
+    minutes: float = 0,
+    tenant: str = "acme",
+    order_number: str = "1001",
+    event_id: str | None = None,
+) -> OrderEventOccurred:
+    """``items`` as (recipe_id, item_id, quantity) triples."""
+    return OrderEventOccurred(
+        event_id=event_id or unique("ev"),
+        tenant=tenant,
+        type=type_,
+        order_id=order_id,
+        order_number=order_number,
+        items=None
+        if items is None
+        else tuple(OrderItem(recipe_id=recipe, item_id=item, item_quantity=qty) for recipe, item, qty in items),
+        occurred_at=at(minutes),
+    )
+
+
+def recipe_saved(recipe_id: str, *, tenant: str = "acme", temporary: bool = False, minutes: float = 0) -> RecipeSaved:
+    return RecipeSaved(
+        event_id=unique("rs"),
+        tenant=tenant,
+        recipe_id=recipe_id,
+        recipe_key=f"recipe/{recipe_id}.json",
+        temporary=temporary,
+        created=at(minutes),
+        occurred_at=at(minutes),
+    )
+
+
+def delivery_attempted(
+    delivery_id: str,
+    *,
+    recipe_id: str,
+    order_id: str | None,
+    attempt: int,
+    status: str,
+    final: bool,
+    tenant: str = "acme",
+    integration_id: str = "orders-sftp",
+    error: tuple[str, str] | None = None,
+    files: tuple[str, ...] = (),
+) -> DeliveryAttempted:
+    return DeliveryAttempted.model_validate(
+        {
+            "delivery_id": delivery_id,
+            "trigger_id": "t-" + delivery_id,
+            "tenant": tenant,
+            "integration_id": integration_id,
+            "integration_type": "sftp",
+            "recipe_id": recipe_id,
+            "feed": "order" if order_id else "recipe",
+            "reason": "order_linked" if order_id else "recipe_saved",
+            "order": OrderLine(order_id=order_id, order_number="1001") if order_id else None,
+            "attempt": attempt,
+            "status": status,
+            "final": final,
+            "error_class": error[0] if error else None,
+            "error_message": error[1] if error else None,
+            "files": files,
+            "occurred_at": at(attempt),
+        }
+    )
+
+
+async def eventually(condition: Callable[[], object], *, timeout: float = 30.0, what: str = "condition") -> None:
+    """Poll ``condition`` (sync or async) until true, failing after ``timeout`` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = condition()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+class MemoryTransaction:
+    """In-memory ``service.Transaction`` for unit tests; changes land in the store only on commit."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+        self.processed = set(store.processed)
+        self.recipes = dict(store.recipes)
+        self.orders = dict(store.orders)
+        self.deliveries = dict(store.deliveries)
+
+    async def claim_event(self, tenant: str, kind: EventKind, event_id: str) -> bool:
+        key = (tenant, kind, event_id)
+        if key in self.processed:
+            return False
+        self.processed.add(key)
+        return True
+
+    async def load_recipe(self, tenant: str, recipe_id: str) -> RecipeRecord | None:
+        return self.recipes.get((tenant, recipe_id))
+
+    async def save_recipe(self, record: RecipeRecord, *, exists: bool) -> None:
+        self.recipes[(record.tenant, record.recipe_id)] = record
+
+    async def load_order(self, tenant: str, order_id: str) -> OrderState | None:
+        return self.orders.get((tenant, order_id))
+
+    async def save_order(self, change: OrderChange) -> None:
+        self.orders[(change.after.tenant, change.after.order_id)] = change.after
+
+    async def recipe_keys(self, tenant: str, recipe_ids: Collection[str]) -> Mapping[str, str]:
+        return {r: self.recipes[(tenant, r)].recipe_key for r in recipe_ids if (tenant, r) in self.recipes}
+
+    async def load_delivery(self, delivery_id: str) -> DeliveryRecord | None:
+        return self.deliveries.get(delivery_id)
+
+    async def save_delivery(self, record: DeliveryRecord, *, exists: bool) -> None:
+        self.deliveries[record.delivery_id] = record
+
+
+class MemoryStore:
+    """A ``service.Store`` in memory; ``fail_commits`` makes the next N commits fail like a crashed database."""
+
+    def __init__(self) -> None:
+        self.processed: set[tuple[str, str, str]] = set()
+        self.recipes: dict[tuple[str, str], RecipeRecord] = {}
+        self.orders: dict[tuple[str, str], OrderState] = {}
+        self.deliveries: dict[str, DeliveryRecord] = {}
+        self.fail_commits = 0
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[MemoryTransaction]:
+        tx = MemoryTransaction(self)
+        yield tx
+        if self.fail_commits:
+            self.fail_commits -= 1
+            raise TransientError("commit failed: database restarting")
+        self.processed, self.recipes = tx.processed, tx.recipes
+        self.orders, self.deliveries = tx.orders, tx.deliveries
+
+
+class Published:
+    """A ``service.Publish`` that records what was published."""
+
+    def __init__(self) -> None:
+        self.messages: list[IntegrationsTriggered] = []
+
+    async def __call__(self, triggers: Sequence[IntegrationsTriggered]) -> None:
+        self.messages.extend(triggers)

@@ -1,0 +1,396 @@
+"""The whole service on a real Tansu broker, over SQLite and PostgreSQL: events in, rows + triggers out, the
+internal query API, and dead-lettering of malformed input. The app starts once per module and database."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from association_store_factories import (
+    TENANTS_FILE,
+    delivery_attempted,
+    eventually,
+    order_event,
+    recipe_saved,
+    unique,
+)
+from faststream import TestApp
+from pydantic import BaseModel
+
+from relay_association_store.main import create_app
+from relay_association_store.settings import Settings
+from relay_contracts.messages import IntegrationsTriggered, MessageDeadLettered, OrderEventOccurred, order_key
+from relay_contracts.topics import (
+    DELIVERIES_DEAD,
+    DELIVERIES_OUTCOMES,
+    INTEGRATIONS_TRIGGERED,
+    ORDERS_EVENTS,
+    RECIPES_SAVED,
+)
+from relay_platform.settings import KafkaSettings
+from relay_testing.processes import free_port
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class TopicReader:
+    """Reads whole topics from the beginning without a consumer group (no join delay); tests filter by IDs."""
+
+    bootstrap: str
+    topics: tuple[str, ...]
+    records: dict[str, list[tuple[bytes | None, bytes]]] = field(default_factory=dict)
+    _consumer: AIOKafkaConsumer | None = None
+    _task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
+        )
+        await self._consumer.start()
+        await self._consumer.topics()  # fetch metadata so partitions are known
+        self._consumer.assign(
+            [TopicPartition(t, p) for t in self.topics for p in self._consumer.partitions_for_topic(t) or ()]
+        )
+        self._task = asyncio.create_task(self._collect())
+
+    async def _collect(self) -> None:
+        assert self._consumer is not None
+        async for record in self._consumer:
+            self.records.setdefault(record.topic, []).append((record.key, record.value))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    def triggers(self, *, order_id: str | None = None, recipe_id: str | None = None) -> list[IntegrationsTriggered]:
+        found = []
+        for key, value in self.records.get(INTEGRATIONS_TRIGGERED, []):
+            trigger = IntegrationsTriggered.model_validate_json(value)
+            if order_id is not None and (trigger.order is None or trigger.order.order_id != order_id):
+                continue
+            if recipe_id is not None and trigger.recipe_id != recipe_id:
+                continue
+            assert key == trigger.recipe_id.encode()
+            found.append(trigger)
+        return found
+
+    def raw_triggers(self) -> list[bytes]:
+        return [value for _, value in self.records.get(INTEGRATIONS_TRIGGERED, [])]
+
+    def dead(self, key: bytes) -> list[MessageDeadLettered]:
+        return [
+            MessageDeadLettered.model_validate_json(value)
+            for record_key, value in self.records.get(DELIVERIES_DEAD, [])
+            if record_key == key
+        ]
+
+
+@dataclass
+class Service:
+    http: aiohttp.ClientSession
+    reader: TopicReader
+    producer: AIOKafkaProducer
+
+    async def send(self, topic: str, message: BaseModel | bytes | dict[str, Any], *, key: bytes) -> None:
+        if isinstance(message, BaseModel):
+            value = message.model_dump_json().encode()
+        elif isinstance(message, dict):
+            value = json.dumps(message).encode()
+        else:
+            value = message
+        await self.producer.send_and_wait(topic, value, key=key)
+
+    async def send_order(self, *events: OrderEventOccurred) -> None:
+        for event in events:
+            await self.send(ORDERS_EVENTS, event, key=event.kafka_key)
+
+    async def orders(self, **query: str) -> list[dict[str, Any]]:
+        async with self.http.get("/internal/v1/orders", params=query) as response:
+            assert response.status == 200, await response.text()
+            body: dict[str, list[dict[str, Any]]] = await response.json()
+            return body["orders"]
+
+    async def wait_order(self, tenant: str, order_id: str, check: Any = bool, *, what: str) -> dict[str, Any]:
+        found: list[dict[str, Any]] = []
+
+        async def ready() -> bool:
+            found[:] = await self.orders(tenant=tenant, orderId=order_id)
+            return bool(found) and bool(check(found[0]))
+
+        await eventually(ready, what=what)
+        return found[0]
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+async def svc(
+    request: pytest.FixtureRequest, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Service]:
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('app')}/association-store.db"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    port = free_port()
+    settings = Settings(
+        kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap, transient_backoff_s=0.1),
+        database_url=url,
+        http_port=port,
+        tenants_file=Path(TENANTS_FILE),
+    )
+    reader = TopicReader(kafka_bootstrap, (INTEGRATIONS_TRIGGERED, DELIVERIES_DEAD))
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await reader.start()
+    await producer.start()
+    app = TestApp(create_app(settings))
+    try:
+        # Three members join one group on Tansu (~5 s per join round); a hang must fail fast, not at the timeout.
+        try:
+            async with asyncio.timeout(90):
+                await app.__aenter__()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await app.__aexit__(None, None, None)  # stop whatever did start
+            raise
+        try:
+            async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
+                yield Service(http=http, reader=reader, producer=producer)
+        finally:
+            await app.__aexit__(None, None, None)
+    finally:
+        await producer.stop()
+        await reader.stop()
+
+
+def _ids(triggers: Iterable[IntegrationsTriggered]) -> list[tuple[str, str, tuple[str, ...]]]:
+    return sorted((t.reason, t.recipe_id, t.integration_ids) for t in triggers)
+
+
+async def test_order_events_store_rows_and_trigger_matching_integrations(svc: Service) -> None:
+    order_id = unique("O")
+    items = [("ACME-1", "i1", 2), ("ACME-2", "i2", 1)]
+    await svc.send_order(
+        order_event("linked", order_id, items, minutes=1, order_number="1022"),
+        order_event("created", order_id, minutes=2, order_number="1022"),
+    )
+    await eventually(lambda: len(svc.reader.triggers(order_id=order_id)) == 4, what="four order triggers")
+    assert _ids(svc.reader.triggers(order_id=order_id)) == [
+        ("order_created", "ACME-1", ("orders-sftp", "orders-zapier")),
+        ("order_created", "ACME-2", ("orders-sftp", "orders-zapier")),
+        ("order_linked", "ACME-1", ("orders-sftp",)),
+        ("order_linked", "ACME-2", ("orders-sftp",)),
+    ]
+    order = await svc.wait_order("acme", order_id, what="the order row")
+    assert order == {
+        "orderId": order_id,
+        "orderNumber": "1022",
+        "status": "open",
+        "items": [
+            {"recipeId": "ACME-1", "itemId": "i1", "itemQuantity": 2},
+            {"recipeId": "ACME-2", "itemId": "i2", "itemQuantity": 1},
+        ],
+        "deliveries": [],
+    }
+
+
+async def test_redelivered_and_resent_events_create_no_duplicates_and_reuse_the_trigger_id(svc: Service) -> None:
+    order_id = unique("O")
+    linked = order_event("linked", order_id, [("ACME-1", "i1", 1)], minutes=1)
+    resent = order_event("linked", order_id, [("ACME-1", "i1", 1)], minutes=1)  # new event ID, same content
+    marker = order_event("cancelled", order_id, minutes=9)  # same key: processed after the others
+    await svc.send_order(linked, linked, resent, marker)
+    await eventually(lambda: len(svc.reader.triggers(order_id=order_id)) >= 2, what="link + cancel triggers")
+    triggers = svc.reader.triggers(order_id=order_id)
+    assert _ids(triggers) == [
+        ("order_cancelled", "ACME-1", ("orders-sftp",)),
+        ("order_linked", "ACME-1", ("orders-sftp",)),
+    ]
+    order = await svc.wait_order("acme", order_id, lambda o: o["status"] == "cancelled", what="cancelled")
+    assert order["items"] == [{"recipeId": "ACME-1", "itemId": "i1", "itemQuantity": 1}]
+
+
+async def test_stale_occurred_at_does_not_overwrite_newer_state(svc: Service) -> None:
+    order_id = unique("O")
+    await svc.send_order(
+        order_event("created", order_id, [("ACME-1", "i1", 3)], minutes=10),
+        order_event("cancelled", order_id, minutes=20),
+        order_event("updated", order_id, [("ACME-1", "i1", 99)], minutes=5),
+        order_event("created", order_id, minutes=15),
+        order_event("returned", order_id, minutes=30),  # marker, newest
+    )
+    order = await svc.wait_order("acme", order_id, lambda o: o["status"] == "returned", what="returned")
+    assert order["items"] == [{"recipeId": "ACME-1", "itemId": "i1", "itemQuantity": 3}]
+    await eventually(lambda: len(svc.reader.triggers(order_id=order_id)) == 3, what="three triggers")
+    assert [t.reason for t in svc.reader.triggers(order_id=order_id)] == [
+        "order_created",
+        "order_cancelled",
+        "order_returned",
+    ]
+
+
+async def test_saved_recipes_fire_the_raw_feed_with_the_temporary_filter(svc: Service) -> None:
+    permanent, temporary, globex = unique("ACME"), unique("ACME"), unique("GLX")
+    for event in (
+        recipe_saved(permanent),
+        recipe_saved(temporary, temporary=True),
+        recipe_saved(globex, tenant="globex", temporary=True),
+    ):
+        await svc.send(RECIPES_SAVED, event, key=event.recipe_id.encode())
+    await eventually(
+        lambda: all(svc.reader.triggers(recipe_id=r) for r in (permanent, temporary, globex)), what="raw triggers"
+    )
+    assert svc.reader.triggers(recipe_id=permanent)[0].integration_ids == ("raw-email", "raw-s3")
+    assert svc.reader.triggers(recipe_id=temporary)[0].integration_ids == ("raw-s3",)
+    assert svc.reader.triggers(recipe_id=globex)[0].integration_ids == ("everything-email",)
+    assert svc.reader.triggers(recipe_id=permanent)[0].recipe_key == f"recipe/{permanent}.json"
+
+
+async def test_personal_data_in_an_oms_event_is_dropped(svc: Service) -> None:
+    order_id = unique("O")
+    event = order_event("linked", order_id, [("ACME-3", "i1", 1)]).model_dump(mode="json")
+    event["customerEmail"] = "jane.doe@example.com"
+    event["items"][0]["shippingAddress"] = "1 Privet Drive"
+    await svc.send(ORDERS_EVENTS, event, key=order_key("acme", order_id))
+    await eventually(lambda: svc.reader.triggers(order_id=order_id), what="trigger")
+    assert not [raw for raw in svc.reader.raw_triggers() if b"jane.doe" in raw or b"Privet" in raw]
+
+
+async def test_delivery_outcomes_are_recorded_and_shown_by_the_internal_api(svc: Service) -> None:
+    order_id, delivery = unique("O"), unique("d")
+    await svc.send_order(order_event("linked", order_id, [("ACME-1", "i1", 1)]))
+    for outcome in (
+        delivery_attempted(
+            delivery,
+            recipe_id="ACME-1",
+            order_id=order_id,
+            attempt=1,
+            status="retrying",
+            final=False,
+            error=("TimeoutError", "connect timed out"),
+        ),
+        delivery_attempted(
+            delivery,
+            recipe_id="ACME-1",
+            order_id=order_id,
+            attempt=2,
+            status="succeeded",
+            final=True,
+            files=("1001_ID_x_R_ACME-1_Ticket.pdf",),
+        ),
+        delivery_attempted(
+            delivery, recipe_id="ACME-1", order_id=order_id, attempt=1, status="retrying", final=False
+        ),  # late and older: must not regress the final outcome
+    ):
+        await svc.send(DELIVERIES_OUTCOMES, outcome, key=delivery.encode())
+    marker = unique("d")
+    await svc.send(
+        DELIVERIES_OUTCOMES,
+        delivery_attempted(
+            marker,
+            recipe_id="ACME-1",
+            order_id=order_id,
+            attempt=1,
+            status="succeeded",
+            final=True,
+            integration_id="orders-zapier",
+        ),
+        key=delivery.encode(),
+    )
+    order = await svc.wait_order("acme", order_id, lambda o: len(o["deliveries"]) == 2, what="two deliveries")
+    assert order["deliveries"][0] == {
+        "integration": "orders-sftp",
+        "type": "sftp",
+        "recipeId": "ACME-1",
+        "trigger": "order_linked",
+        "status": "succeeded",
+        "attempts": 2,
+        "lastError": "TimeoutError: connect timed out",
+        "files": ["1001_ID_x_R_ACME-1_Ticket.pdf"],
+    }
+
+
+async def test_internal_api_is_strictly_scoped_to_the_tenant(svc: Service) -> None:
+    order_id, number = unique("O"), unique("N")
+    await svc.send_order(
+        order_event("linked", order_id, [("ACME-8", "i1", 1)], order_number=number),
+        order_event("linked", order_id, [("GLX-8", "g1", 4)], order_number=number, tenant="globex"),
+    )
+    acme = await svc.wait_order("acme", order_id, what="acme order")
+    globex = await svc.wait_order("globex", order_id, what="globex order")
+    assert [i["recipeId"] for i in acme["items"]] == ["ACME-8"]
+    assert [i["recipeId"] for i in globex["items"]] == ["GLX-8"]
+    assert [o["orderId"] for o in await svc.orders(tenant="acme", orderNumber=number)] == [order_id]
+    assert [o["orderId"] for o in await svc.orders(tenant="acme", recipeId="ACME-8")] == [order_id]
+    assert await svc.orders(tenant="globex", recipeId="ACME-8") == []
+    assert await svc.orders(tenant="other", orderId=order_id) == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {},
+        {"orderId": "x"},
+        {"tenant": "acme"},
+        {"tenant": "acme", "orderId": "x", "recipeId": "y"},
+        {"tenant": "acme", "orderId": ""},
+    ],
+)
+async def test_bad_query_is_a_400_with_a_json_reason(svc: Service, query: dict[str, str]) -> None:
+    async with svc.http.get("/internal/v1/orders", params=query) as response:
+        assert response.status == 400
+        body = await response.json()
+        assert set(body) == {"error", "message"}
+
+
+async def test_health_and_readiness(svc: Service) -> None:
+    for path in ("/healthz", "/readyz"):
+        async with svc.http.get(path) as response:
+            assert response.status == 200
+
+
+async def test_malformed_messages_on_each_topic_are_dead_lettered_and_the_next_is_processed(svc: Service) -> None:
+    order_id, recipe_id, delivery = unique("O"), unique("ACME"), unique("d")
+    keys = {
+        ORDERS_EVENTS: order_key("acme", order_id),
+        RECIPES_SAVED: recipe_id.encode(),
+        DELIVERIES_OUTCOMES: delivery.encode(),
+    }
+    for topic, key in keys.items():
+        await svc.send(topic, b"{not json", key=key)
+        await svc.send(topic, {"eventId": "x", "tenant": "acme"}, key=key)
+    unknown_tenant = order_event("linked", order_id, [("ZZZ-1", "i1", 1)], tenant="nobody")
+    await svc.send(ORDERS_EVENTS, unknown_tenant, key=keys[ORDERS_EVENTS])
+    await svc.send_order(order_event("linked", order_id, [("ACME-1", "i1", 1)]))
+    await svc.send(RECIPES_SAVED, recipe_saved(recipe_id), key=keys[RECIPES_SAVED])
+    await svc.send(
+        DELIVERIES_OUTCOMES,
+        delivery_attempted(delivery, recipe_id="ACME-1", order_id=order_id, attempt=1, status="succeeded", final=True),
+        key=keys[DELIVERIES_OUTCOMES],
+    )
+    await svc.wait_order("acme", order_id, lambda o: len(o["deliveries"]) == 1, what="next outcome processed")
+    await eventually(lambda: svc.reader.triggers(order_id=order_id), what="next order event processed")
+    await eventually(lambda: svc.reader.triggers(recipe_id=recipe_id), what="next recipe processed")
+    await eventually(lambda: len(svc.reader.dead(keys[ORDERS_EVENTS])) == 3, what="three dead order events")
+    for topic, key in keys.items():
+
+        def two_dead(key: bytes = key) -> bool:
+            return len(svc.reader.dead(key)) >= 2
+
+        await eventually(two_dead, what=f"dead letters from {topic}")
+        dead = svc.reader.dead(key)
+        assert {d.source_topic for d in dead} == {topic}
+        assert {d.service for d in dead} == {"association-store"}
+        assert any(d.reason.startswith("invalid message") for d in dead)
+    reasons = [d.reason for d in svc.reader.dead(keys[ORDERS_EVENTS])]
+    assert "unknown tenant 'nobody'" in reasons

@@ -1,0 +1,223 @@
+"""service.py: which integrations fire (raw vs order feed), ordering and idempotency of order events."""
+
+from __future__ import annotations
+
+import pytest
+from association_store_factories import (
+    MemoryStore,
+    Published,
+    at,
+    delivery_attempted,
+    order_event,
+    recipe_saved,
+    unique,
+)
+
+from relay_association_store import service
+from relay_contracts.messages import OrderEventType, stable_id
+from relay_platform.errors import PermanentError, TransientError
+from relay_platform.tenants import TenantsConfig
+
+
+def test_raw_feed_fires_enabled_recipe_integrations_only(tenants: TenantsConfig) -> None:
+    trigger = service.recipe_trigger(tenants.tenants["acme"], recipe_saved("ACME-1"))
+    assert trigger is not None
+    assert trigger.integration_ids == ("raw-email", "raw-s3")  # not order-only ones, not the disabled one
+    assert (trigger.feed, trigger.reason, trigger.recipe_key) == ("recipe", "recipe_saved", "recipe/ACME-1.json")
+    assert trigger.order is None
+
+
+def test_temporary_recipe_skips_integrations_that_exclude_temporary_recipes(tenants: TenantsConfig) -> None:
+    trigger = service.recipe_trigger(tenants.tenants["acme"], recipe_saved("ACME-2", temporary=True))
+    assert trigger is not None
+    assert trigger.integration_ids == ("raw-s3",)
+
+
+def test_no_matching_integration_means_no_trigger(tenants: TenantsConfig) -> None:
+    assert service.order_feed_integrations(tenants.tenants["acme"], "linked") == ("orders-sftp",)
+    assert service.recipe_feed_integrations(tenants.tenants["globex"], temporary=True) == ("everything-email",)
+    config = TenantsConfig.model_validate({"tenants": {"bare": {"recipe-prefix": "B"}}})
+    assert service.recipe_trigger(config.tenants["bare"], recipe_saved("B-1", tenant="bare")) is None
+
+
+@pytest.mark.parametrize(
+    ("event_type", "expected"),
+    [
+        ("linked", ("orders-sftp",)),
+        ("created", ("orders-sftp", "orders-zapier")),
+        ("updated", ("orders-zapier",)),
+        ("cancelled", ("orders-sftp",)),
+        ("refunded", ("orders-zapier",)),
+        ("returned", ("orders-zapier",)),
+    ],
+)
+def test_order_feed_respects_each_integrations_order_events(
+    tenants: TenantsConfig, event_type: OrderEventType, expected: tuple[str, ...]
+) -> None:
+    assert service.order_feed_integrations(tenants.tenants["acme"], event_type) == expected
+
+
+def test_linked_event_creates_open_order_and_one_trigger_per_item(tenants: TenantsConfig) -> None:
+    event = order_event("linked", "O1", [("ACME-1", "i1", 2), ("ACME-2", "i2", 1)], order_number="1022")
+    change = service.apply_order_event(None, event)
+    assert change.applied
+    assert change.after.status == "open"
+    assert change.after.order_number == "1022"
+    triggers = service.order_triggers(tenants.tenants["acme"], event, change, {"ACME-1": "recipe/custom.json"})
+    assert [(t.recipe_id, t.order and t.order.item_id) for t in triggers] == [("ACME-1", "i1"), ("ACME-2", "i2")]
+    first = triggers[0]
+    assert first.reason == "order_linked"
+    assert first.feed == "order"
+    assert first.integration_ids == ("orders-sftp",)
+    assert first.recipe_key == "recipe/custom.json"
+    assert triggers[1].recipe_key == "recipe/ACME-2.json"
+    assert first.order is not None
+    assert (first.order.order_number, first.order.item_quantity, first.order.status) == ("1022", 2, "open")
+    assert first.trigger_id == stable_id(event.event_id, "ACME-1", "i1")
+
+
+def test_event_older_than_stored_status_changes_nothing() -> None:
+    created = service.apply_order_event(None, order_event("created", "O1", [("ACME-1", "i1", 1)], minutes=1))
+    cancelled = service.apply_order_event(created.after, order_event("cancelled", "O1", minutes=10))
+    assert cancelled.after.status == "cancelled"
+    late_update = service.apply_order_event(
+        cancelled.after, order_event("created", "O1", [("ACME-9", "i9", 5)], minutes=5)
+    )
+    assert late_update.stale
+    assert not late_update.applied
+    assert late_update.after == cancelled.after
+
+
+def test_stale_item_list_does_not_overwrite_newer_quantities() -> None:
+    first = service.apply_order_event(None, order_event("updated", "O1", [("ACME-1", "i1", 3)], minutes=10))
+    older = service.apply_order_event(first.after, order_event("updated", "O1", [("ACME-1", "i1", 1)], minutes=2))
+    assert older.stale
+    assert first.after.items["i1"].quantity == 3
+
+
+def test_link_older_than_the_items_link_is_ignored() -> None:
+    linked = service.apply_order_event(None, order_event("linked", "O1", [("ACME-1", "i1", 2)], minutes=10))
+    stale = service.apply_order_event(linked.after, order_event("linked", "O1", [("ACME-1", "i1", 7)], minutes=3))
+    assert stale.stale
+    assert not stale.applied
+    assert stale.after.items["i1"].quantity == 2
+
+
+def test_link_superseded_by_a_later_full_item_list_does_not_resurrect_a_removed_item() -> None:
+    state = service.apply_order_event(None, order_event("linked", "O1", [("ACME-1", "i1", 1)], minutes=1)).after
+    state = service.apply_order_event(state, order_event("updated", "O1", [("ACME-2", "i2", 1)], minutes=5)).after
+    assert set(state.items) == {"i2"}
+    late = service.apply_order_event(state, order_event("linked", "O1", [("ACME-1", "i1", 1)], minutes=2))
+    assert late.stale
+    assert set(late.after.items) == {"i2"}
+
+
+def test_created_keeps_items_linked_after_it_and_replaces_older_ones() -> None:
+    state = service.apply_order_event(None, order_event("linked", "O1", [("ACME-1", "i1", 1)], minutes=1)).after
+    state = service.apply_order_event(state, order_event("linked", "O1", [("ACME-3", "i3", 1)], minutes=9)).after
+    change = service.apply_order_event(state, order_event("created", "O1", [("ACME-2", "i2", 4)], minutes=5))
+    assert change.applied
+    assert set(change.after.items) == {"i2", "i3"}
+    assert [item.item_id for item in change.affected] == ["i2", "i3"]
+
+
+def test_resend_of_the_same_content_fires_nothing() -> None:
+    created = order_event("created", "O1", [("ACME-1", "i1", 2)], minutes=1)
+    state = service.apply_order_event(None, created).after
+    resent = order_event("created", "O1", [("ACME-1", "i1", 2)], minutes=1)  # new event ID, same content
+    again = service.apply_order_event(state, resent)
+    assert not again.applied
+    assert not again.stale
+    relink = service.apply_order_event(state, order_event("linked", "O1", [("ACME-1", "i1", 2)], minutes=3))
+    assert not relink.applied
+
+
+def test_status_events_trigger_every_item_with_the_new_status(tenants: TenantsConfig) -> None:
+    state = service.apply_order_event(
+        None, order_event("linked", "O1", [("ACME-1", "i1", 1), ("ACME-2", "i2", 1)], minutes=1)
+    ).after
+    event = order_event("refunded", "O1", minutes=2)
+    change = service.apply_order_event(state, event)
+    triggers = service.order_triggers(tenants.tenants["acme"], event, change, {})
+    assert [t.integration_ids for t in triggers] == [("orders-zapier",), ("orders-zapier",)]
+    assert {t.order.status for t in triggers if t.order} == {"refunded"}
+    assert {t.reason for t in triggers} == {"order_refunded"}
+
+
+def test_delivery_outcome_is_never_regressed_by_a_late_older_attempt() -> None:
+    first = service.merge_delivery(
+        None,
+        delivery_attempted(
+            "d1",
+            recipe_id="ACME-1",
+            order_id="O1",
+            attempt=1,
+            status="retrying",
+            final=False,
+            error=("TimeoutError", "connect timed out"),
+        ),
+    )
+    assert first is not None
+    done = service.merge_delivery(
+        first,
+        delivery_attempted(
+            "d1",
+            recipe_id="ACME-1",
+            order_id="O1",
+            attempt=2,
+            status="succeeded",
+            final=True,
+            files=("1001_ID_O1_R_ACME-1_Ticket.pdf",),
+        ),
+    )
+    assert done is not None
+    assert (done.status, done.final, done.attempts) == ("succeeded", True, 2)
+    assert done.last_error == "TimeoutError: connect timed out"
+    assert done.files == ("1001_ID_O1_R_ACME-1_Ticket.pdf",)
+    late = delivery_attempted("d1", recipe_id="ACME-1", order_id="O1", attempt=1, status="retrying", final=False)
+    assert service.merge_delivery(done, late) is None
+    same = delivery_attempted("d1", recipe_id="ACME-1", order_id="O1", attempt=2, status="succeeded", final=True)
+    assert service.merge_delivery(done, same) is None
+
+
+async def test_unknown_tenant_is_a_permanent_error(tenants: TenantsConfig) -> None:
+    with pytest.raises(PermanentError, match="unknown tenant"):
+        await service.record_order_event(
+            order_event("linked", "O1", [("X-1", "i1", 1)], tenant="nobody"), tenants, MemoryStore(), Published()
+        )
+
+
+async def test_redelivery_after_a_failed_commit_republishes_the_same_trigger_ids(tenants: TenantsConfig) -> None:
+    store, published = MemoryStore(), Published()
+    event = order_event("linked", unique("O"), [("ACME-1", "i1", 1)])
+    store.fail_commits = 1
+    with pytest.raises(TransientError):
+        await service.record_order_event(event, tenants, store, published)
+    assert not store.orders  # rolled back, but the trigger was already out
+    await service.record_order_event(event, tenants, store, published)
+    await service.record_order_event(event, tenants, store, published)  # after the commit: a no-op
+    assert len(published.messages) == 2
+    assert published.messages[0].trigger_id == published.messages[1].trigger_id
+    assert len(store.orders) == 1
+
+
+async def test_publish_failure_leaves_nothing_committed(tenants: TenantsConfig) -> None:
+    store = MemoryStore()
+
+    async def broken(_triggers: object) -> None:
+        raise TransientError("broker down")
+
+    with pytest.raises(TransientError):
+        await service.record_recipe_saved(recipe_saved("ACME-5"), tenants, store, broken)
+    assert not store.recipes
+    assert not store.processed
+
+
+async def test_recipe_saved_stores_row_and_publishes_raw_feed(tenants: TenantsConfig) -> None:
+    store, published = MemoryStore(), Published()
+    event = recipe_saved("ACME-7", temporary=True, minutes=3)
+    trigger = await service.record_recipe_saved(event, tenants, store, published)
+    assert trigger is not None
+    assert published.messages == [trigger]
+    assert store.recipes[("acme", "ACME-7")].saved_at == at(3)
+    assert await service.record_recipe_saved(event, tenants, store, published) is None

@@ -1,0 +1,96 @@
+"""deliver-azure-blob logic without I/O: where each bundle file lands, what it is tagged with, and the destination.
+
+Layout: ``<prefix>/<file name>`` in the integration's container, flat. The seed file names already lead with the
+order number on the order feed (``1022_ID_6182665224482_R_999-..._Ticket.pdf``) and with the recipe ID on the
+recipe feed. The name depends only on the integration and the file name and uploads overwrite, so a redelivery
+replaces the same blobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+from urllib.parse import quote
+
+from pydantic import SecretStr
+
+from relay_contracts.messages import DeliverBundle
+from relay_delivery import FetchedFile
+from relay_platform.errors import PermanentError
+from relay_platform.tenants import AzureBlobIntegration
+
+# Blob names are at most 1024 characters.
+MAX_BLOB_NAME = 1024
+
+
+class BlobUploader(Protocol):
+    """Writes one block blob (overwriting), translating SDK errors into ``TransientError``/``PermanentError``."""
+
+    async def put(
+        self,
+        connection_string: SecretStr,
+        container: str,
+        name: str,
+        data: bytes,
+        *,
+        content_type: str,
+        metadata: Mapping[str, str],
+    ) -> None: ...
+
+
+def blob_name(prefix: str, file_name: str) -> str:
+    """``<prefix>/<file name>`` (just the name without a prefix); slashes around the prefix are normalised."""
+    if (
+        not file_name
+        or file_name in {".", ".."}
+        or "/" in file_name
+        or "\\" in file_name
+        or not file_name.isprintable()
+    ):
+        raise PermanentError(f"bundle file name {file_name!r} cannot be used as a blob name")
+    folder = "/".join(part for part in prefix.split("/") if part)
+    name = f"{folder}/{file_name}" if folder else file_name
+    if len(name) > MAX_BLOB_NAME:
+        raise PermanentError(f"blob name for {file_name!r} is longer than {MAX_BLOB_NAME} characters")
+    return name
+
+
+def _header_safe(value: str) -> str:
+    # Metadata travels as HTTP headers: ASCII only; anything else is percent-encoded.
+    return value if value.isascii() and value.isprintable() else quote(value, safe="")
+
+
+def blob_metadata(request: DeliverBundle) -> dict[str, str]:
+    """IDs that tie a blob to its recipe, order and delivery; no PII.
+
+    Azure metadata names must be C# identifiers, hence ``recipe_id`` where S3 has ``recipe-id``.
+    """
+    metadata = {"recipe_id": request.recipe_id, "delivery_id": request.delivery_id}
+    if request.order is not None:
+        metadata["order_number"] = request.order.order_number
+        metadata["order_id"] = request.order.order_id
+    return {name: _header_safe(value) for name, value in metadata.items()}
+
+
+class AzureBlobDestination:
+    """``relay_delivery.Destination`` for ``type: azure-blob`` integrations: one block blob per bundle file."""
+
+    def __init__(self, uploader: BlobUploader) -> None:
+        self._uploader = uploader
+
+    async def deliver(
+        self, integration: AzureBlobIntegration, request: DeliverBundle, files: Sequence[FetchedFile]
+    ) -> None:
+        connection_string = integration.connection_string_secure.resolve()
+        metadata = blob_metadata(request)
+        names = [blob_name(integration.prefix, file.name) for file in files]
+        # One at a time: a bundle is a handful of files and large ones are already sent as parallel blocks.
+        for name, file in zip(names, files, strict=True):
+            await self._uploader.put(
+                connection_string,
+                integration.container,
+                name,
+                file.data,
+                content_type=file.mime_type,
+                metadata=metadata,
+            )

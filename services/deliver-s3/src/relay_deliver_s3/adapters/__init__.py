@@ -1,0 +1,1 @@
+"""The I/O of deliver-s3: the aiobotocore uploader."""

@@ -1,0 +1,1 @@
+"""deliver-sftp: uploads recipe bundles to an integration's SFTP directory, atomically per file."""

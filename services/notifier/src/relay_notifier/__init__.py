@@ -1,0 +1,1 @@
+"""notifier: e-mails success and failure notices for finished deliveries."""

@@ -1,0 +1,1 @@
+"""I/O of the retry service: the SQL schedule."""

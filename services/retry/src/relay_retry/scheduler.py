@@ -1,0 +1,98 @@
+"""The scheduler loop: publish every due retry, then sleep until the next one is due or a new one arrives."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Protocol
+
+from relay_platform.errors import TransientError
+from relay_retry.service import ScheduledRetry
+
+logger = logging.getLogger("relay.retry.scheduler")
+
+_MIN_WAIT_S = 0.01
+
+PublishDue = Callable[[Sequence[ScheduledRetry]], Awaitable[None]]
+"""Publishes a batch of due retries and returns once the broker confirmed all of them (or raises)."""
+
+
+class RetrySchedule(Protocol):
+    """The durable schedule (port); ``adapters.schedule.SqlRetrySchedule`` is the SQL implementation."""
+
+    async def add(self, retry: ScheduledRetry, *, order_id: str | None) -> bool: ...
+
+    async def next_due_at(self) -> datetime | None: ...
+
+    async def publish_due(self, now: datetime, limit: int, publish: PublishDue) -> int: ...
+
+    async def cancel_order(self, tenant: str, order_id: str) -> int: ...
+
+
+class Scheduler:
+    """Runs until cancelled. Rows are deleted only after their publish was confirmed, so nothing is lost on a
+    crash (a crash between the two re-publishes once: deliveries are idempotent).
+
+    There is no polling tick: the loop sleeps exactly until the earliest due time, and ``notify()`` (called when
+    a row is added) wakes it early, so a retry due in 50 ms is never held back by one due in an hour.
+    """
+
+    def __init__(
+        self,
+        schedule: RetrySchedule,
+        publish: PublishDue,
+        *,
+        batch_size: int = 100,
+        idle_recheck_s: float = 5.0,
+        error_backoff_s: float = 1.0,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self._schedule = schedule
+        self._publish = publish
+        self._batch_size = batch_size
+        self._idle_recheck_s = idle_recheck_s
+        self._error_backoff_s = error_backoff_s
+        self._clock = clock or _utcnow
+        self._wake = asyncio.Event()
+
+    def notify(self) -> None:
+        """A retry was added: look at the schedule again now."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            # Cleared before reading the schedule: a row added from here on sets it again and is not missed.
+            self._wake.clear()
+            try:
+                published = await self._schedule.publish_due(self._clock(), self._batch_size, self._publish)
+                if published:
+                    logger.info("re-requested %d due deliveries", published)
+                if published >= self._batch_size:
+                    continue
+                next_due = await self._schedule.next_due_at()
+            except TransientError as error:
+                logger.warning("scheduler round failed, trying again in %gs: %s", self._error_backoff_s, error)
+                await self._sleep(self._error_backoff_s)
+                continue
+            timeout = self._idle_recheck_s
+            if next_due is not None:
+                timeout = min(timeout, max((next_due - self._clock()).total_seconds(), 0.0))
+                if published == 0:
+                    # Due but not taken: another replica holds it (SKIP LOCKED). Do not spin on it.
+                    timeout = max(timeout, _MIN_WAIT_S)
+            await self._sleep(timeout)
+
+    async def _sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        try:
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
+        except TimeoutError:
+            pass
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,26 @@
+"""retry settings (env prefix ``RETRY_``); the broker keeps its own ``KAFKA_*`` variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from relay_platform.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    """Where the schedule is kept and how the scheduler behaves."""
+
+    model_config = SettingsConfigDict(env_prefix="RETRY_", extra="ignore")
+
+    # SQLite file for the embedded default; ``postgresql+asyncpg://...`` in production (several replicas).
+    database_url: str = "sqlite+aiosqlite:///var/retry.db"
+    database_connect_timeout_s: float = Field(default=5.0, gt=0)
+    # Each back-off is multiplied by a random factor in [1 - jitter, 1 + jitter] so retries do not bunch up.
+    jitter: float = Field(default=0.1, ge=0, lt=1)
+    # Due retries published per scheduler round (one transaction, publishes awaited together).
+    batch_size: int = Field(default=100, ge=1, le=10_000)
+    # With no retry due, look again after this long anyway: rows added by other replicas wake nobody here.
+    idle_recheck_s: float = Field(default=5.0, gt=0)
+    # Pause after the database or broker failed a scheduler round.
+    error_backoff_s: float = Field(default=1.0, gt=0)

@@ -1,0 +1,359 @@
+"""The retry service on a real broker: back-off, Retry-After, give-up, restart on the same database, cancellation.
+
+A watcher reads the output topics by assigning partitions (no consumer group, so no join delay); each test uses
+its own delivery IDs, so messages of other tests on the shared broker do not matter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Self
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from faststream import FastStream
+
+from relay_contracts.messages import (
+    DeliverBundle,
+    DeliveryAttempted,
+    MessageDeadLettered,
+    OrderEventOccurred,
+    OrderLine,
+    RetryDelivery,
+    order_key,
+)
+from relay_contracts.topics import (
+    DELIVERIES_DEAD,
+    DELIVERIES_OUTCOMES,
+    DELIVERIES_RETRY,
+    ORDERS_EVENTS,
+    IntegrationType,
+    deliveries_requested,
+)
+from relay_platform.settings import KafkaSettings
+from relay_platform.tenants import TenantsConfig, load_tenants
+from relay_retry.adapters.schedule import SqlRetrySchedule
+from relay_retry.main import create_app
+from relay_retry.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+TENANTS_FILE = Path(__file__).parent.parent / "tenants.yaml"
+TENANT = "rt"
+WATCHED = (deliveries_requested("zapier"), deliveries_requested("email"), DELIVERIES_OUTCOMES, DELIVERIES_DEAD)
+
+
+def deliver_bundle(
+    integration_id: str = "fast-hook",
+    *,
+    integration_type: IntegrationType = "zapier",
+    attempt: int = 1,
+    order_id: str | None = None,
+) -> DeliverBundle:
+    delivery_id = uuid.uuid4().hex
+    order = OrderLine(order_id=order_id, order_number="1022", item_id="1") if order_id else None
+    return DeliverBundle(
+        delivery_id=delivery_id,
+        trigger_id=f"t-{delivery_id}",
+        tenant=TENANT,
+        integration_id=integration_id,
+        integration_type=integration_type,
+        recipe_id=f"999-{delivery_id[:12]}",
+        feed="order" if order else "recipe",
+        reason="order_created" if order else "recipe_saved",
+        order=order,
+        attempt=attempt,
+        requested_at=datetime.now(UTC),
+    )
+
+
+def retry_of(request: DeliverBundle, *, retry_after_s: float | None = None) -> RetryDelivery:
+    return RetryDelivery(
+        request=request,
+        error_class="TransientError",
+        error_message="hook answered 503",
+        retry_after_s=retry_after_s,
+        failed_at=datetime.now(UTC),
+    )
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    key: bytes | None
+    value: bytes
+    seen_at: float  # time.time() when the watcher read it
+
+
+@dataclass
+class TopicWatcher:
+    """Reads topics from their end at start-up, by partition assignment."""
+
+    bootstrap: str
+    topics: tuple[str, ...]
+    records: list[Record] = field(default_factory=list)
+    _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    _consumer: AIOKafkaConsumer | None = None
+    _task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Self:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        partitions = [
+            TopicPartition(topic, partition)
+            for topic in self.topics
+            for partition in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_end(*partitions)
+        for partition in partitions:  # resolve the end offsets now, before the tests publish
+            await consumer.position(partition)
+        self._consumer = consumer
+        self._task = asyncio.create_task(self._read())
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def _read(self) -> None:
+        assert self._consumer is not None
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=50)
+            seen_at = time.time()
+            if batches:
+                async with self._changed:
+                    for records in batches.values():
+                        self.records.extend(Record(r.topic, r.key, r.value, seen_at) for r in records)
+                    self._changed.notify_all()
+
+    def requests(self, delivery_id: str) -> list[tuple[Record, DeliverBundle]]:
+        return [
+            (record, DeliverBundle.model_validate_json(record.value))
+            for record in self.records
+            if record.topic.startswith("deliveries.requested.") and delivery_id.encode() in record.value
+        ]
+
+    def outcomes(self, delivery_id: str) -> list[DeliveryAttempted]:
+        return [
+            DeliveryAttempted.model_validate_json(r.value)
+            for r in self.records
+            if r.topic == DELIVERIES_OUTCOMES and delivery_id.encode() in r.value
+        ]
+
+    def dead_letters(self, delivery_id: str) -> list[MessageDeadLettered]:
+        found = []
+        for record in self.records:
+            if record.topic == DELIVERIES_DEAD:
+                dead = MessageDeadLettered.model_validate_json(record.value)
+                if delivery_id in dead.reason:
+                    found.append(dead)
+        return found
+
+    async def wait(self, condition: Callable[[], object], *, timeout: float = 20.0) -> None:
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(lambda: bool(condition()))
+
+
+@dataclass
+class RetryService:
+    """The retry app on the test broker, restartable on the same SQLite file."""
+
+    settings: Settings
+    tenants: TenantsConfig
+    app: FastStream | None = None
+
+    async def start(self) -> None:
+        self.app = create_app(self.settings, tenants=self.tenants)
+        await self.app.start()
+
+    async def stop(self) -> None:
+        if self.app is not None:
+            await self.app.stop()
+            self.app = None
+
+    async def pending(self, delivery_id: str) -> int:
+        """Scheduled rows of one delivery: other tests (and other services' tests) share the broker's topics."""
+        async with SqlRetrySchedule.open(self.settings.database_url) as schedule:
+            return await schedule.pending(delivery_id)
+
+
+@pytest.fixture(scope="module")
+async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        yield producer
+    finally:
+        await producer.stop()
+
+
+@pytest.fixture(scope="module")
+async def watcher(kafka_bootstrap: str) -> AsyncIterator[TopicWatcher]:
+    async with TopicWatcher(kafka_bootstrap, WATCHED) as watcher:
+        yield watcher
+
+
+@pytest.fixture(scope="module")
+async def retry_service(
+    kafka_bootstrap: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    producer: AIOKafkaProducer,
+    watcher: TopicWatcher,
+) -> AsyncIterator[RetryService]:
+    database = tmp_path_factory.mktemp("retry") / "retry.db"
+    settings = Settings(
+        kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap, transient_backoff_s=0.1),
+        database_url=f"sqlite+aiosqlite:///{database}",
+        tenants_file=TENANTS_FILE,
+        idle_recheck_s=1.0,
+    )
+    service = RetryService(settings, load_tenants(TENANTS_FILE))
+    await service.start()
+    try:
+        # Ready once a message goes through: the consumer group has its partitions.
+        probe = deliver_bundle(attempt=3)
+        await send_retry(producer, retry_of(probe))
+        await watcher.wait(lambda: watcher.outcomes(probe.delivery_id), timeout=60)
+        yield service
+    finally:
+        await service.stop()
+
+
+async def send_retry(producer: AIOKafkaProducer, retry: RetryDelivery) -> None:
+    # Keyed by delivery ID, as the deliverers publish it.
+    await producer.send_and_wait(
+        DELIVERIES_RETRY, retry.model_dump_json().encode(), key=retry.request.delivery_id.encode()
+    )
+
+
+async def test_first_failure_is_re_requested_as_attempt_2_on_its_deliverer_topic_after_the_backoff(
+    retry_service: RetryService, producer: AIOKafkaProducer, watcher: TopicWatcher
+) -> None:
+    request = deliver_bundle("factory-mail", integration_type="email", order_id="6182665224482")
+    retry = retry_of(request)
+    await send_retry(producer, retry)
+
+    await watcher.wait(lambda: watcher.requests(request.delivery_id))
+
+    [(record, again)] = watcher.requests(request.delivery_id)
+    assert record.topic == deliveries_requested("email")
+    assert record.key == request.recipe_id.encode()
+    assert again == request.model_copy(update={"attempt": 2})
+    assert record.seen_at - retry.failed_at.timestamp() >= 0.05 * 0.9
+    # The row is deleted once the broker confirmed the publish, which may be just after the watcher saw it.
+    async with asyncio.timeout(10):
+        while await retry_service.pending(request.delivery_id) != 0:
+            await asyncio.sleep(0.02)
+
+
+async def test_last_attempt_failing_publishes_one_final_failure_and_a_replayable_dead_letter(
+    retry_service: RetryService, producer: AIOKafkaProducer, watcher: TopicWatcher
+) -> None:
+    request = deliver_bundle(attempt=3, order_id="6182665224482")
+    await send_retry(producer, retry_of(request))
+
+    await watcher.wait(lambda: watcher.outcomes(request.delivery_id) and watcher.dead_letters(request.delivery_id))
+
+    [outcome] = watcher.outcomes(request.delivery_id)
+    assert (outcome.status, outcome.final, outcome.attempt) == ("failed", True, 3)
+    assert (outcome.error_class, outcome.error_message) == ("TransientError", "hook answered 503")
+    assert outcome.order == request.order
+    [dead] = watcher.dead_letters(request.delivery_id)
+    assert dead.source_topic == deliveries_requested("zapier")
+    assert dead.key == request.recipe_id
+    assert dead.service == "retry"
+    assert "3 of 3 attempts" in dead.reason
+    replay = DeliverBundle.model_validate_json(base64.b64decode(dead.payload_b64))
+    assert replay == request.model_copy(update={"attempt": 1})
+    assert not watcher.requests(request.delivery_id)
+
+
+async def test_retry_due_later_does_not_hold_back_one_due_sooner(
+    retry_service: RetryService, producer: AIOKafkaProducer, watcher: TopicWatcher
+) -> None:
+    slow = deliver_bundle("slow-hook")  # back-off 2 s
+    fast = deliver_bundle("fast-hook")  # back-off 50 ms
+    await send_retry(producer, retry_of(slow))
+    fast_retry = retry_of(fast)
+    await send_retry(producer, fast_retry)
+
+    await watcher.wait(lambda: watcher.requests(fast.delivery_id))
+    [(fast_record, _)] = watcher.requests(fast.delivery_id)
+    assert fast_record.seen_at - fast_retry.failed_at.timestamp() < 1.0
+    assert not watcher.requests(slow.delivery_id)
+
+    await watcher.wait(lambda: watcher.requests(slow.delivery_id))
+    [(slow_record, again)] = watcher.requests(slow.delivery_id)
+    assert again.attempt == 2
+    assert slow_record.seen_at > fast_record.seen_at
+
+
+async def test_retry_after_from_the_destination_is_honoured(
+    retry_service: RetryService, producer: AIOKafkaProducer, watcher: TopicWatcher
+) -> None:
+    request = deliver_bundle("fast-hook")
+    retry = retry_of(request, retry_after_s=2)
+    await send_retry(producer, retry)
+
+    await watcher.wait(lambda: watcher.requests(request.delivery_id))
+
+    [(record, _)] = watcher.requests(request.delivery_id)
+    assert record.seen_at - retry.failed_at.timestamp() >= 2.0
+
+
+async def test_scheduled_retry_survives_a_restart_on_the_same_database(
+    retry_service: RetryService, producer: AIOKafkaProducer, watcher: TopicWatcher
+) -> None:
+    request = deliver_bundle("fast-hook")
+    await send_retry(producer, retry_of(request, retry_after_s=1.5))
+    async with asyncio.timeout(20):
+        while await retry_service.pending(request.delivery_id) == 0:
+            await asyncio.sleep(0.02)
+    await retry_service.stop()
+    assert not watcher.requests(request.delivery_id)
+
+    await retry_service.start()
+
+    await watcher.wait(lambda: watcher.requests(request.delivery_id), timeout=60)
+    assert [again.attempt for _, again in watcher.requests(request.delivery_id)] == [2]
+
+
+async def test_cancelled_order_drops_its_pending_retries(
+    retry_service: RetryService, producer: AIOKafkaProducer, watcher: TopicWatcher
+) -> None:
+    cancelled = deliver_bundle("fast-hook", order_id=f"o-{uuid.uuid4().hex[:8]}")
+    await send_retry(producer, retry_of(cancelled, retry_after_s=1.0))
+    async with asyncio.timeout(20):
+        while await retry_service.pending(cancelled.delivery_id) == 0:
+            await asyncio.sleep(0.02)
+    assert cancelled.order is not None
+    event = OrderEventOccurred(
+        event_id=uuid.uuid4().hex,
+        tenant=TENANT,
+        type="cancelled",
+        order_id=cancelled.order.order_id,
+        order_number=cancelled.order.order_number,
+        occurred_at=datetime.now(UTC),
+    )
+    await producer.send_and_wait(ORDERS_EVENTS, event.model_dump_json().encode(), key=event.kafka_key)
+    # A later retry of another order: once it is out, the cancelled one (due sooner) would have been too.
+    sentinel = deliver_bundle("fast-hook", order_id="other-order")
+    await send_retry(producer, retry_of(sentinel, retry_after_s=1.2))
+
+    await watcher.wait(lambda: watcher.requests(sentinel.delivery_id))
+
+    assert not watcher.requests(cancelled.delivery_id)
+    assert order_key(TENANT, cancelled.order.order_id) == event.kafka_key
