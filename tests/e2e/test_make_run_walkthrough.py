@@ -235,8 +235,13 @@ def _assert_s3_delivered(var: Path, bundle: dict[str, bytes]) -> None:
     for name, data in bundle.items():
         body = client.get_object(Bucket="demo-orders", Key=f"relay/{name}")["Body"].read()
         assert body == data, name
-    recipe_feed = client.list_objects_v2(Bucket="demo-orders", Prefix=f"relay/{RECIPE_ID}-")
-    assert recipe_feed.get("KeyCount", 0) > 0, "the raw recipe feed did not reach S3"
+    # The raw recipe feed (on save) travels independently of the order feed: it may land a little later.
+    wait_until(
+        lambda: client.list_objects_v2(Bucket="demo-orders", Prefix=f"relay/{RECIPE_ID}-").get("KeyCount", 0) > 0,
+        timeout=60,
+        what="the raw recipe feed to reach S3",
+        interval=0.2,
+    )
 
 
 def _assert_azure_delivered(var: Path, bundle: dict[str, bytes]) -> None:

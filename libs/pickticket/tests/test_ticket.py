@@ -124,3 +124,30 @@ def test_odd_recipe_values_do_not_break_rendering() -> None:
     }
     text, _ = text_of(render_pick_ticket(odd))
     assert "<b>&amp; tags</b>" in text
+
+
+def test_status_banner_stamps_every_page_and_the_header() -> None:
+    order = TicketOrder(order_number="1022", order_id="6182665224482", item_id="14523", item_quantity=2)
+    pdf = render_pick_ticket(recipe(components=120), order=order, banner="cancelled")
+    reader = pypdf.PdfReader(io.BytesIO(pdf))
+    assert len(reader.pages) > 1
+    for page in reader.pages:
+        text = page.extract_text()
+        assert text.count("CANCELLED") >= 2, text  # the header label and the stamp across the page
+        assert "PICK TICKET" in text
+    assert render_pick_ticket(recipe(), order=order, banner="CANCELLED") == render_pick_ticket(
+        recipe(), order=order, banner="CANCELLED"
+    )
+
+
+def test_no_banner_means_no_stamp_and_blank_banner_is_none() -> None:
+    order = TicketOrder(order_number="1022", order_id="6182665224482", item_quantity=2)
+    plain = render_pick_ticket(recipe(), order=order)
+    assert "CANCELLED" not in text_of(plain)[0]
+    assert render_pick_ticket(recipe(), order=order, banner="   ") == plain
+
+
+def test_long_banner_is_bounded_to_one_line() -> None:
+    text, pages = text_of(render_pick_ticket(recipe(), banner="cancelled " * 20))
+    assert pages == 1
+    assert "CANCELLED CANCELLED" in text

@@ -44,6 +44,10 @@ class AssetServer:
     def url(self, path: str) -> str:
         return f"{self.base}{path}"
 
+    def fetched(self, prefix: str) -> int:
+        """Requests made to paths starting with ``prefix``."""
+        return sum(n for path, n in self.hits.items() if path.startswith(prefix))
+
 
 @pytest.fixture(scope="session")
 async def asset_server() -> AsyncIterator[AssetServer]:
@@ -92,6 +96,11 @@ async def asset_server() -> AsyncIterator[AssetServer]:
         await count(request)
         raise web.HTTPNotFound
 
+    async def failing(request: web.Request) -> web.Response:
+        # For assets that must never be fetched: counted, and an error if they were.
+        await count(request)
+        raise web.HTTPInternalServerError
+
     async def slow(request: web.Request) -> web.Response:
         await count(request)
         await asyncio.sleep(5)
@@ -118,6 +127,7 @@ async def asset_server() -> AsyncIterator[AssetServer]:
     app.router.add_get("/large.bin", large)
     app.router.add_get("/streamed-large", streamed_large)
     app.router.add_get("/missing.png", missing)
+    app.router.add_get("/fail/{name}", failing)
     app.router.add_get("/slow.png", slow)
     app.router.add_get("/flaky.png", flaky)
     app.router.add_get("/redirect-private", redirect_private)
@@ -139,6 +149,34 @@ def tenants() -> TenantsConfig:
 
 
 RecipeFactory = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture(scope="session")
+def make_failing_recipe(asset_server: AssetServer) -> Callable[[str, str], dict[str, Any]]:
+    """A recipe whose every asset URL answers 500 under ``/fail/<tag>-``: building its bundle would fail, and
+    ``asset_server.fetched(f"/fail/{tag}")`` tells whether anything was fetched."""
+
+    def factory(recipe_id: str, tag: str) -> dict[str, Any]:
+        def fail(name: str) -> str:
+            return asset_server.url(f"/fail/{tag}-{name}")
+
+        return {
+            "id": recipe_id,
+            "created": "2026-11-20T09:30:00Z",
+            "name": "Engraved Bottle",
+            "components": [{"name": "Front", "code": "P0", "component": {"code": "C0", "sku": "SKU-0"}}],
+            "views": [
+                {
+                    "code": "front",
+                    "previewPng": fail("front.png"),
+                    "production": fail("front.pdf"),
+                    "variants": [{"code": "cart", "preview": fail("cart.png")}],
+                }
+            ],
+            "attachments": [{"code": "logo", "url": fail("logo.eps")}],
+        }
+
+    return factory
 
 
 @pytest.fixture(scope="session")

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+from collections.abc import Sequence
 from pathlib import Path
 
 import typer
 
+from relay_cli import dlq as dead_letters
 from relay_cli.dev import run_dev
+from relay_cli.trigger import DEFAULT_API_URL, Criterion, TriggerFailedError, trigger_integrations
 from relay_platform.tenants import hash_api_key
 
 app = typer.Typer(help="Recipe Relay operator tool.", no_args_is_help=True)
 keys = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(keys, name="keys")
+dlq = typer.Typer(help="Dead letters (deliveries.dead.v1): list and replay.", no_args_is_help=True)
+app.add_typer(dlq, name="dlq")
+
+REASON_WIDTH = 60
 
 
 @keys.command("hash")
@@ -31,9 +38,143 @@ def keys_hash(
 def dev(
     port: int = typer.Option(8080, help="Port of the ingest API."),
     var: Path = typer.Option(Path("var"), help="Directory for the embedded stack's data and logs."),
+    demo: bool = typer.Option(True, help="Start local servers for the demo tenant's destinations."),
 ) -> None:
     """Run the whole suite on this machine (embedded broker, SQLite, local storage); Ctrl-C stops it."""
     root = Path.cwd()
     if not (root / "services").is_dir():
         raise typer.BadParameter("run from the repository root (the folder with services/)")
-    raise typer.Exit(asyncio.run(run_dev(root, var.resolve(), port)))
+    raise typer.Exit(asyncio.run(run_dev(root, var.resolve(), port, demo=demo)))
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain, aligned text table (no colours: output is often piped or pasted into tickets)."""
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in [headers, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(1)
+
+
+@app.command("trigger")
+def trigger(
+    *,
+    order_number: str | None = typer.Option(None, "--order-number", help="Re-run the order(s) with this number."),
+    order_id: str | None = typer.Option(None, "--order-id", help="Re-run the order with this ID."),
+    recipe_id: str | None = typer.Option(
+        None, "--recipe-id", help="Re-run every order using this recipe, and the raw recipe feed."
+    ),
+    integration: list[str] | None = typer.Option(
+        None, "--integration", help="Only this integration ID (repeatable); default: every enabled one."
+    ),
+    api: str = typer.Option(DEFAULT_API_URL, "--api", envvar="RELAY_API_URL", help="Base URL of the ingest API."),
+    api_key: str | None = typer.Option(
+        None,
+        "--api-key",
+        envvar="RELAY_API_KEY",
+        show_default=False,
+        help="API key with order-tracking permission (prefer the env variable: it stays out of shell history).",
+    ),
+) -> None:
+    """Trigger integrations again for an order or a recipe (seed 000 "Trigger Integrations")."""
+    criteria: tuple[tuple[Criterion, str | None], ...] = (
+        ("orderNumber", order_number),
+        ("orderId", order_id),
+        ("recipeId", recipe_id),
+    )
+    given = [(name, value) for name, value in criteria if value is not None]
+    if len(given) != 1:
+        raise typer.BadParameter("give exactly one of --order-number, --order-id or --recipe-id")
+    if not api_key:
+        raise typer.BadParameter("an API key is required: set RELAY_API_KEY or pass --api-key")
+    criterion, value = given[0]
+    try:
+        triggered = asyncio.run(trigger_integrations(api, api_key, criterion, value, integration or ()))
+    except TriggerFailedError as error:
+        raise fail(str(error)) from error
+    rows = [
+        [
+            t.trigger_id,
+            t.feed,
+            t.recipe_id,
+            t.order_number or "-",
+            t.order_id or "-",
+            t.item_id or "-",
+            ",".join(t.integration_ids),
+        ]
+        for t in triggered
+    ]
+    typer.echo(table(["TRIGGER", "FEED", "RECIPE", "ORDER NO", "ORDER ID", "ITEM", "INTEGRATIONS"], rows))
+    typer.echo(f"{len(triggered)} trigger(s) published")
+
+
+def _bootstrap_option() -> str:
+    option: str = typer.Option(
+        dead_letters.DEFAULT_BOOTSTRAP, "--bootstrap", envvar="KAFKA_BOOTSTRAP_SERVERS", help="Kafka bootstrap servers."
+    )
+    return option
+
+
+@dlq.command("list")
+def dlq_list(
+    limit: int = typer.Option(50, "--limit", min=1, help="Show at most this many (the newest)."),
+    topic_filter: str | None = typer.Option(
+        None, "--topic-filter", help="Only source topics containing this text (or matching this glob)."
+    ),
+    bootstrap: str = _bootstrap_option(),
+) -> None:
+    """One row per dead letter (payloads are never shown: they may hold order data)."""
+    try:
+        letters = asyncio.run(dead_letters.list_dead_letters(bootstrap, limit=limit, topic_filter=topic_filter))
+    except dead_letters.DlqError as error:
+        raise fail(str(error)) from error
+    rows = [
+        [
+            d.position,
+            d.time.isoformat(timespec="seconds"),
+            d.source_topic or "?",
+            d.message.service if d.message else "?",
+            d.message.error_class if d.message else "<unreadable>",
+            dead_letters.summary(d.message.reason if d.message else d.problem or "", REASON_WIDTH),
+        ]
+        for d in letters
+    ]
+    typer.echo(table(["POSITION", "TIME", "SOURCE TOPIC", "SERVICE", "ERROR", "REASON"], rows))
+    typer.echo(f"{len(letters)} dead letter(s)")
+
+
+@dlq.command("replay")
+def dlq_replay(
+    positions: list[str] | None = typer.Argument(
+        None, metavar="PARTITION:OFFSET", help="Positions as shown by `relay dlq list`.", show_default=False
+    ),
+    replay_all: bool = typer.Option(False, "--all", help="Replay every dead letter (of --source-topic)."),
+    source_topic: str | None = typer.Option(None, "--source-topic", help="With --all: only this source topic."),
+    bootstrap: str = _bootstrap_option(),
+) -> None:
+    """Re-publish dead letters' original payloads to their source topics, with their original keys."""
+    try:
+        wanted = [dead_letters.parse_position(p) for p in positions or []]
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
+    if bool(wanted) == replay_all:
+        raise typer.BadParameter("give PARTITION:OFFSET positions or --all (one of the two)")
+    if source_topic is not None and not replay_all:
+        raise typer.BadParameter("--source-topic goes with --all")
+
+    async def run() -> list[dead_letters.Replayed]:
+        letters = await dead_letters.read_dead_letters(bootstrap)
+        chosen = dead_letters.choose(letters, wanted, replay_all=replay_all, source_topic=source_topic)
+        return await dead_letters.replay(bootstrap, chosen)
+
+    try:
+        replayed = asyncio.run(run())
+    except dead_letters.DlqError as error:
+        raise fail(str(error)) from error
+    rows = [[r.position, r.topic, r.key or "-", str(r.size), f"{r.partition}:{r.offset}"] for r in replayed]
+    typer.echo(table(["FROM", "TO TOPIC", "KEY", "BYTES", "NEW POSITION"], rows))
+    typer.echo(f"{len(replayed)} dead letter(s) replayed")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,6 +44,8 @@ THUMBS_PER_ROW = 3
 # A single table cell taller than a page cannot be laid out; the full text is in the bundle's recipe JSON.
 MAX_CELL_CHARS = 600
 THUMB_PIXELS = 480
+BANNER_MAX_CHARS = 24
+BANNER_COLOR = colors.HexColor("#C62828")
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +251,10 @@ def _custom(styles: _Styles, recipe: Mapping[str, Any]) -> list[Flowable]:
 class _Header:
     """Draws the header (repeated on every page) and the footer straight onto the canvas."""
 
-    def __init__(self, recipe: Mapping[str, Any], order: TicketOrder | None, qr_value: str) -> None:
+    def __init__(
+        self, recipe: Mapping[str, Any], order: TicketOrder | None, qr_value: str, banner: str | None = None
+    ) -> None:
+        self.banner = banner
         self.recipe_id = _text(recipe.get("id"), 128)
         self.name = _text(recipe.get("name"), 300) or "(unnamed product)"
         facts = [
@@ -309,6 +315,8 @@ class _Header:
         canvas.setFont(REGULAR, 7.5)
         canvas.setFillColor(colors.HexColor("#555555"))
         canvas.drawString(MARGIN, y, "PICK TICKET")
+        if self.banner:
+            self._banner_label(canvas, MARGIN + canvas_width("PICK TICKET", REGULAR, 7.5) + 3 * mm, y)
         canvas.setFillColor(colors.black)
         y -= 5.5 * mm
         for line in _fit(self.name, BOLD, 12, text_width, 2):
@@ -334,6 +342,63 @@ class _Header:
         canvas.drawRightString(right, MARGIN / 2, f"Page {doc.page}")
         canvas.restoreState()
 
+    def _banner_label(self, canvas: Canvas, x: float, baseline: float) -> None:
+        """The status as white bold text on a red box, beside "PICK TICKET" in the header."""
+        if not self.banner:
+            return
+        size = 9.0
+        width = canvas_width(self.banner, BOLD, size) + 4 * mm
+        canvas.saveState()
+        canvas.setFillColor(BANNER_COLOR)
+        canvas.rect(x, baseline - 1.4 * mm, width, 4.6 * mm, stroke=0, fill=1)
+        canvas.setFillColor(colors.white)
+        canvas.setFont(BOLD, size)
+        canvas.drawString(x + 2 * mm, baseline - 0.2 * mm, self.banner)
+        canvas.restoreState()
+
+
+def _stamp(canvas: Canvas, banner: str) -> None:
+    """``banner`` in large translucent red letters across the page diagonal, over the content, framed."""
+    angle = math.degrees(math.atan2(PAGE_HEIGHT, PAGE_WIDTH))
+    room = 0.6 * math.hypot(PAGE_WIDTH, PAGE_HEIGHT)
+    size = min(120.0, room / max(canvas_width(banner, BOLD, 1), 1e-6))
+    text_width = canvas_width(banner, BOLD, size)
+    canvas.saveState()
+    canvas.translate(PAGE_WIDTH / 2, PAGE_HEIGHT / 2)
+    canvas.rotate(angle)
+    canvas.setFillColor(BANNER_COLOR)
+    canvas.setStrokeColor(BANNER_COLOR)
+    canvas.setFillAlpha(0.28)
+    canvas.setStrokeAlpha(0.45)
+    canvas.setLineWidth(3)
+    pad = size * 0.18
+    canvas.rect(
+        -text_width / 2 - pad, -size * 0.28 - pad, text_width + 2 * pad, size * 0.95 + 2 * pad, stroke=1, fill=0
+    )
+    canvas.setFont(BOLD, size)
+    canvas.drawCentredString(0, 0, banner)
+    canvas.restoreState()
+
+
+class _TicketDocument(SimpleDocTemplate):  # type: ignore[misc]  # reportlab is untyped
+    """A ``SimpleDocTemplate`` that stamps the status banner over each finished page (above tables' fills)."""
+
+    banner: str | None = None
+
+    def afterPage(self) -> None:  # noqa: N802 - reportlab's hook name
+        if self.banner:
+            _stamp(self.canv, self.banner)
+
+
+def _banner_text(banner: str | None) -> str | None:
+    """Upper case, one line, bounded; ``None`` for nothing to show."""
+    if banner is None:
+        return None
+    text = " ".join(banner.split()).upper()
+    if len(text) > BANNER_MAX_CHARS:
+        text = text[: BANNER_MAX_CHARS - 1] + "…"
+    return text or None
+
 
 def render_pick_ticket(
     recipe: Mapping[str, Any],
@@ -341,20 +406,24 @@ def render_pick_ticket(
     order: TicketOrder | None = None,
     previews: Sequence[TicketImage] = (),
     recipe_url: str | None = None,
+    banner: str | None = None,
 ) -> bytes:
     """The pick ticket PDF for ``recipe`` (a seed 001 recipe dict), optionally for one order line.
 
     Header on every page: recipe ID as Code 128, a QR code of ``recipe_url`` (the ID when absent), product name,
     style code, version, created date and the order line. Body: components table (flows over pages with its
-    headings repeated), preview thumbnails, attachments and custom attributes. Output is byte-for-byte
-    deterministic for the same inputs, so a rebuilt bundle has the same checksum.
+    headings repeated), preview thumbnails, attachments and custom attributes. ``banner`` (say ``"CANCELLED"``)
+    stamps a status on the ticket: a red label in the header and large translucent letters across every page,
+    so a printed copy cannot be taken for a work order. Output is byte-for-byte deterministic for the same
+    inputs, so a rebuilt bundle has the same checksum.
     """
     register_fonts()
     styles = _Styles()
     recipe_id = _text(recipe.get("id"), 128)
-    header = _Header(recipe, order, recipe_url or recipe_id)
+    stamp = _banner_text(banner)
+    header = _Header(recipe, order, recipe_url or recipe_id, stamp)
     buffer = io.BytesIO()
-    doc = SimpleDocTemplate(
+    doc = _TicketDocument(
         buffer,
         pagesize=A4,
         leftMargin=MARGIN,
@@ -366,6 +435,7 @@ def render_pick_ticket(
         subject=_text(recipe.get("name"), 200),
         invariant=True,
     )
+    doc.banner = stamp
     story: list[Flowable] = [
         *_components(styles, recipe),
         *_previews(styles, previews),

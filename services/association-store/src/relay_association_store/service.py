@@ -40,6 +40,7 @@ ORDER_REASONS: Mapping[OrderEventType, TriggerReason] = {
     "refunded": "order_refunded",
     "returned": "order_returned",
 }
+MANUFACTURING_EVENTS: frozenset[OrderEventType] = frozenset({"linked", "created", "updated"})
 STATUS_BY_EVENT: Mapping[OrderEventType, OrderStatus] = {
     "created": "open",
     "cancelled": "cancelled",
@@ -203,6 +204,10 @@ def order_triggers(
     if not integration_ids or not change.applied:
         return ()
     order = change.after
+    if order.status == "cancelled" and event.type in MANUFACTURING_EVENTS:
+        # A cancelled order is never sent to manufacturing again: a late link or update is recorded, not
+        # delivered (it would overwrite the CANCELLED ticket at the destination).
+        return ()
     return tuple(
         IntegrationsTriggered(
             trigger_id=stable_id(event.event_id, item.recipe_id, item.item_id),

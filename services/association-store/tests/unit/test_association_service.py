@@ -144,6 +144,18 @@ def test_status_events_trigger_every_item_with_the_new_status(tenants: TenantsCo
     assert {t.reason for t in triggers} == {"order_refunded"}
 
 
+@pytest.mark.parametrize("late", ["linked", "updated"])
+def test_cancelled_order_is_not_sent_to_manufacturing_again(tenants: TenantsConfig, late: OrderEventType) -> None:
+    tenant = tenants.tenants["acme"]
+    state = service.apply_order_event(None, order_event("linked", "O1", [("ACME-1", "i1", 1)], minutes=1)).after
+    state = service.apply_order_event(state, order_event("cancelled", "O1", minutes=3)).after
+    event = order_event(late, "O1", [("ACME-1", "i1", 5)], minutes=2 if late == "updated" else 4)
+    change = service.apply_order_event(state, event)
+    assert change.after.status == "cancelled"
+    assert service.order_feed_integrations(tenant, late)
+    assert service.order_triggers(tenant, event, change, {}) == ()
+
+
 def test_delivery_outcome_is_never_regressed_by_a_late_older_attempt() -> None:
     first = service.merge_delivery(
         None,

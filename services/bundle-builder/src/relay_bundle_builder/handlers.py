@@ -57,8 +57,9 @@ async def handle_trigger(trigger: IntegrationsTriggered, runtime: Runtime) -> No
         publications = list(service.failure_outcomes(trigger, tenant, error, datetime.now(UTC), elapsed_ms))
     else:
         logger.info(
-            "bundle for trigger %s (recipe %s): %d files in %s",
+            "bundle for trigger %s (%s, recipe %s): %d files in %s",
             trigger.trigger_id,
+            trigger.reason,
             trigger.recipe_id,
             len(bundle.files),
             bundle.directory,

@@ -21,6 +21,7 @@ from relay_contracts.messages import (
     DeliveryAttempted,
     IntegrationsTriggered,
     OrderLine,
+    TriggerReason,
     stable_id,
 )
 from relay_contracts.topics import DELIVERIES_OUTCOMES, IntegrationType, deliveries_requested
@@ -34,6 +35,7 @@ FILE_NAME_MAX = 200  # the whole file name, in characters (and 255 bytes at most
 RECIPE_FILE = "Recipe"
 TICKET_FILE = "Ticket"
 MANIFEST_FILE = "manifest.json"
+EVENTS_DIR = "events"  # event bundles live beside, not over, the manufacturing bundle of the same order line
 
 AssetKind = Literal["production", "preview", "variant", "attachment"]
 
@@ -224,6 +226,75 @@ def bundle_dir(tenant: str, recipe_id: str, order: OrderLine | None) -> str:
     return f"bundles/{tenant_part}/orders/{order_id}/{item}/{recipe}"
 
 
+# --- order lifecycle events --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EventPlan:
+    """The event-only bundle an order lifecycle trigger gets instead of the manufacturing bundle.
+
+    ``stem`` names the event file (``<prefix><stem>.json``); ``ticket_banner`` set means the pick ticket is
+    included, stamped with it (a cancellation: whoever holds the earlier ticket must see it is void).
+    """
+
+    reason: TriggerReason
+    stem: str
+    folder: str
+    ticket_banner: str | None = None
+
+
+EVENT_PLANS: Mapping[TriggerReason, EventPlan] = {
+    "order_cancelled": EventPlan("order_cancelled", "Cancellation", "cancelled", ticket_banner="CANCELLED"),
+    "order_refunded": EventPlan("order_refunded", "Refund", "refunded"),
+    "order_returned": EventPlan("order_returned", "Return", "returned"),
+}
+
+
+def event_plan(trigger: IntegrationsTriggered) -> EventPlan | None:
+    """The event bundle for a cancelled/refunded/returned order line; ``None`` for a manufacturing bundle.
+
+    Created, linked, updated, recipe-saved and manual triggers (re)build the manufacturing bundle: an update
+    re-delivers it with the new quantities under the same names and keys.
+    """
+    return EVENT_PLANS.get(trigger.reason)
+
+
+def ticket_banner(trigger: IntegrationsTriggered) -> str | None:
+    """The stamp on a manufacturing bundle's ticket: ``CANCELLED`` when the order line is cancelled.
+
+    The association store may still fire ``updated``/``linked``/``manual`` for a cancelled order (say, an item
+    list that predates the cancellation); its re-delivered ticket must not read as a work order again.
+    """
+    if trigger.order is not None and (trigger.order.status or "").lower() == "cancelled":
+        return EVENT_PLANS["order_cancelled"].ticket_banner
+    return None
+
+
+def event_json(trigger: IntegrationsTriggered) -> bytes:
+    """``{"event", "orderId", "orderNumber", "recipeId", "itemId", "itemQuantity", "occurredAt"}``.
+
+    Deterministic for one trigger (same bytes on a rebuild); IDs and quantity only, nothing personal.
+    """
+    if trigger.order is None:
+        raise BundleFailedError(f"{trigger.reason} trigger without an order line: no event to deliver")
+    document = {
+        "event": trigger.reason,
+        "orderId": trigger.order.order_id,
+        "orderNumber": trigger.order.order_number,
+        "recipeId": trigger.recipe_id,
+        "itemId": trigger.order.item_id,
+        "itemQuantity": trigger.order.item_quantity,
+        "occurredAt": trigger.model_dump(mode="json", include={"occurred_at"})["occurredAt"],
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False).encode()
+
+
+def event_dir(trigger: IntegrationsTriggered, plan: EventPlan) -> str:
+    """``<bundle dir>/events/<cancelled|refunded|returned>``: deterministic, apart from the manufacturing files
+    (their keys and checksums stay valid for deliveries still in flight)."""
+    return f"{bundle_dir(trigger.tenant, trigger.recipe_id, trigger.order)}/{EVENTS_DIR}/{plan.folder}"
+
+
 # --- the bundle --------------------------------------------------------------------------------------------------
 
 
@@ -285,8 +356,12 @@ async def build_bundle(trigger: IntegrationsTriggered, tenant: Tenant, ctx: Buil
 
     Raises ``BundleFailedError`` when the bundle cannot be complete (a missing/oversized/refused asset, assets
     unavailable after retries, no recipe): a manufacturing bundle is never delivered silently incomplete.
-    Store errors propagate unchanged (transient -> the message is re-read).
+    Store errors propagate unchanged (transient -> the message is re-read). A cancelled, refunded or returned
+    order line gets its event bundle instead (``build_event_bundle``).
     """
+    plan = event_plan(trigger)
+    if plan is not None:
+        return await build_event_bundle(trigger, plan, ctx)
     raw_recipe, recipe = await _load_recipe(ctx.store, trigger.recipe_key)
     refs = asset_refs(recipe)
     try:
@@ -307,7 +382,7 @@ async def build_bundle(trigger: IntegrationsTriggered, tenant: Tenant, ctx: Buil
     ]
     # One thumbnail per view: the PNG if there is one, else the JPG.
     thumbnails = list({p.label: p for p in reversed(previews)}.values())[::-1]
-    render = _render_args(recipe, trigger, ctx, thumbnails)
+    render = _render_args(recipe, trigger, ctx, thumbnails, banner=ticket_banner(trigger))
     ticket = await asyncio.to_thread(render) if ctx.render_in_thread else render()
 
     prefix = name_prefix(trigger.recipe_id, trigger.order)
@@ -325,16 +400,39 @@ async def build_bundle(trigger: IntegrationsTriggered, tenant: Tenant, ctx: Buil
     return await _store(trigger, ctx, built)
 
 
+async def build_event_bundle(trigger: IntegrationsTriggered, plan: EventPlan, ctx: BuildContext) -> Bundle:
+    """The event JSON (plus, for a cancellation, the pick ticket stamped with the banner); no asset is fetched.
+
+    The files keep the order line's name prefix, so a file destination gets them beside the earlier ones; the
+    stamped ticket has the ticket's name and replaces the one a worker would print.
+    """
+    prefix = name_prefix(trigger.recipe_id, trigger.order)
+    built = [BuiltFile(file_name(prefix, plan.stem, "json"), "application/json", event_json(trigger))]
+    if plan.ticket_banner is not None:
+        _, recipe = await _load_recipe(ctx.store, trigger.recipe_key)
+        render = _render_args(recipe, trigger, ctx, [], banner=plan.ticket_banner)
+        ticket = await asyncio.to_thread(render) if ctx.render_in_thread else render()
+        built.append(BuiltFile(file_name(prefix, TICKET_FILE, "pdf"), "application/pdf", ticket))
+    return await _store(trigger, ctx, built, directory=event_dir(trigger, plan))
+
+
 def _render_args(
-    recipe: Mapping[str, Any], trigger: IntegrationsTriggered, ctx: BuildContext, thumbnails: list[TicketImage]
+    recipe: Mapping[str, Any],
+    trigger: IntegrationsTriggered,
+    ctx: BuildContext,
+    thumbnails: list[TicketImage],
+    *,
+    banner: str | None = None,
 ) -> Callable[[], bytes]:
     order = _ticket_order(trigger.order)
     url = ctx.recipe_url(trigger.recipe_id)
-    return lambda: render_pick_ticket(recipe, order=order, previews=thumbnails, recipe_url=url)
+    return lambda: render_pick_ticket(recipe, order=order, previews=thumbnails, recipe_url=url, banner=banner)
 
 
-async def _store(trigger: IntegrationsTriggered, ctx: BuildContext, built: list[BuiltFile]) -> Bundle:
-    directory = bundle_dir(trigger.tenant, trigger.recipe_id, trigger.order)
+async def _store(
+    trigger: IntegrationsTriggered, ctx: BuildContext, built: list[BuiltFile], *, directory: str | None = None
+) -> Bundle:
+    directory = directory or bundle_dir(trigger.tenant, trigger.recipe_id, trigger.order)
     files = tuple(
         BundleFile(
             name=f.name, mime_type=f.mime_type, size=len(f.data), sha256=_sha256(f.data), key=f"{directory}/{f.name}"
@@ -360,6 +458,7 @@ def manifest_json(trigger: IntegrationsTriggered, files: Sequence[BundleFile]) -
         "tenant": trigger.tenant,
         "recipeId": trigger.recipe_id,
         "feed": trigger.feed,
+        "reason": trigger.reason,
         "order": trigger.order.model_dump(mode="json") if trigger.order else None,
         "triggerId": trigger.trigger_id,
         "files": [f.model_dump(mode="json") for f in files],

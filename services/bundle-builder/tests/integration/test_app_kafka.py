@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -12,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pypdf
 import pytest
 from faststream import FastStream, TestApp
 from faststream.kafka import KafkaBroker
@@ -25,6 +27,7 @@ from relay_contracts.messages import (
     DeliveryAttempted,
     IntegrationsTriggered,
     OrderLine,
+    TriggerReason,
     recipe_object_key,
     stable_id,
 )
@@ -32,6 +35,8 @@ from relay_contracts.topics import DELIVERIES_OUTCOMES, INTEGRATION_TYPES, INTEG
 from relay_platform.objectstore import LocalDirectoryStore
 from relay_platform.objectstore_settings import ObjectStoreSettings
 from relay_platform.settings import KafkaSettings
+
+FailingRecipe = Callable[[str, str], dict[str, Any]]
 
 pytestmark = pytest.mark.integration
 TENANTS = Path(__file__).parent.parent / "tenants.yaml"
@@ -91,18 +96,42 @@ async def running(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
         yield state
 
 
-def trigger(recipe_id: str, integration_ids: tuple[str, ...]) -> IntegrationsTriggered:
+ORDER = OrderLine(order_id="6182665224482", order_number="1022", item_id="14523", item_quantity=2)
+EVERY_INTEGRATION = ("factory-mail", "archive", "zap", "factory-sftp")
+
+
+def trigger(
+    recipe_id: str,
+    integration_ids: tuple[str, ...],
+    reason: TriggerReason = "order_created",
+    order: OrderLine = ORDER,
+) -> IntegrationsTriggered:
     return IntegrationsTriggered(
         trigger_id=uuid.uuid4().hex,
         tenant="bb",
         recipe_id=recipe_id,
         recipe_key=recipe_object_key(recipe_id),
         feed="order",
-        reason="order_created",
-        order=OrderLine(order_id="6182665224482", order_number="1022", item_id="14523", item_quantity=2),
+        reason=reason,
+        order=order,
         integration_ids=integration_ids,
         occurred_at=datetime.now(UTC),
     )
+
+
+async def requests_for(running: Running, event: IntegrationsTriggered, count: int) -> list[DeliverBundle]:
+    """The ``count`` delivery requests of ``event``, by integration ID, once they are all there."""
+
+    def mine() -> list[DeliverBundle]:
+        return [m for _, m in running.requests if m.trigger_id == event.trigger_id]
+
+    await wait_for(lambda: len(mine()) >= count)
+    return sorted(mine(), key=lambda m: m.integration_id)
+
+
+def pdf_text(data: bytes) -> str:
+    reader = pypdf.PdfReader(io.BytesIO(data))
+    return " ".join(" ".join(page.extract_text() for page in reader.pages).split())
 
 
 async def test_order_trigger_requests_one_delivery_per_listed_integration(running: Running, make_recipe: Any) -> None:
@@ -153,3 +182,108 @@ async def test_missing_asset_publishes_final_failure_per_integration(
         assert "view side production file: not found (HTTP 404)" in outcome.error_message
         assert outcome.delivery_id == stable_id(event.trigger_id, outcome.integration_id)
     assert not [m for _, m in running.requests if m.trigger_id == event.trigger_id]
+
+
+async def test_cancellation_delivers_the_cancellation_json_and_a_cancelled_ticket_without_fetching_assets(
+    running: Running, asset_server: Any, make_failing_recipe: FailingRecipe
+) -> None:
+    recipe_id = f"999-{uuid.uuid4().hex[:12]}"
+    tag = uuid.uuid4().hex
+    recipe = make_failing_recipe(recipe_id, tag)
+    await running.store.put(recipe_object_key(recipe_id), json.dumps(recipe).encode(), content_type="application/json")
+    cancelled = ORDER.model_copy(update={"status": "cancelled"})
+    event = trigger(recipe_id, EVERY_INTEGRATION, reason="order_cancelled", order=cancelled)
+    await running.producer.publish(event, INTEGRATIONS_TRIGGERED, key=recipe_id.encode())
+
+    requests = await requests_for(running, event, len(EVERY_INTEGRATION))
+
+    prefix = f"1022_ID_6182665224482_R_{recipe_id}_"
+    assert [(m.integration_id, m.integration_type, m.reason) for m in requests] == [
+        ("archive", "s3", "order_cancelled"),
+        ("factory-mail", "email", "order_cancelled"),
+        ("factory-sftp", "sftp", "order_cancelled"),
+        ("zap", "zapier", "order_cancelled"),
+    ]
+    for message in requests:
+        assert message.order == cancelled
+        assert [(f.name, f.mime_type) for f in message.files] == [
+            (f"{prefix}Cancellation.json", "application/json"),
+            (f"{prefix}Ticket.pdf", "application/pdf"),
+        ]
+        assert message.files == requests[0].files
+    notice, ticket = requests[0].files
+    assert notice.key == f"bundles/bb/orders/6182665224482/14523/{recipe_id}/events/cancelled/{notice.name}"
+    assert json.loads(await running.store.get(notice.key)) == {
+        "event": "order_cancelled",
+        "orderId": "6182665224482",
+        "orderNumber": "1022",
+        "recipeId": recipe_id,
+        "itemId": "14523",
+        "itemQuantity": 2,
+        "occurredAt": event.model_dump(mode="json")["occurredAt"],
+    }
+    ticket_bytes = await running.store.get(ticket.key)
+    assert hashlib.sha256(ticket_bytes).hexdigest() == ticket.sha256
+    text = pdf_text(ticket_bytes)
+    assert "CANCELLED" in text
+    assert recipe_id in text
+    assert asset_server.fetched(f"/fail/{tag}") == 0
+    assert not [o for o in running.outcomes if o.trigger_id == event.trigger_id]
+
+
+@pytest.mark.parametrize(("reason", "stem"), [("order_refunded", "Refund"), ("order_returned", "Return")])
+async def test_refund_and_return_deliver_an_event_only_bundle(
+    running: Running, asset_server: Any, make_failing_recipe: FailingRecipe, reason: TriggerReason, stem: str
+) -> None:
+    recipe_id = f"999-{uuid.uuid4().hex[:12]}"
+    tag = uuid.uuid4().hex
+    recipe = make_failing_recipe(recipe_id, tag)
+    await running.store.put(recipe_object_key(recipe_id), json.dumps(recipe).encode(), content_type="application/json")
+    event = trigger(recipe_id, ("factory-mail", "zap"), reason=reason, order=ORDER.model_copy(update={"status": stem}))
+    await running.producer.publish(event, INTEGRATIONS_TRIGGERED, key=recipe_id.encode())
+
+    requests = await requests_for(running, event, 2)
+
+    assert [(m.integration_id, m.reason) for m in requests] == [("factory-mail", reason), ("zap", reason)]
+    for message in requests:
+        [notice] = message.files
+        assert notice.name == f"1022_ID_6182665224482_R_{recipe_id}_{stem}.json"
+        document = json.loads(await running.store.get(notice.key))
+        assert document["event"] == reason
+        assert (document["orderNumber"], document["itemId"], document["itemQuantity"]) == ("1022", "14523", 2)
+        assert document["occurredAt"] == event.model_dump(mode="json")["occurredAt"]
+    assert asset_server.fetched(f"/fail/{tag}") == 0
+    assert not [o for o in running.outcomes if o.trigger_id == event.trigger_id]
+
+
+async def test_update_redelivers_the_bundle_under_the_same_names_and_keys_with_the_new_quantity(
+    running: Running, make_recipe: Any
+) -> None:
+    recipe_id = f"999-{uuid.uuid4().hex[:12]}"
+    await running.store.put(
+        recipe_object_key(recipe_id), json.dumps(make_recipe(recipe_id)).encode(), content_type="application/json"
+    )
+    created = trigger(recipe_id, ("factory-sftp",))
+    await running.producer.publish(created, INTEGRATIONS_TRIGGERED, key=recipe_id.encode())
+    [first] = await requests_for(running, created, 1)
+    assert "Quantity: 2" in pdf_text(await running.store.get(first.files[1].key))
+
+    updated = trigger(
+        recipe_id, ("factory-sftp",), reason="order_updated", order=ORDER.model_copy(update={"item_quantity": 5})
+    )
+    await running.producer.publish(updated, INTEGRATIONS_TRIGGERED, key=recipe_id.encode())
+    [second] = await requests_for(running, updated, 1)
+
+    assert second.reason == "order_updated"
+    assert second.order is not None
+    assert second.order.item_quantity == 5
+    assert [(f.name, f.key) for f in second.files] == [(f.name, f.key) for f in first.files]
+    old_ticket, new_ticket = first.files[1], second.files[1]
+    assert new_ticket.name == f"1022_ID_6182665224482_R_{recipe_id}_Ticket.pdf"
+    assert new_ticket.sha256 != old_ticket.sha256
+    stored = await running.store.get(new_ticket.key)
+    assert hashlib.sha256(stored).hexdigest() == new_ticket.sha256
+    text = pdf_text(stored)
+    assert "Quantity: 5" in text
+    assert "Quantity: 2" not in text
+    assert "CANCELLED" not in text

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 
 from relay_bundle_builder.adapters.assets import FetchPolicy, HttpAssetFetcher, make_session
 from relay_bundle_builder.service import BuildContext, BundleFailedError, build_bundle
-from relay_contracts.messages import IntegrationsTriggered, OrderLine, recipe_object_key
+from relay_contracts.messages import IntegrationsTriggered, OrderLine, TriggerReason, recipe_object_key
 from relay_platform.errors import PermanentError
 from relay_platform.objectstore import LocalDirectoryStore, ObjectNotFoundError, ObjectStore
 from relay_platform.objectstore_s3 import S3ObjectStore
@@ -31,15 +32,18 @@ PREFIX = "1022_ID_6182665224482_R_999-63CHGJokGoxPfSba_"
 
 
 def trigger_for(
-    recipe_id: str = RECIPE_ID, order: OrderLine | None = ORDER, tenant: str = "bb"
+    recipe_id: str = RECIPE_ID,
+    order: OrderLine | None = ORDER,
+    tenant: str = "bb",
+    reason: TriggerReason | None = None,
 ) -> IntegrationsTriggered:
     return IntegrationsTriggered(
-        trigger_id=f"t-{recipe_id}",
+        trigger_id=f"t-{recipe_id}-{reason}",
         tenant=tenant,
         recipe_id=recipe_id,
         recipe_key=recipe_object_key(recipe_id),
         feed="order" if order else "recipe",
-        reason="order_created" if order else "recipe_saved",
+        reason=reason or ("order_created" if order else "recipe_saved"),
         order=order,
         integration_ids=("factory-mail",),
         occurred_at=datetime.now(UTC),
@@ -109,6 +113,114 @@ async def test_rebuild_overwrites_with_identical_names_and_checksums(
     assert first.files == second.files
     stored = sorted(p.name for p in (tmp_path / first.directory).iterdir())
     assert len(stored) == len(first.files) + 1  # + manifest.json, nothing duplicated
+
+
+def ticket_text(data: bytes) -> str:
+    reader = pypdf.PdfReader(io.BytesIO(data))
+    return " ".join(" ".join(page.extract_text() for page in reader.pages).split())
+
+
+async def test_update_rebuilds_the_ticket_with_the_new_quantity_under_the_same_names_and_keys(
+    tmp_path: Path, fetcher: HttpAssetFetcher, tenants: TenantsConfig, make_recipe: Any
+) -> None:
+    store = LocalDirectoryStore(tmp_path)
+    await save_recipe(store, make_recipe())
+    created = await build_bundle(trigger_for(), tenants.tenants["bb"], context(store, fetcher))
+    before = ticket_text(await store.get(created.files[1].key))
+    more = ORDER.model_copy(update={"item_quantity": 7, "status": "open"})
+    updated = await build_bundle(
+        trigger_for(order=more, reason="order_updated"), tenants.tenants["bb"], context(store, fetcher)
+    )
+
+    assert [(f.name, f.key) for f in updated.files] == [(f.name, f.key) for f in created.files]
+    assert updated.directory == created.directory
+    assert updated.files[1].name == f"{PREFIX}Ticket.pdf"
+    assert updated.files[1].sha256 != created.files[1].sha256
+    assert [f.sha256 for f in updated.files[2:]] == [f.sha256 for f in created.files[2:]]  # same assets
+    after_bytes = await store.get(updated.files[1].key)
+    assert hashlib.sha256(after_bytes).hexdigest() == updated.files[1].sha256
+    after = ticket_text(after_bytes)
+    assert "Quantity: 2" in before
+    assert "Quantity: 7" in after
+    assert "Quantity: 2" not in after
+
+
+async def test_late_update_of_a_cancelled_order_rebuilds_a_ticket_still_stamped_cancelled(
+    tmp_path: Path, fetcher: HttpAssetFetcher, tenants: TenantsConfig, make_recipe: Any
+) -> None:
+    store = LocalDirectoryStore(tmp_path)
+    await save_recipe(store, make_recipe())
+    late = ORDER.model_copy(update={"item_quantity": 5, "status": "cancelled"})
+    bundle = await build_bundle(
+        trigger_for(order=late, reason="order_updated"), tenants.tenants["bb"], context(store, fetcher)
+    )
+    assert bundle.files[1].name == f"{PREFIX}Ticket.pdf"
+    text = ticket_text(await store.get(bundle.files[1].key))
+    assert "CANCELLED" in text
+    assert "Quantity: 5" in text
+
+
+async def test_cancellation_builds_only_the_notice_and_stamped_ticket_beside_the_bundle(
+    tmp_path: Path,
+    fetcher: HttpAssetFetcher,
+    tenants: TenantsConfig,
+    make_failing_recipe: Callable[[str, str], dict[str, Any]],
+    asset_server: Any,
+) -> None:
+    store = LocalDirectoryStore(tmp_path)
+    tag = uuid.uuid4().hex
+    await save_recipe(store, make_failing_recipe(RECIPE_ID, tag))
+    with pytest.raises(BundleFailedError):  # the manufacturing bundle of this recipe cannot be built
+        await build_bundle(trigger_for(), tenants.tenants["bb"], context(store, fetcher))
+    fetched_for_created = asset_server.fetched(f"/fail/{tag}")
+    assert fetched_for_created > 0
+
+    cancelled = trigger_for(order=ORDER.model_copy(update={"status": "cancelled"}), reason="order_cancelled")
+    bundle = await build_bundle(cancelled, tenants.tenants["bb"], context(store, fetcher))
+    again = await build_bundle(cancelled, tenants.tenants["bb"], context(store, fetcher))
+
+    assert asset_server.fetched(f"/fail/{tag}") == fetched_for_created  # nothing fetched for the cancellation
+    assert [f.name for f in bundle.files] == [f"{PREFIX}Cancellation.json", f"{PREFIX}Ticket.pdf"]
+    assert bundle.directory == f"bundles/bb/orders/6182665224482/14523/{RECIPE_ID}/events/cancelled"
+    assert again.files == bundle.files  # deterministic: a redelivered trigger rebuilds the same bytes
+    notice = json.loads(await store.get(bundle.files[0].key))
+    assert notice == {
+        "event": "order_cancelled",
+        "orderId": "6182665224482",
+        "orderNumber": "1022",
+        "recipeId": RECIPE_ID,
+        "itemId": "14523",
+        "itemQuantity": 2,
+        "occurredAt": cancelled.model_dump(mode="json")["occurredAt"],
+    }
+    text = ticket_text(await store.get(bundle.files[1].key))
+    assert "CANCELLED" in text
+    assert "Quantity: 2" in text
+    manifest = json.loads(await store.get(bundle.manifest_key))
+    assert manifest["reason"] == "order_cancelled"
+
+
+@pytest.mark.parametrize(("reason", "stem"), [("order_refunded", "Refund"), ("order_returned", "Return")])
+async def test_refund_and_return_build_only_the_event_json(
+    tmp_path: Path, fetcher: HttpAssetFetcher, tenants: TenantsConfig, reason: TriggerReason, stem: str
+) -> None:
+    store = LocalDirectoryStore(tmp_path)  # no recipe stored: the event bundle does not need it
+    bundle = await build_bundle(trigger_for(reason=reason), tenants.tenants["bb"], context(store, fetcher))
+    [notice] = bundle.files
+    assert notice.name == f"{PREFIX}{stem}.json"
+    assert notice.mime_type == "application/json"
+    assert json.loads(await store.get(notice.key))["event"] == reason
+    assert bundle.directory.endswith(f"/events/{reason.removeprefix('order_')}")
+
+
+async def test_event_without_an_order_line_fails_visibly(
+    tmp_path: Path, fetcher: HttpAssetFetcher, tenants: TenantsConfig
+) -> None:
+    store = LocalDirectoryStore(tmp_path)
+    with pytest.raises(BundleFailedError, match="without an order line"):
+        await build_bundle(
+            trigger_for(order=None, reason="order_cancelled"), tenants.tenants["bb"], context(store, fetcher)
+        )
 
 
 async def test_recipe_feed_bundle_uses_recipe_id_names_and_recipe_folder(

@@ -3,21 +3,35 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable
 from datetime import UTC, datetime
 
 from aiohttp import web
 
-from relay_contracts.messages import recipe_object_key
-from relay_contracts.topics import ORDERS_EVENTS, RECIPES_SAVED
+from relay_contracts.messages import IntegrationsTriggered, recipe_object_key
+from relay_contracts.topics import INTEGRATIONS_TRIGGERED, ORDERS_EVENTS, RECIPES_SAVED
 from relay_ingest_api import service
 from relay_ingest_api.adapters.kafka import Outgoing
 from relay_ingest_api.openapi import openapi_document
-from relay_ingest_api.schemas import Accepted, Health, Readiness, RecipeCreated
-from relay_ingest_api.service import IngestError, TooLargeError
-from relay_ingest_api.state import ASSOCIATIONS, LIMITER, OBJECTS, PUBLISHER, SETTINGS, SIGNER, TENANTS
+from relay_ingest_api.schemas import Accepted, Health, Readiness, RecipeCreated, TriggersAccepted
+from relay_ingest_api.service import IngestError, NothingToTriggerError, TooLargeError, TriggerTarget
+from relay_ingest_api.state import (
+    ASSOCIATIONS,
+    LIMITER,
+    OBJECTS,
+    PUBLISHER,
+    RENDERS,
+    SETTINGS,
+    SIGNER,
+    TENANTS,
+)
+from relay_pickticket import render_pick_ticket
 from relay_platform.errors import TransientError
-from relay_platform.tenants import KeyMatch, Permission
+from relay_platform.objectstore import ObjectNotFoundError
+from relay_platform.tenants import KeyMatch, Permission, Tenant
+
+logger = logging.getLogger("relay.ingest_api")
 
 routes = web.RouteTableDef()
 
@@ -34,7 +48,7 @@ class NotFoundError(IngestError):
     status = 404
 
 
-def _json(model: Accepted | RecipeCreated | Health | Readiness, status: int) -> web.Response:
+def _json(model: Accepted | RecipeCreated | Health | Readiness | TriggersAccepted, status: int) -> web.Response:
     return web.Response(status=status, text=model.model_dump_json(), content_type="application/json")
 
 
@@ -103,8 +117,8 @@ async def post_recipe(request: web.Request) -> web.Response:
     return response
 
 
-@routes.get("/recipe/{recipe_id}.json")
-async def get_recipe(request: web.Request) -> web.Response:
+async def readable_recipe(request: web.Request) -> tuple[str, Tenant, bytes]:
+    """Seed 001 read rules for ``/recipe/<id>.*``: the ID, its owning tenant and the stored JSON."""
     recipe_id = request.match_info["recipe_id"]
     owner = request.app[TENANTS].tenant_for_recipe(recipe_id) if service.is_recipe_id(recipe_id) else None
     if owner is None:
@@ -131,8 +145,43 @@ async def get_recipe(request: web.Request) -> web.Response:
     if match is not None:
         await request.app[LIMITER].check(match)
     body = await request.app[OBJECTS].get(recipe_object_key(recipe_id))
-    cache = "public, max-age=60" if tenant.recipe_read == "public" else "private, no-store"
-    return web.Response(body=body, content_type="application/json", headers={"Cache-Control": cache})
+    return recipe_id, tenant, body
+
+
+def _recipe_cache_control(tenant: Tenant) -> str:
+    return "public, max-age=60" if tenant.recipe_read == "public" else "private, no-store"
+
+
+def _recipe_url(request: web.Request, recipe_id: str) -> str:
+    base = request.app[SETTINGS].links.public_base_url.rstrip("/")
+    return f"{base}/recipe/{recipe_id}.json"
+
+
+@routes.get("/recipe/{recipe_id}.json")
+async def get_recipe(request: web.Request) -> web.Response:
+    _, tenant, body = await readable_recipe(request)
+    return web.Response(
+        body=body, content_type="application/json", headers={"Cache-Control": _recipe_cache_control(tenant)}
+    )
+
+
+@routes.get("/recipe/{recipe_id}.pdf")
+async def get_recipe_pdf(request: web.Request) -> web.Response:
+    """The recipe's pick ticket ("humanReadable"), rendered on demand; no thumbnails (the bundle's ticket has them)."""
+    recipe_id, tenant, body = await readable_recipe(request)
+    recipe = service.parse_stored_recipe(body)
+    async with request.app[RENDERS]:
+        pdf = await asyncio.to_thread(render_pick_ticket, recipe, recipe_url=_recipe_url(request, recipe_id))
+    return web.Response(
+        body=pdf,
+        headers={
+            "Content-Type": "application/pdf",
+            # The ID is [A-Za-z0-9_-] only (is_recipe_id), so it needs no quoting beyond the quotes.
+            "Content-Disposition": f'inline; filename="{recipe_id}.pdf"',
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": _recipe_cache_control(tenant),
+        },
+    )
 
 
 @routes.get("/files/{token}")
@@ -157,6 +206,61 @@ async def get_orders(request: web.Request) -> web.Response:
     # The tenant comes from the key, never from the query: one tenant cannot read another's orders.
     body = await request.app[ASSOCIATIONS].find_orders(match.tenant_id, field, value)
     return web.Response(body=body, content_type="application/json")
+
+
+async def _recipe_feed_trigger(
+    request: web.Request, match: KeyMatch, target: TriggerTarget, now: datetime
+) -> IntegrationsTriggered | None:
+    """The raw recipe feed re-run for ``target``'s recipe, when some integration takes it; the recipe must be the
+    caller's tenant's and stored (404 otherwise)."""
+    if not service.feed_integrations(match.tenant, "recipe", target.integration_ids):
+        return None
+    recipe_id = target.value
+    owner = request.app[TENANTS].tenant_for_recipe(recipe_id) if service.is_recipe_id(recipe_id) else None
+    if owner is None or owner[0] != match.tenant_id:
+        raise NotFoundError("not_found", "no such recipe")
+    try:
+        body = await request.app[OBJECTS].get(recipe_object_key(recipe_id))
+    except ObjectNotFoundError as error:
+        raise NotFoundError("not_found", "no such recipe") from error
+    temporary = service.is_temporary_recipe(body)
+    integration_ids = service.feed_integrations(match.tenant, "recipe", target.integration_ids, temporary=temporary)
+    if not integration_ids:
+        return None
+    return service.manual_recipe_trigger(match.tenant_id, recipe_id, integration_ids, now=now)
+
+
+@routes.post("/api/v2/integrations/trigger")
+async def post_trigger(request: web.Request) -> web.Response:
+    """Seed 000 "Trigger Integrations": re-run bundle and delivery for an order, or a recipe and its orders."""
+    match = await authorize(request, "order-tracking")
+    target = service.parse_trigger(await read_json(request))
+    service.check_integration_ids(match.tenant, target)
+    now = datetime.now(UTC)
+    triggers: list[IntegrationsTriggered] = []
+    if target.field == "recipeId":
+        recipe_trigger = await _recipe_feed_trigger(request, match, target, now)
+        if recipe_trigger is not None:
+            triggers.append(recipe_trigger)
+    # The tenant comes from the key: one tenant cannot trigger another's orders.
+    found = await request.app[ASSOCIATIONS].orders(match.tenant_id, target.field, target.value)
+    triggers.extend(
+        service.manual_order_triggers(
+            match.tenant_id,
+            found,
+            service.feed_integrations(match.tenant, "order", target.integration_ids),
+            now=now,
+            only_recipe=target.value if target.field == "recipeId" else None,
+        )
+    )
+    if not triggers:
+        if not found.orders:
+            raise NotFoundError("not_found", "no order or recipe matches")
+        raise NothingToTriggerError("nothing_to_trigger", "no enabled integration takes this order's feed")
+    await request.app[PUBLISHER].publish([Outgoing(INTEGRATIONS_TRIGGERED, t, t.recipe_id.encode()) for t in triggers])
+    logger.info("manual trigger by %s/%s: %d trigger(s) published", match.tenant_id, match.key.name, len(triggers))
+    summaries = [service.trigger_summary(t) for t in triggers]
+    return _json(TriggersAccepted(triggered=len(triggers), triggers=summaries), 202)
 
 
 @routes.get("/healthz")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -14,7 +15,7 @@ from relay_ingest_api.adapters.kafka import EventPublisher
 from relay_ingest_api.middleware import SafeAccessLogger, error_middleware
 from relay_ingest_api.ratelimit import KeyRateLimiter
 from relay_ingest_api.settings import SERVICE, Settings
-from relay_ingest_api.state import ASSOCIATIONS, LIMITER, OBJECTS, PUBLISHER, SETTINGS, SIGNER, TENANTS
+from relay_ingest_api.state import ASSOCIATIONS, LIMITER, OBJECTS, PUBLISHER, RENDERS, SETTINGS, SIGNER, TENANTS
 from relay_platform.broker import make_broker
 from relay_platform.links import LinkSigner
 from relay_platform.objectstore_settings import open_object_store
@@ -29,6 +30,7 @@ def create_app(settings: Settings | None = None, *, tracer_provider: TracerProvi
     app[TENANTS] = load_tenants(settings.tenants_file)
     app[LIMITER] = KeyRateLimiter()
     app[SIGNER] = LinkSigner(settings.links)
+    app[RENDERS] = asyncio.Semaphore(settings.max_concurrent_renders)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         broker = make_broker(settings.kafka, service=SERVICE, tracer_provider=tracer_provider)

@@ -20,6 +20,8 @@ from relay_ingest_api.schemas import (
     OrdersFound,
     Readiness,
     RecipeCreated,
+    TriggerRequest,
+    TriggersAccepted,
 )
 
 _REF = "#/components/schemas/{model}"
@@ -55,6 +57,8 @@ def _model_schemas() -> dict[str, Any]:
         (Health, "serialization"),
         (Readiness, "serialization"),
         (OrdersFound, "serialization"),
+        (TriggerRequest, "validation"),
+        (TriggersAccepted, "serialization"),
     ]
     _, top = models_json_schema(models, ref_template=_REF)
     schemas: dict[str, Any] = top["$defs"]
@@ -203,6 +207,37 @@ def openapi_document(*, max_items: int, max_body: int) -> dict[str, Any]:
                 ),
             }
         },
+        "/recipe/{id}.pdf": {
+            "get": {
+                "operationId": "getRecipePickTicket",
+                "summary": "The recipe's PDF pick ticket (its humanReadable link), rendered from the stored recipe.",
+                "description": "Same access rules as /recipe/{id}.json. No preview thumbnails: the bundle's "
+                "ticket has them.",
+                "security": [{}, *_SECURED],
+                "parameters": [
+                    {
+                        "name": "id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^[A-Za-z0-9]{1,16}-[A-Za-z0-9_-]{1,100}$"},
+                    }
+                ],
+                "responses": _responses(
+                    {
+                        "200": {
+                            "description": 'The pick ticket, `inline; filename="<id>.pdf"`.',
+                            "headers": {"Content-Disposition": {"schema": {"type": "string"}}},
+                            "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+                        }
+                    },
+                    "401",
+                    "403",
+                    "404",
+                    "429",
+                    "503",
+                ),
+            }
+        },
         "/files/{token}": {
             "get": {
                 "operationId": "getFile",
@@ -233,6 +268,34 @@ def openapi_document(*, max_items: int, max_body: int) -> dict[str, Any]:
                     "400",
                     "401",
                     "403",
+                    "429",
+                    "502",
+                    "503",
+                ),
+            }
+        },
+        "/api/v2/integrations/trigger": {
+            "post": {
+                "operationId": "triggerIntegrations",
+                "summary": "Re-run bundle and delivery for an order, or for a recipe and every order using it.",
+                "description": "Needs the order-tracking (or admin) permission. Exactly one of recipeId, orderId or "
+                "orderNumber. One order-feed trigger per matching order item; for a recipeId also one raw-feed "
+                "trigger when an integration takes that feed. Every trigger gets a new ID, so its deliveries "
+                "appear as new attempts in the order lookup.",
+                "security": _SECURED,
+                "requestBody": {"required": True, "content": _json_content("TriggerRequest")},
+                "responses": _responses(
+                    {
+                        "202": {
+                            "description": "Every trigger is durably published.",
+                            "content": _json_content("TriggersAccepted"),
+                        }
+                    },
+                    "400",
+                    "401",
+                    "403",
+                    "404",
+                    "413",
                     "429",
                     "502",
                     "503",

@@ -113,6 +113,42 @@ class Readiness(ApiModel):
     checks: dict[str, Literal["up", "down"]]
 
 
+class TriggerRequest(ApiModel):
+    """A manual trigger (seed 000 "Trigger Integrations"): exactly one of ``recipeId``, ``orderId``, ``orderNumber``."""
+
+    # An operator's command, not an OMS feed: a misspelt field is an error, not silently ignored.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"oneOf": [{"required": [name]} for name in ("recipeId", "orderId", "orderNumber")]},
+    )
+
+    recipe_id: Id | None = Field(
+        default=None, description="Re-run every order using this recipe, plus the raw recipe feed."
+    )
+    order_id: Id | None = Field(default=None, description="Re-run this order's items.")
+    order_number: Id | None = Field(default=None, description="Re-run the items of the order(s) with this number.")
+    integration_ids: Annotated[list[Id], Field(min_length=1, max_length=100)] | None = Field(
+        default=None,
+        description="Only these integrations (each an enabled integration of the caller's tenant); "
+        "default: every enabled integration taking the feed.",
+    )
+
+
+class TriggerSummary(ApiModel):
+    trigger_id: str = Field(description="New for every manual trigger, so deliveries get new IDs.")
+    feed: Literal["recipe", "order"]
+    recipe_id: str
+    order_id: str | None = None
+    order_number: str | None = None
+    item_id: str | None = None
+    integration_ids: list[str]
+
+
+class TriggersAccepted(ApiModel):
+    triggered: int = Field(ge=0, description="Triggers durably published to integrations.triggered.v1.")
+    triggers: list[TriggerSummary]
+
+
 class PassThrough(BaseModel):
     """Bodies relayed from the association store: documented fields, more may appear."""
 

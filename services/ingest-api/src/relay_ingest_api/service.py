@@ -11,7 +11,8 @@ import math
 import re
 import secrets
 import string
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
@@ -21,14 +22,26 @@ from pydantic import AwareDatetime, BaseModel, TypeAdapter, ValidationError
 
 from relay_contracts.messages import (
     SHORT_TEXT,
+    Feed,
+    IntegrationsTriggered,
     OrderEventOccurred,
     OrderItem,
+    OrderLine,
     RecipeSaved,
     recipe_object_key,
     stable_id,
 )
 from relay_contracts.recipe import validate_recipe
-from relay_ingest_api.schemas import LifecycleItem, OrderAssociation, OrderLifecycleEvent, Problem
+from relay_ingest_api.schemas import (
+    LifecycleItem,
+    OrderAssociation,
+    OrderLifecycleEvent,
+    OrdersFound,
+    Problem,
+    TriggerRequest,
+    TriggerSummary,
+)
+from relay_platform.tenants import Tenant
 
 # Seed 002: only non-personal metadata survives; everything else is dropped before it is published or logged.
 ASSOCIATION_FIELDS = frozenset({"recipeId", "orderNumber", "orderId", "itemId", "itemQuantity"})
@@ -64,6 +77,22 @@ class InvalidInputError(IngestError):
 
 class TooLargeError(IngestError):
     status = 413
+
+
+class NothingToTriggerError(IngestError):
+    status = 404
+
+
+class BadUpstreamDataError(IngestError):
+    """The association store's answer cannot make a valid trigger (502, like an unusable answer)."""
+
+    status = 502
+
+
+class CorruptRecipeError(IngestError):
+    """A stored recipe that is not a JSON object: it was validated when saved, so this is our fault."""
+
+    status = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,3 +375,184 @@ def content_disposition(name: str) -> str:
 def retry_after_for_rate(per_second: float) -> int:
     """Whole seconds until a full bucket has room for one more request (at least 1)."""
     return max(1, math.ceil(1 / per_second))
+
+
+def parse_stored_recipe(body: bytes) -> dict[str, Any]:
+    """The stored recipe JSON as a dict (for rendering its pick ticket)."""
+    try:
+        recipe: object = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise CorruptRecipeError("corrupt_recipe", "the stored recipe is not readable JSON") from error
+    if not isinstance(recipe, dict):
+        raise CorruptRecipeError("corrupt_recipe", "the stored recipe is not a JSON object")
+    return recipe
+
+
+def is_temporary_recipe(body: bytes) -> bool:
+    return parse_stored_recipe(body).get("temporaryRecipe") is True
+
+
+# --- manual triggers ---------------------------------------------------------------------------------------------
+
+TRIGGER_FIELDS: tuple[LookupField, ...] = ("recipeId", "orderId", "orderNumber")
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerTarget:
+    """What to re-run: one lookup criterion, and the integrations named by the operator (``None``: the default)."""
+
+    field: LookupField
+    value: str
+    integration_ids: tuple[str, ...] | None
+
+
+def parse_trigger(document: object) -> TriggerTarget:
+    """The trigger body: exactly one of ``recipeId``, ``orderId``, ``orderNumber``; optional ``integrationIds``."""
+    if not isinstance(document, dict):
+        raise InvalidInputError(
+            "invalid_body", "the body must be a JSON object", [Problem(pointer="", message="must be an object")]
+        )
+    try:
+        request = TriggerRequest.model_validate(document)
+    except ValidationError as error:
+        problems = [Problem(pointer=pointer(*e["loc"]), message=e["msg"]) for e in error.errors(include_url=False)]
+        raise InvalidInputError("invalid_fields", f"{len(problems)} invalid field(s)", problems) from error
+    values: dict[LookupField, str | None] = {
+        "recipeId": request.recipe_id,
+        "orderId": request.order_id,
+        "orderNumber": request.order_number,
+    }
+    given = [(name, value) for name, value in values.items() if value is not None]
+    exactly_one = "give exactly one of recipeId, orderId or orderNumber"
+    if not given:
+        raise InvalidInputError("invalid_fields", exactly_one, [Problem(pointer="", message=exactly_one)])
+    if len(given) > 1:
+        raise InvalidInputError(
+            "invalid_fields",
+            exactly_one,
+            [Problem(pointer=pointer(name), message=exactly_one) for name, _ in given[1:]],
+        )
+    field, value = given[0]
+    ids = None if request.integration_ids is None else tuple(dict.fromkeys(request.integration_ids))
+    return TriggerTarget(field=field, value=value, integration_ids=ids)
+
+
+def check_integration_ids(tenant: Tenant, target: TriggerTarget) -> None:
+    """Each named integration must be an enabled integration of the caller's tenant taking a feed this trigger
+    can fire (an order feed always; the raw recipe feed only for a ``recipeId``)."""
+    if target.integration_ids is None:
+        return
+    usable: set[Feed] = {"order", "recipe"} if target.field == "recipeId" else {"order"}
+    problems = []
+    for index, integration_id in enumerate(target.integration_ids):
+        integration = tenant.integration(integration_id)
+        if integration is None or not integration.enabled:
+            problems.append(
+                Problem(pointer=pointer("integrationIds", index), message="not an enabled integration of this tenant")
+            )
+        elif not usable & set(integration.feeds):
+            problems.append(
+                Problem(
+                    pointer=pointer("integrationIds", index),
+                    message="takes only the raw recipe feed; trigger it by recipeId",
+                )
+            )
+    if problems:
+        raise InvalidInputError("invalid_integrations", f"{len(problems)} unusable integration ID(s)", problems)
+
+
+def feed_integrations(
+    tenant: Tenant, feed: Feed, named: Sequence[str] | None, *, temporary: bool = False
+) -> tuple[str, ...]:
+    """The integrations a manual trigger of ``feed`` fires: the named ones taking that feed, else every enabled
+    one taking it (for the raw feed, temporary recipes only where the integration includes them)."""
+    if named is not None:
+        chosen = [tenant.integration(i) for i in named]
+        return tuple(i.id for i in chosen if i is not None and i.enabled and feed in i.feeds)
+    return tuple(
+        i.id
+        for i in tenant.integrations
+        if i.enabled and feed in i.feeds and (feed == "order" or not temporary or i.include_temporary_recipes)
+    )
+
+
+def new_trigger_id() -> str:
+    """A fresh ID per manual trigger: new delivery IDs downstream, so the lookup shows the new attempts."""
+    return str(uuid.uuid4())
+
+
+def manual_order_triggers(
+    tenant_id: str,
+    found: OrdersFound,
+    integration_ids: tuple[str, ...],
+    *,
+    now: datetime,
+    only_recipe: str | None = None,
+    new_id: Callable[[], str] = new_trigger_id,
+) -> list[IntegrationsTriggered]:
+    """One ``feed="order"`` trigger per order item (of ``only_recipe`` when given)."""
+    if not integration_ids:
+        return []
+    triggers = []
+    try:
+        for order in found.orders:
+            for item in order.items:
+                if only_recipe is not None and item.recipe_id != only_recipe:
+                    continue
+                line = OrderLine(
+                    order_id=order.order_id,
+                    order_number=order.order_number,
+                    item_id=item.item_id,
+                    item_quantity=item.item_quantity,
+                    status=order.status,
+                )
+                triggers.append(
+                    IntegrationsTriggered(
+                        trigger_id=new_id(),
+                        tenant=tenant_id,
+                        recipe_id=item.recipe_id,
+                        recipe_key=recipe_object_key(item.recipe_id),
+                        feed="order",
+                        reason="manual",
+                        order=line,
+                        integration_ids=integration_ids,
+                        occurred_at=now,
+                    )
+                )
+    except ValidationError as error:
+        raise BadUpstreamDataError("upstream_error", "the association store gave an unusable order") from error
+    return triggers
+
+
+def manual_recipe_trigger(
+    tenant_id: str,
+    recipe_id: str,
+    integration_ids: tuple[str, ...],
+    *,
+    now: datetime,
+    new_id: Callable[[], str] = new_trigger_id,
+) -> IntegrationsTriggered:
+    """The raw recipe feed, re-run for one stored recipe."""
+    return IntegrationsTriggered(
+        trigger_id=new_id(),
+        tenant=tenant_id,
+        recipe_id=recipe_id,
+        recipe_key=recipe_object_key(recipe_id),
+        feed="recipe",
+        reason="manual",
+        integration_ids=integration_ids,
+        occurred_at=now,
+    )
+
+
+def trigger_summary(trigger: IntegrationsTriggered) -> TriggerSummary:
+    order = trigger.order
+    return TriggerSummary(
+        trigger_id=trigger.trigger_id,
+        feed=trigger.feed,
+        recipe_id=trigger.recipe_id,
+        order_id=order.order_id if order else None,
+        order_number=order.order_number if order else None,
+        item_id=order.item_id if order else None,
+        integration_ids=list(trigger.integration_ids),
+    )

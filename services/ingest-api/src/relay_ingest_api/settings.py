@@ -25,5 +25,7 @@ class Settings(ServiceSettings):
     retry_after_s: int = Field(default=2, ge=1, description="Retry-After sent with 503 answers.")
     max_items: int = Field(default=1000, ge=1)
     max_body: int = Field(default=5 * 1024 * 1024, ge=1024)
+    # Pick tickets render in worker threads; bounded so renders never starve the object store's threads.
+    max_concurrent_renders: int = Field(default=4, ge=1)
     object_store: ObjectStoreSettings = Field(default_factory=ObjectStoreSettings)
     links: LinkSettings = Field(default_factory=LinkSettings)

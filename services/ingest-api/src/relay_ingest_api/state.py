@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from relay_ingest_api.adapters.association_store import AssociationStoreClient
@@ -19,3 +21,4 @@ SIGNER = web.AppKey("signer", LinkSigner)
 PUBLISHER = web.AppKey("publisher", EventPublisher)
 OBJECTS = web.AppKey("objects", ObjectStore)
 ASSOCIATIONS = web.AppKey("associations", AssociationStoreClient)
+RENDERS = web.AppKey("renders", asyncio.Semaphore)

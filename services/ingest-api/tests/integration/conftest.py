@@ -45,6 +45,11 @@ class AssociationStub:
     url: str = ""
     lookups: list[dict[str, str]] = field(default_factory=list)
     ready: bool = True
+    # Canned answers by (tenant, criterion, value); any other query gets one generic order.
+    answers: dict[tuple[str, str, str], list[dict[str, Any]]] = field(default_factory=dict)
+
+    def answer(self, tenant: str, criterion: str, value: str, orders: list[dict[str, Any]]) -> None:
+        self.answers[(tenant, criterion, value)] = orders
 
 
 @dataclass
@@ -60,6 +65,9 @@ async def _start_stub(stub: AssociationStub) -> web.AppRunner:
         query = dict(request.query)
         stub.lookups.append(query)
         tenant = query["tenant"]
+        for (answer_tenant, criterion, value), orders in stub.answers.items():
+            if answer_tenant == tenant and query.get(criterion) == value:
+                return web.json_response({"orders": orders})
         body = {
             "orders": [
                 {

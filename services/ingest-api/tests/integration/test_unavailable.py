@@ -71,3 +71,29 @@ async def test_broker_lost_after_start_gives_503_within_5_seconds(
                 assert (await response.json())["checks"]["broker"] == "down"
     finally:
         broker.stop()
+
+
+async def test_trigger_without_kafka_is_503_with_retry_after(
+    tmp_path: Path, association_stub: Any, ingest_server: Any
+) -> None:
+    association_stub.answer(
+        "demo",
+        "orderNumber",
+        "kafka-down",
+        [
+            {
+                "orderId": "kd",
+                "orderNumber": "kafka-down",
+                "items": [{"recipeId": "999-r", "itemId": "i", "itemQuantity": 1}],
+            }
+        ],
+    )
+    dead = f"127.0.0.1:{free_port()}"
+    async with ingest_server(dead, tmp_path, association_stub.url) as (url, session):
+        status, retry_after, took = await _timed_post(
+            session, f"{url}/api/v2/integrations/trigger", {"orderNumber": "kafka-down"}
+        )
+    assert status == 503
+    assert retry_after is not None
+    assert int(retry_after) >= 1
+    assert took < 5

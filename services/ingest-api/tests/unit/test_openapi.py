@@ -38,7 +38,9 @@ def test_schemathesis_loads_every_operation() -> None:
     operations = {(r.ok().method.upper(), r.ok().path) for r in results if isinstance(r, Ok)}
     assert ("POST", "/api/v2/recipe/order") in operations
     assert ("GET", "/recipe/{id}.json") in operations
-    assert len(operations) == 9
+    assert ("GET", "/recipe/{id}.pdf") in operations
+    assert ("POST", "/api/v2/integrations/trigger") in operations
+    assert len(operations) == 11
 
 
 def test_security_schemes_are_apikey_query_and_bearer() -> None:
@@ -59,3 +61,20 @@ def test_field_constraints_reach_the_document() -> None:
     assert set(schemas["OrderAssociation"]["required"]) == {"recipeId", "orderNumber", "itemId", "itemQuantity"}
     assert "required" not in schemas["RecipeInput"]
     assert schemas["Recipe"]["required"] == ["id", "created"]
+
+
+def test_trigger_body_is_exactly_one_criterion_and_answers_the_trigger_list() -> None:
+    document = _document()
+    request = document["components"]["schemas"]["TriggerRequest"]
+    assert request["oneOf"] == [{"required": ["recipeId"]}, {"required": ["orderId"]}, {"required": ["orderNumber"]}]
+    assert request["additionalProperties"] is False
+    operation = document["paths"]["/api/v2/integrations/trigger"]["post"]
+    assert set(operation["responses"]) == {"202", "400", "401", "403", "404", "413", "429", "502", "503"}
+    summary = document["components"]["schemas"]["TriggerSummary"]["properties"]
+    assert {"triggerId", "recipeId", "orderId", "orderNumber", "integrationIds"} <= set(summary)
+
+
+def test_pick_ticket_is_documented_as_a_pdf() -> None:
+    operation = _document()["paths"]["/recipe/{id}.pdf"]["get"]
+    assert "application/pdf" in operation["responses"]["200"]["content"]
+    assert operation["security"][0] == {}

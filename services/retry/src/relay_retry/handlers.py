@@ -21,6 +21,7 @@ from relay_retry import service
 from relay_retry.scheduler import RetrySchedule, Scheduler
 from relay_retry.service import SERVICE, GiveUp, ScheduledRetry
 
+NOTICE_REASONS = frozenset({"order_cancelled", "order_refunded", "order_returned"})
 logger = logging.getLogger("relay.retry")
 
 
@@ -66,7 +67,10 @@ async def handle_retry(retry: RetryDelivery, runtime: Runtime) -> None:
         )
         return
     schedule, scheduler = runtime.opened()
-    order_id = request.order.order_id if request.order is not None else None
+    # Only manufacturing deliveries are dropped when their order is cancelled; the cancellation (or refund/return)
+    # notice itself must still get its retries, whichever topic the retry service reads first.
+    cancellable = request.order is not None and request.reason not in NOTICE_REASONS
+    order_id = request.order.order_id if request.order is not None and cancellable else None
     added = await schedule.add(decision, order_id=order_id)
     if added:
         scheduler.notify()

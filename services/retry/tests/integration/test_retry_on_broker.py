@@ -335,11 +335,18 @@ async def test_cancelled_order_drops_its_pending_retries(
     retry_service: RetryService, producer: AIOKafkaProducer, watcher: TopicWatcher
 ) -> None:
     cancelled = deliver_bundle("fast-hook", order_id=f"o-{uuid.uuid4().hex[:8]}")
-    await send_retry(producer, retry_of(cancelled, retry_after_s=1.0))
-    async with asyncio.timeout(20):
-        while await retry_service.pending(cancelled.delivery_id) == 0:
-            await asyncio.sleep(0.02)
     assert cancelled.order is not None
+    # The cancellation notice of the same order, failed too: it must keep its retry.
+    notice = deliver_bundle("fast-hook", order_id=cancelled.order.order_id).model_copy(
+        update={"reason": "order_cancelled"}
+    )
+    await send_retry(producer, retry_of(cancelled, retry_after_s=1.0))
+    await send_retry(producer, retry_of(notice, retry_after_s=1.0))
+    async with asyncio.timeout(20):
+        while not (
+            await retry_service.pending(cancelled.delivery_id) and await retry_service.pending(notice.delivery_id)
+        ):
+            await asyncio.sleep(0.02)
     event = OrderEventOccurred(
         event_id=uuid.uuid4().hex,
         tenant=TENANT,
@@ -356,4 +363,5 @@ async def test_cancelled_order_drops_its_pending_retries(
     await watcher.wait(lambda: watcher.requests(sentinel.delivery_id))
 
     assert not watcher.requests(cancelled.delivery_id)
+    assert [again.reason for _, again in watcher.requests(notice.delivery_id)] == ["order_cancelled"]
     assert order_key(TENANT, cancelled.order.order_id) == event.kafka_key

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import aiohttp
+from pydantic import ValidationError
 
+from relay_ingest_api.schemas import OrdersFound
 from relay_platform.errors import TransientError
 
 LOOKUP_PATH = "/internal/v1/orders"
@@ -34,6 +36,14 @@ class AssociationStoreClient:
         if status >= 500:
             raise TransientError(f"association store answered {status}", retry_after_s=self._retry_after_s)
         raise UpstreamError(f"association store answered {status}")
+
+    async def orders(self, tenant: str, field: str, value: str) -> OrdersFound:
+        """The store's answer parsed (for manual triggers); an unreadable one is an ``UpstreamError``."""
+        body = await self.find_orders(tenant, field, value)
+        try:
+            return OrdersFound.model_validate_json(body)
+        except ValidationError as error:
+            raise UpstreamError("association store answered an unreadable order list") from error
 
     async def ready(self) -> bool:
         try:
