@@ -46,7 +46,7 @@ fmt: bootstrap ## apply ruff fixes and formatting
 .PHONY: asyncapi
 asyncapi: bootstrap ## write the AsyncAPI documents of the Kafka consumers to docs/asyncapi/
 	@mkdir -p docs/asyncapi
-	$(UV) run --frozen faststream docs gen --factory relay_association_store.main:asyncapi_app \
+	$(UV) run --frozen faststream docs gen relay_association_store.main:create_app --factory \
 		--out docs/asyncapi/association-store.json
 
 .PHONY: bench
