@@ -12,9 +12,21 @@ COMMITTED = ROOT / "docs" / "asyncapi" / "association-store.json"
 def test_committed_asyncapi_document_is_current(tmp_path: Path) -> None:
     generated = tmp_path / "association-store.json"
     subprocess.run(
-        [sys.executable, "-m", "faststream", "docs", "gen", "relay_association_store.main:create_app", "--factory",
-         "--out", str(generated)],
-        check=True, capture_output=True, cwd=ROOT, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "faststream",
+            "docs",
+            "gen",
+            "relay_association_store.main:create_app",
+            "--factory",
+            "--out",
+            str(generated),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=ROOT,
+        timeout=120,
     )
     assert json.loads(generated.read_text()) == json.loads(COMMITTED.read_text()), "run `make asyncapi` and commit"
 
