@@ -51,6 +51,7 @@ asyncapi: bootstrap ## write the AsyncAPI documents of the Kafka consumers to do
 
 .PHONY: bench
 bench: bootstrap ## benchmarks (figures go to docs/benchmarks.md by hand)
+	$(UV) run --frozen python services/ingest-api/bench/bench_ingest.py
 	$(UV) run --frozen python services/bundle-builder/bench/bench_bundles.py
 
 .PHONY: clean

@@ -135,6 +135,10 @@ def make_broker(settings: KafkaSettings, *, service: str, tracer_provider: Trace
         middlewares=[KafkaTelemetryMiddleware(tracer_provider=tracer_provider), errors],
         graceful_timeout=30.0,
         description=f"Recipe Relay {service}",
+        # Through our handlers (JSON with trace IDs), not FastStream's own coloured stdout handler; one line per
+        # message only at DEBUG, so a busy consumer does not flood the logs (errors still log at ERROR).
+        logger=logging.getLogger(f"relay.kafka.{service}"),
+        log_level=logging.DEBUG,
     )
     errors.broker = broker
     return broker

@@ -18,8 +18,10 @@ class _TraceContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         context = trace.get_current_span().get_span_context()
         record.service = self._service
-        record.trace_id = format(context.trace_id, "032x") if context.is_valid else None
+        trace_id = format(context.trace_id, "032x") if context.is_valid else None
+        record.trace_id = trace_id
         record.span_id = format(context.span_id, "016x") if context.is_valid else None
+        record.trace_suffix = f" [trace={trace_id}]" if trace_id else ""
         return True
 
 
@@ -39,9 +41,13 @@ def configure_logging(service: str, level: str = "INFO", *, json_lines: bool = T
             )
         )
     else:
-        handler.setFormatter(logging.Formatter("%(levelname)-7s %(name)s: %(message)s [trace=%(trace_id)s]"))
+        handler.setFormatter(logging.Formatter("%(levelname)-7s %(name)s: %(message)s%(trace_suffix)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # aiokafka logs every rebalance detail at INFO; keep the signal.
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    # FastStream's application logger installs its own coloured handler at import; send it through ours.
+    faststream_logger = logging.getLogger("faststream")
+    faststream_logger.handlers.clear()
+    faststream_logger.propagate = True
