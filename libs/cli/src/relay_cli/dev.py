@@ -45,6 +45,7 @@ class DevStack:
     _broker: TansuBroker | None = None
     _children: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
     _pumps: list[asyncio.Task[None]] = field(default_factory=list)
+    _env: dict[str, str] = field(default_factory=dict)
     _colour: bool = field(default_factory=sys.stdout.isatty)
 
     def say(self, source: str, line: str, colour: str = "1") -> None:
@@ -101,20 +102,44 @@ class DevStack:
         if self.demo:
             self._demo = DemoDestinations(self.var / "dev", lambda line: self.say("demo", line))
             env |= await self._demo.start()
-        for index, service in enumerate(self.services):
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                module_of(service),
-                cwd=self.root,
-                env=env,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-            )
-            self._children[service] = process
-            self._pumps.append(asyncio.create_task(self._pump(service, process, _COLOURS[index % len(_COLOURS)])))
-            self.say("relay", f"started {service} (pid {process.pid})")
+        self._env = env
+        for service in self.services:
+            await self._spawn(service)
+
+    async def _spawn(self, service: str) -> None:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            module_of(service),
+            cwd=self.root,
+            env=self._env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self._children[service] = process
+        colour = _COLOURS[self.services.index(service) % len(_COLOURS)]
+        self._pumps.append(asyncio.create_task(self._pump(service, process, colour)))
+        self.say("relay", f"started {service} (pid {process.pid})")
+
+    def pid(self, service: str) -> int:
+        """The PID (and process group) of ``service``'s running process."""
+        return self._children[service].pid
+
+    async def kill(self, service: str) -> None:
+        """SIGKILL ``service``'s whole process group, as a crash would (for fault-injection tests)."""
+        process = self._children[service]
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+        await process.wait()
+        self.say("relay", f"killed {service} (pid {process.pid})")
+
+    async def restart(self, service: str) -> None:
+        """Start ``service`` again with the environment it had (after ``kill`` or an exit)."""
+        if self._children[service].returncode is None:
+            raise RuntimeError(f"{service} is still running (pid {self._children[service].pid})")
+        await self._spawn(service)
 
     async def _pump(self, service: str, process: asyncio.subprocess.Process, colour: str) -> None:
         assert process.stdout is not None

@@ -92,6 +92,12 @@ def order_key(tenant: str, order_id: str) -> bytes:
     return f"{tenant}:{order_id}".encode()
 
 
+def delivery_key(delivery_id: str) -> bytes:
+    """Partition key for ``deliveries.*``: the attempts of one delivery stay in order, while many deliveries of
+    one popular recipe still spread over every partition (and so over every deliverer replica)."""
+    return delivery_id.encode()
+
+
 # --- integrations.triggered.v1 ---------------------------------------------------------------------------------
 
 TriggerReason = Literal[

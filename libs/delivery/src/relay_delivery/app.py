@@ -14,7 +14,7 @@ from faststream.middlewares import AckPolicy
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import Field, SecretStr
 
-from relay_contracts.messages import DeliverBundle
+from relay_contracts.messages import DeliverBundle, delivery_key
 from relay_contracts.topics import DELIVERIES_OUTCOMES, DELIVERIES_RETRY, IntegrationType, deliveries_requested
 from relay_delivery.port import Destination
 from relay_delivery.scrub import Scrubber
@@ -64,7 +64,7 @@ async def publish_result(broker: KafkaBroker, result: AttemptResult) -> None:
     Keyed by ``delivery_id`` so every attempt of one delivery stays in order. A broker failure raises
     ``TransientError``: the request is not committed and will be attempted again.
     """
-    key = result.outcome.delivery_id.encode()
+    key = delivery_key(result.outcome.delivery_id)
     publishes = [broker.publish(result.outcome, DELIVERIES_OUTCOMES, key=key)]
     if result.retry is not None:
         publishes.append(broker.publish(result.retry, DELIVERIES_RETRY, key=key))

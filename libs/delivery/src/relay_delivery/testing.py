@@ -17,7 +17,15 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 
-from relay_contracts.messages import BundleFile, DeliverBundle, DeliveryAttempted, Feed, OrderLine, RetryDelivery
+from relay_contracts.messages import (
+    BundleFile,
+    DeliverBundle,
+    DeliveryAttempted,
+    Feed,
+    OrderLine,
+    RetryDelivery,
+    delivery_key,
+)
 from relay_contracts.topics import DELIVERIES_OUTCOMES, DELIVERIES_RETRY, IntegrationType, deliveries_requested
 from relay_platform.objectstore import ObjectStore
 
@@ -117,13 +125,13 @@ class OutcomeCollector:
             await self._broker.stop()
 
     async def publish(self, request: DeliverBundle, topic: str | None = None, *, partition: int | None = None) -> None:
-        """Publish a request to its deliverer's topic (or ``topic``), keyed by recipe ID like the bundle-builder."""
+        """Publish a request to its deliverer's topic (or ``topic``), keyed by delivery ID like the bundle-builder."""
         if self._broker is None:
             raise RuntimeError("OutcomeCollector used outside `async with`")
         await self._broker.publish(
             request,
             topic or deliveries_requested(request.integration_type),
-            key=request.recipe_id.encode(),
+            key=delivery_key(request.delivery_id),
             partition=partition,
         )
 

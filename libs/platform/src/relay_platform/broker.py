@@ -86,6 +86,12 @@ class _ErrorMiddleware(BaseMiddleware[Any, Any]):
         logger.warning("dead-lettered %s: %s", where, reason)
         return True
 
+    def _consumer_group(self) -> str | None:
+        # The raw record does not name its group; the decoded message holds the consumer that read it.
+        message = self.context.get_local("message")
+        group = getattr(getattr(message, "consumer", None), "_group_id", None)
+        return group if isinstance(group, str) else None
+
     async def _dead_letter(self, record: Any, reason: str, error_class: str) -> None:
         broker = self._factory.broker
         if broker is None:
@@ -100,7 +106,7 @@ class _ErrorMiddleware(BaseMiddleware[Any, Any]):
             partition=getattr(record, "partition", None),
             offset=getattr(record, "offset", None),
             key=key.decode(errors="replace") if isinstance(key, bytes) else key,
-            consumer_group=None,
+            consumer_group=self._consumer_group(),
             service=self._factory.service,
             reason=reason[:4000],
             error_class=error_class,

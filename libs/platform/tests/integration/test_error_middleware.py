@@ -78,5 +78,6 @@ async def test_malformed_message_is_dead_lettered_and_next_one_processed(kafka_b
     assert set(by_payload) == {b"{not json", b'{"eventId":"x"}'}
     assert by_payload[b"{not json"].key == "k1"
     assert by_payload[b"{not json"].service == "test"
+    assert by_payload[b"{not json"].consumer_group == "mw-test"
     assert "invalid message" in by_payload[b'{"eventId":"x"}'].reason
     assert "tenant" in by_payload[b'{"eventId":"x"}'].reason

@@ -10,10 +10,9 @@ from datetime import UTC, datetime
 
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.middlewares import AckPolicy
-from pydantic import BaseModel
 
 from relay_bundle_builder import service
-from relay_contracts.messages import IntegrationsTriggered
+from relay_contracts.messages import DeliverBundle, DeliveryAttempted, IntegrationsTriggered, delivery_key
 from relay_contracts.topics import INTEGRATIONS_TRIGGERED
 from relay_platform.errors import PermanentError
 from relay_platform.tenants import TenantsConfig
@@ -48,7 +47,7 @@ async def handle_trigger(trigger: IntegrationsTriggered, runtime: Runtime) -> No
         )
         return
     started = time.monotonic()
-    publications: list[tuple[str, BaseModel]]
+    publications: list[tuple[str, DeliverBundle | DeliveryAttempted]]
     try:
         bundle = await service.build_bundle(trigger, tenant, runtime.context())
     except service.BundleFailedError as error:
@@ -65,8 +64,12 @@ async def handle_trigger(trigger: IntegrationsTriggered, runtime: Runtime) -> No
             bundle.directory,
         )
         publications = list(service.delivery_requests(trigger, tenant, bundle, datetime.now(UTC)))
-    key = trigger.recipe_id.encode()
-    await asyncio.gather(*(runtime.broker.publish(message, topic, key=key) for topic, message in publications))
+    await asyncio.gather(
+        *(
+            runtime.broker.publish(message, topic, key=delivery_key(message.delivery_id))
+            for topic, message in publications
+        )
+    )
 
 
 def make_router(runtime: Runtime) -> KafkaRouter:

@@ -7,7 +7,13 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from relay_contracts.messages import DeliverBundle, DeliveryAttempted, MessageDeadLettered, RetryDelivery
+from relay_contracts.messages import (
+    DeliverBundle,
+    DeliveryAttempted,
+    MessageDeadLettered,
+    RetryDelivery,
+    delivery_key,
+)
 from relay_contracts.topics import deliveries_requested
 from relay_platform.tenants import RetryPolicy, TenantsConfig
 
@@ -36,8 +42,8 @@ class ScheduledRetry:
 
     @property
     def key(self) -> bytes:
-        """Deliveries are requested keyed by recipe ID, like the bundle-builder does."""
-        return self.request.recipe_id.encode()
+        """Deliveries are requested keyed by delivery ID, like the bundle-builder does."""
+        return delivery_key(self.request.delivery_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +138,7 @@ def give_up(retry: RetryDelivery, policy: RetryPolicy, *, now: datetime) -> Give
     )
     dead_letter = MessageDeadLettered(
         source_topic=deliveries_requested(request.integration_type),
-        key=request.recipe_id,
+        key=request.delivery_id,
         consumer_group=SERVICE,
         service=SERVICE,
         reason=reason[:_MAX_REASON],

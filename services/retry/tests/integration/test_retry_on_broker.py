@@ -250,7 +250,7 @@ async def test_first_failure_is_re_requested_as_attempt_2_on_its_deliverer_topic
 
     [(record, again)] = watcher.requests(request.delivery_id)
     assert record.topic == deliveries_requested("email")
-    assert record.key == request.recipe_id.encode()
+    assert record.key == request.delivery_id.encode()
     assert again == request.model_copy(update={"attempt": 2})
     assert record.seen_at - retry.failed_at.timestamp() >= 0.05 * 0.9
     # The row is deleted once the broker confirmed the publish, which may be just after the watcher saw it.
@@ -273,7 +273,7 @@ async def test_last_attempt_failing_publishes_one_final_failure_and_a_replayable
     assert outcome.order == request.order
     [dead] = watcher.dead_letters(request.delivery_id)
     assert dead.source_topic == deliveries_requested("zapier")
-    assert dead.key == request.recipe_id
+    assert dead.key == request.delivery_id
     assert dead.service == "retry"
     assert "3 of 3 attempts" in dead.reason
     replay = DeliverBundle.model_validate_json(base64.b64decode(dead.payload_b64))

@@ -82,7 +82,7 @@ def test_first_failure_schedules_attempt_2_after_the_backoff_from_the_failure_ti
     assert decision.request == failed.request.model_copy(update={"attempt": 2})
     assert decision.due_at == FAILED_AT + timedelta(seconds=30)
     assert decision.topic == "deliveries.requested.zapier.v1"
-    assert decision.key == b"999-63CHGJokGoxPfSba"
+    assert decision.key == failed.request.delivery_id.encode()
 
 
 def test_second_failure_schedules_attempt_3_after_the_second_backoff() -> None:
@@ -103,7 +103,7 @@ def test_exhausted_attempts_give_up_with_a_final_failure_and_a_dead_letter(attem
     assert outcome.delivery_id == failed.request.delivery_id
     dead = decision.dead_letter
     assert dead.source_topic == "deliveries.requested.zapier.v1"
-    assert dead.key == failed.request.recipe_id
+    assert dead.key == failed.request.delivery_id
     assert dead.error_class == "TransientError"
     assert failed.request.delivery_id in dead.reason
     assert "hook answered 503" in dead.reason
