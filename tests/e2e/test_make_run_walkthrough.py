@@ -265,8 +265,21 @@ async def _assert_zapier_delivered(var: Path, bundle: dict[str, bytes], http: ai
             assert await r.read() == bundle[file["name"]]
 
 
+def test_a_crashed_service_is_restarted(stack: RunningStack) -> None:
+    [first] = [int(pid) for pid in re.findall(r"started deliver-zapier \(pid (\d+)\)", stack.output())]
+    os.killpg(first, signal.SIGKILL)
+
+    def restarted() -> bool:
+        pids = [int(pid) for pid in re.findall(r"started deliver-zapier \(pid (\d+)\)", stack.output())]
+        return len(pids) == 2 and _alive(pids[1])
+
+    wait_until(restarted, timeout=30, what="relay dev to restart deliver-zapier", interval=0.2)
+    assert "deliver-zapier exited with code -9; restarting it" in stack.output()
+
+
 def test_ctrl_c_stops_every_process(stack: RunningStack) -> None:
     pids = [int(m) for m in re.findall(r"started [\w-]+ \(pid (\d+)\)", stack.output())]
+    pids = [pid for pid in pids if _alive(pid)]
     assert len(pids) >= 3, "expected the broker and at least two services to have been started"
     assert all(_alive(pid) for pid in pids)
     os.killpg(stack.process.pid, signal.SIGINT)

@@ -19,6 +19,9 @@ from relay_platform.broker import ensure_topics
 from relay_testing.kafka import TansuBroker
 from relay_testing.processes import free_port, port_answers
 
+# A service restarted more than this often within the window is not coming up: stop the suite and say so.
+MAX_RESTARTS = 4
+RESTART_WINDOW_S = 60.0
 _COLOURS = ("36", "32", "33", "35", "34", "91", "92", "93", "94", "95", "96")
 
 
@@ -179,16 +182,26 @@ class DevStack:
         )
 
     async def run_until_stopped(self) -> int:
+        """Keep the suite up until Ctrl-C: a service that exits is restarted (as an orchestrator would), unless
+        it keeps failing, which means it cannot start (bad config, port taken): then the suite stops."""
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        exits: dict[str, list[float]] = {}
         while not stop.is_set():
-            try:
-                self.check_children()
-            except RuntimeError as error:
-                self.say("relay", f"{error}; stopping the suite")
-                return 1
+            for service, process in list(self._children.items()):
+                if process.returncode is None:
+                    continue
+                now = time.monotonic()
+                recent = [t for t in exits.get(service, []) if now - t < RESTART_WINDOW_S] + [now]
+                exits[service] = recent
+                if len(recent) > MAX_RESTARTS:
+                    self.say("relay", f"{service} exited {len(recent)} times in {RESTART_WINDOW_S:.0f} s; stopping")
+                    return 1
+                self.say("relay", f"{service} exited with code {process.returncode}; restarting it")
+                await asyncio.sleep(min(2 ** (len(recent) - 1), 8))
+                await self._spawn(service)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.5)
         return 0
