@@ -16,7 +16,6 @@ from relay_ingest_api.middleware import SafeAccessLogger, error_middleware
 from relay_ingest_api.ratelimit import KeyRateLimiter
 from relay_ingest_api.settings import SERVICE, Settings
 from relay_ingest_api.state import ASSOCIATIONS, LIMITER, OBJECTS, PUBLISHER, RENDERS, SETTINGS, SIGNER, TENANTS
-from relay_platform.broker import make_broker
 from relay_platform.links import LinkSigner
 from relay_platform.objectstore_settings import open_object_store
 from relay_platform.tenants import load_tenants
@@ -33,10 +32,9 @@ def create_app(settings: Settings | None = None, *, tracer_provider: TracerProvi
     app[RENDERS] = asyncio.Semaphore(settings.max_concurrent_renders)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        broker = make_broker(settings.kafka, service=SERVICE, tracer_provider=tracer_provider)
         publisher = EventPublisher(
-            broker,
-            bootstrap_servers=settings.kafka.bootstrap_servers,
+            settings.kafka,
+            service=SERVICE,
             publish_timeout_s=settings.publish_timeout_s,
             retry_after_s=settings.retry_after_s,
         )
