@@ -45,8 +45,10 @@ def configure_logging(service: str, level: str = "INFO", *, json_lines: bool = T
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # aiokafka logs every rebalance detail at INFO; keep the signal.
+    # aiokafka logs every rebalance detail at INFO; keep the signal. azure-core logs every request URL at INFO,
+    # and a SAS URL is a credential: never let those lines out.
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    logging.getLogger("azure").setLevel(logging.WARNING)
     # FastStream's application logger installs its own coloured handler at import; send it through ours.
     faststream_logger = logging.getLogger("faststream")
     faststream_logger.handlers.clear()

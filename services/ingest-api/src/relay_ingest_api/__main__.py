@@ -3,31 +3,26 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 from aiohttp import web
-from pydantic import ValidationError
 
 from relay_ingest_api.main import create_app
 from relay_ingest_api.middleware import SafeAccessLogger
 from relay_ingest_api.settings import SERVICE, Settings
-from relay_platform.logging import configure_logging
-from relay_platform.telemetry import setup_tracing
+from relay_platform.entrypoint import load_settings, start_observability
 from relay_platform.tenants import ConfigError
 
 logger = logging.getLogger("relay.ingest_api")
 
 
 def main() -> None:
-    try:
-        settings = Settings()
-    except ValidationError as error:
-        raise SystemExit(f"{SERVICE}: invalid settings: {error}") from error
-    configure_logging(SERVICE, settings.log_level, json_lines=settings.log_json)
-    provider = setup_tracing(SERVICE)
+    settings = load_settings(SERVICE, Settings)
+    provider = start_observability(SERVICE, settings)
     try:
         app = create_app(settings, tracer_provider=provider)
     except ConfigError as error:
-        raise SystemExit(f"{SERVICE}: {error}") from error
+        sys.exit(f"{SERVICE}: {error}")
     web.run_app(
         app,
         host=settings.host,

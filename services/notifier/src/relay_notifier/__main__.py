@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from pydantic import ValidationError
-
 from relay_notifier.main import create_app
 from relay_notifier.service import SERVICE
 from relay_notifier.settings import Settings
-from relay_platform.logging import configure_logging
-from relay_platform.telemetry import setup_tracing
-from relay_platform.tenants import ConfigError
+from relay_platform.entrypoint import run_stream_service
 
 
 def main() -> None:
-    try:
-        settings = Settings()
-    except ValidationError as error:
-        raise SystemExit(f"{SERVICE}: invalid settings: {error}") from None
-    configure_logging(SERVICE, settings.log_level, json_lines=settings.log_json)
-    provider = setup_tracing(SERVICE)
-    try:
-        app = create_app(settings, tracer_provider=provider)
-    except ConfigError as error:
-        # The message names the file and the bad path; exit non-zero so the orchestrator shows it.
-        raise SystemExit(f"{SERVICE}: {error}") from None
-    asyncio.run(app.run())
+    run_stream_service(
+        SERVICE,
+        Settings,
+        lambda settings, tracing: create_app(settings, tracer_provider=tracing),
+    )
 
 
 if __name__ == "__main__":
