@@ -79,7 +79,7 @@ async def handle_retry(retry: RetryDelivery, runtime: Runtime) -> None:
         request.delivery_id,
         decision.attempt,
         decision.due_at.isoformat(timespec="milliseconds"),
-        "" if added else " (already scheduled)",
+        "" if added else " (not added: already scheduled, or its order was cancelled)",
     )
 
 

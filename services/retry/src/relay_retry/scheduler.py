@@ -22,7 +22,9 @@ PublishDue = Callable[[Sequence[ScheduledRetry]], Awaitable[None]]
 class RetrySchedule(Protocol):
     """The durable schedule (port); ``adapters.schedule.SqlRetrySchedule`` is the SQL implementation."""
 
-    async def add(self, retry: ScheduledRetry, *, order_id: str | None) -> bool: ...
+    async def add(self, retry: ScheduledRetry, *, order_id: str | None) -> bool:
+        """Store ``retry``; False when it is already stored, or ``order_id`` names a cancelled order."""
+        ...
 
     async def next_due_at(self) -> datetime | None: ...
 

@@ -184,6 +184,10 @@ class RetryService:
             await self.app.stop()
             self.app = None
 
+    async def is_cancelled(self, order_id: str) -> bool:
+        async with SqlRetrySchedule.open(self.settings.database_url) as schedule:
+            return await schedule.is_cancelled(TENANT, order_id)
+
     async def pending(self, delivery_id: str) -> int:
         """Scheduled rows of one delivery: other tests (and other services' tests) share the broker's topics."""
         async with SqlRetrySchedule.open(self.settings.database_url) as schedule:
@@ -365,3 +369,30 @@ async def test_cancelled_order_drops_its_pending_retries(
     assert not watcher.requests(cancelled.delivery_id)
     assert [again.reason for _, again in watcher.requests(notice.delivery_id)] == ["order_cancelled"]
     assert order_key(TENANT, cancelled.order.order_id) == event.kafka_key
+
+
+async def test_retry_arriving_after_its_orders_cancellation_is_not_scheduled(
+    retry_service: RetryService, producer: AIOKafkaProducer, watcher: TopicWatcher
+) -> None:
+    late = deliver_bundle("fast-hook", order_id=f"o-{uuid.uuid4().hex[:8]}")
+    assert late.order is not None
+    event = OrderEventOccurred(
+        event_id=uuid.uuid4().hex,
+        tenant=TENANT,
+        type="cancelled",
+        order_id=late.order.order_id,
+        order_number=late.order.order_number,
+        occurred_at=datetime.now(UTC),
+    )
+    await producer.send_and_wait(ORDERS_EVENTS, event.model_dump_json().encode(), key=event.kafka_key)
+    async with asyncio.timeout(20):
+        while not await retry_service.is_cancelled(late.order.order_id):
+            await asyncio.sleep(0.02)
+
+    await send_retry(producer, retry_of(late, retry_after_s=0.2))
+    sentinel = deliver_bundle("fast-hook", order_id="another-order")
+    await send_retry(producer, retry_of(sentinel, retry_after_s=0.5))
+    await watcher.wait(lambda: watcher.requests(sentinel.delivery_id))
+
+    assert not watcher.requests(late.delivery_id)
+    assert await retry_service.pending(late.delivery_id) == 0

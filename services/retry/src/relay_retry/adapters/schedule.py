@@ -64,6 +64,16 @@ scheduled_retries = Table(
     Index("ix_scheduled_retries_order", "tenant", "order_id"),
 )
 
+# Orders known to be cancelled: a manufacturing retry that arrives after the cancellation is not scheduled
+# (the two topics have no ordering between them).
+cancelled_orders = Table(
+    "cancelled_orders",
+    metadata,
+    Column("tenant", String(128), primary_key=True),
+    Column("order_id", String(128), primary_key=True),
+    Column("cancelled_at", Float, nullable=False),
+)
+
 
 def _prepare_sqlite_file(url: str) -> None:
     parsed = make_url(url)
@@ -115,6 +125,13 @@ class SqlRetrySchedule:
         statement = insert(scheduled_retries).values(**values).on_conflict_do_nothing()
         try:
             async with self._engine.begin() as connection:
+                if order_id is not None and await connection.scalar(
+                    select(func.count())
+                    .select_from(cancelled_orders)
+                    .where(cancelled_orders.c.tenant == retry.request.tenant, cancelled_orders.c.order_id == order_id)
+                ):
+                    logger.info("delivery %s not retried: order %s was cancelled", retry.delivery_id, order_id)
+                    return False
                 result = await connection.execute(statement)
         except SQLAlchemyError as error:
             raise TransientError(f"cannot store scheduled retry: {type(error).__name__}") from error
@@ -160,15 +177,35 @@ class SqlRetrySchedule:
         return len(rows)
 
     async def cancel_order(self, tenant: str, order_id: str) -> int:
-        """Drop every pending retry of one order; returns how many."""
+        """Drop every pending retry of one order, and refuse its later ones; returns how many were dropped."""
         table = scheduled_retries
         statement = delete(table).where(table.c.tenant == tenant, table.c.order_id == order_id)
+        insert = pg_insert if self._dialect == "postgresql" else sqlite_insert
+        remember = (
+            insert(cancelled_orders)
+            .values(tenant=tenant, order_id=order_id, cancelled_at=datetime.now(UTC).timestamp())
+            .on_conflict_do_nothing()
+        )
         try:
             async with self._engine.begin() as connection:
+                await connection.execute(remember)
                 result = await connection.execute(statement)
         except SQLAlchemyError as error:
             raise TransientError(f"cannot cancel scheduled retries: {type(error).__name__}") from error
         return int(result.rowcount or 0)
+
+    async def is_cancelled(self, tenant: str, order_id: str) -> bool:
+        """Whether a cancellation of this order has been seen."""
+        query = (
+            select(func.count())
+            .select_from(cancelled_orders)
+            .where(cancelled_orders.c.tenant == tenant, cancelled_orders.c.order_id == order_id)
+        )
+        try:
+            async with self._engine.connect() as connection:
+                return bool(await connection.scalar(query))
+        except SQLAlchemyError as error:
+            raise TransientError(f"cannot read cancelled orders: {type(error).__name__}") from error
 
     async def pending(self, delivery_id: str | None = None) -> int:
         """How many retries are waiting, in all or of one delivery (for tests and health output)."""
