@@ -16,6 +16,7 @@ from pydantic import SecretStr
 
 from relay_contracts.messages import DeliverBundle
 from relay_delivery import FetchedFile
+from relay_delivery.naming import prefixed_object_name
 from relay_platform.errors import PermanentError
 from relay_platform.tenants import AzureBlobIntegration
 
@@ -39,17 +40,8 @@ class BlobUploader(Protocol):
 
 
 def blob_name(prefix: str, file_name: str) -> str:
-    """``<prefix>/<file name>`` (just the name without a prefix); slashes around the prefix are normalised."""
-    if (
-        not file_name
-        or file_name in {".", ".."}
-        or "/" in file_name
-        or "\\" in file_name
-        or not file_name.isprintable()
-    ):
-        raise PermanentError(f"bundle file name {file_name!r} cannot be used as a blob name")
-    folder = "/".join(part for part in prefix.split("/") if part)
-    name = f"{folder}/{file_name}" if folder else file_name
+    """``<prefix>/<file name>`` (just the name without a prefix), within Azure's blob-name length."""
+    name = prefixed_object_name(prefix, file_name, what="a blob name")
     if len(name) > MAX_BLOB_NAME:
         raise PermanentError(f"blob name for {file_name!r} is longer than {MAX_BLOB_NAME} characters")
     return name

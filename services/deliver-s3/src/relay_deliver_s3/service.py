@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from relay_contracts.messages import DeliverBundle
 from relay_delivery import FetchedFile
+from relay_delivery.naming import prefixed_object_name
 from relay_platform.errors import PermanentError
 from relay_platform.tenants import S3Integration
 
@@ -55,17 +56,8 @@ class Uploader(Protocol):
 
 
 def object_key(prefix: str, file_name: str) -> str:
-    """``<prefix>/<file name>`` (just the name without a prefix); slashes around the prefix are normalised."""
-    if (
-        not file_name
-        or file_name in {".", ".."}
-        or "/" in file_name
-        or "\\" in file_name
-        or not file_name.isprintable()
-    ):
-        raise PermanentError(f"bundle file name {file_name!r} cannot be used as an object name")
-    folder = "/".join(part for part in prefix.split("/") if part)
-    key = f"{folder}/{file_name}" if folder else file_name
+    """``<prefix>/<file name>`` (just the name without a prefix), within S3's key length."""
+    key = prefixed_object_name(prefix, file_name, what="an object name")
     if len(key.encode()) > MAX_KEY_BYTES:
         raise PermanentError(f"object key for {file_name!r} is longer than {MAX_KEY_BYTES} bytes")
     return key
