@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -13,8 +15,11 @@ class Settings(ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="ASSOCIATION_STORE_", extra="ignore")
 
-    # SQLite file for the embedded default; ``postgresql+asyncpg://...`` in production.
-    database_url: str = "sqlite+aiosqlite:///var/association-store.db"
+    # SQLite file for the embedded default; ``postgresql+asyncpg://...`` in production. The conventional
+    # ``DATABASE_URL`` works too; the prefixed name wins when both are set.
+    database_url: str = Field(
+        default_factory=lambda: os.environ.get("DATABASE_URL", "sqlite+aiosqlite:///var/association-store.db")
+    )
     database_pool_size: int = Field(default=5, ge=1)
     database_connect_timeout_s: float = Field(default=5.0, gt=0)
     http_host: str = "127.0.0.1"
