@@ -33,7 +33,7 @@ field is dropped on decode. Safe to resend: idempotent on `eventId` and on the b
 `returned`. Malformed messages go to `deliveries.dead.v1` with the reason."""
 
 
-def build_router() -> KafkaRouter:
+def build_router(group_id: str = GROUP) -> KafkaRouter:
     """The subscribers and the trigger publisher; dependencies come from the app context (see ``main``)."""
     router = KafkaRouter()
     triggered = router.publisher(
@@ -57,7 +57,7 @@ def build_router() -> KafkaRouter:
 
     @router.subscriber(
         RECIPES_SAVED,
-        group_id=GROUP,
+        group_id=group_id,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         auto_offset_reset="earliest",
         title=f"{RECIPES_SAVED}:RecipeSaved",
@@ -68,7 +68,7 @@ def build_router() -> KafkaRouter:
 
     @router.subscriber(
         ORDERS_EVENTS,
-        group_id=GROUP,
+        group_id=group_id,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         auto_offset_reset="earliest",
         title=f"{ORDERS_EVENTS}:OrderEventOccurred",
@@ -79,7 +79,7 @@ def build_router() -> KafkaRouter:
 
     @router.subscriber(
         DELIVERIES_OUTCOMES,
-        group_id=GROUP,
+        group_id=group_id,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         auto_offset_reset="earliest",
         title=f"{DELIVERIES_OUTCOMES}:DeliveryAttempted",

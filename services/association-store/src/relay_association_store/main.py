@@ -31,7 +31,7 @@ def create_app(
     """Build the app; nothing connects until it runs (so ``faststream docs gen`` can import it)."""
     settings = settings or Settings()
     broker = make_broker(settings.kafka, service=SERVICE, tracer_provider=tracer_provider)
-    broker.include_router(handlers.build_router())
+    broker.include_router(handlers.build_router(settings.consumer_group))
 
     @asynccontextmanager
     async def lifespan(context: ContextRepo) -> AsyncIterator[None]:

@@ -20,6 +20,8 @@ class Settings(ServiceSettings):
     database_url: str = Field(
         default_factory=lambda: os.environ.get("DATABASE_URL", "sqlite+aiosqlite:///var/association-store.db")
     )
+    # One group per deployment; a second deployment (blue/green, a replay) reads the topics independently.
+    consumer_group: str = Field(default="association-store", min_length=1)
     database_pool_size: int = Field(default=5, ge=1)
     database_connect_timeout_s: float = Field(default=5.0, gt=0)
     http_host: str = "127.0.0.1"
