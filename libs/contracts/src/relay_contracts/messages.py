@@ -196,6 +196,39 @@ class DeliveryAttempted(Message):
     files: tuple[str, ...] = ()
     occurred_at: AwareDatetime
 
+    @classmethod
+    def of(
+        cls,
+        request: DeliverBundle,
+        *,
+        status: DeliveryStatus,
+        final: bool,
+        occurred_at: datetime,
+        duration_ms: int = 0,
+        error_class: str | None = None,
+        error_message: str | None = None,
+    ) -> DeliveryAttempted:
+        """The outcome of ``request``'s attempt: every identifying field copied from the request."""
+        return cls(
+            delivery_id=request.delivery_id,
+            trigger_id=request.trigger_id,
+            tenant=request.tenant,
+            integration_id=request.integration_id,
+            integration_type=request.integration_type,
+            recipe_id=request.recipe_id,
+            feed=request.feed,
+            reason=request.reason,
+            order=request.order,
+            attempt=request.attempt,
+            status=status,
+            final=final,
+            duration_ms=duration_ms,
+            error_class=error_class,
+            error_message=error_message,
+            files=tuple(file.name for file in request.files),
+            occurred_at=occurred_at,
+        )
+
 
 # --- deliveries.retry.v1 ---------------------------------------------------------------------------------------
 

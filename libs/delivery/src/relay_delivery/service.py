@@ -144,24 +144,14 @@ class Deliverer(Generic[IntegrationT]):
             status, final = "failed", True
         error_class = error_class_name(error) if error is not None else None
         error_message = scrub(str(error))[:_MAX_ERROR_TEXT] if error is not None else None
-        outcome = DeliveryAttempted(
-            delivery_id=request.delivery_id,
-            trigger_id=request.trigger_id,
-            tenant=request.tenant,
-            integration_id=request.integration_id,
-            integration_type=request.integration_type,
-            recipe_id=request.recipe_id,
-            feed=request.feed,
-            reason=request.reason,
-            order=request.order,
-            attempt=request.attempt,
+        outcome = DeliveryAttempted.of(
+            request,
             status=status,
             final=final,
+            occurred_at=now,
             duration_ms=duration_ms,
             error_class=error_class,
             error_message=error_message,
-            files=tuple(file.name for file in request.files),
-            occurred_at=now,
         )
         log = logger.info if error is None else logger.warning
         log(

@@ -29,17 +29,21 @@ from relay_platform.objectstore import ObjectNotFoundError, checked_key
 T = TypeVar("T")
 
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
-_TRANSIENT = {
-    "SlowDown",
-    "Throttling",
-    "ThrottlingException",
-    "RequestTimeout",
-    "RequestTimeTooSkewed",
-    "InternalError",
-    "ServiceUnavailable",
-    "RequestLimitExceeded",
-    "OperationAborted",
-}
+# S3 error codes that mean "try again later" (shared with the S3 deliverer).
+S3_TRANSIENT_CODES = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestTimeout",
+        "RequestTimeTooSkewed",
+        "InternalError",
+        "ServiceUnavailable",
+        "RequestLimitExceeded",
+        "OperationAborted",
+        "TooManyRequests",
+    }
+)
 
 
 def translate_client_error(error: ClientError, what: str) -> PermanentError | TransientError:
@@ -49,7 +53,7 @@ def translate_client_error(error: ClientError, what: str) -> PermanentError | Tr
     status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
     if code in _NOT_FOUND:
         return ObjectNotFoundError(f"{what}: no such object")
-    if code in _TRANSIENT or status >= 500 or status == 429:
+    if code in S3_TRANSIENT_CODES or status >= 500 or status == 429:
         return TransientError(f"{what}: S3 {code or status}")
     # Wrong keys, access denied, missing bucket, bad request: retrying the same call cannot help.
     return PermanentError(f"{what}: S3 {code or status}")

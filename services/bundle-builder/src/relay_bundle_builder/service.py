@@ -484,22 +484,28 @@ def delivery_requests(
 ) -> list[tuple[str, DeliverBundle]]:
     """One ``DeliverBundle`` per integration, with the topic of its deliverer."""
     return [
-        (
-            deliveries_requested(kind),
-            DeliverBundle(
-                delivery_id=stable_id(trigger.trigger_id, integration_id),
-                trigger_id=trigger.trigger_id,
-                tenant=trigger.tenant,
-                integration_id=integration_id,
-                integration_type=kind,
-                recipe_id=trigger.recipe_id,
-                feed=trigger.feed,
-                reason=trigger.reason,
-                order=trigger.order,
-                attempt=1,
-                files=bundle.files,
-                requested_at=now,
-            ),
+        (deliveries_requested(request.integration_type), request)
+        for request in _requests(trigger, tenant, bundle.files, now)
+    ]
+
+
+def _requests(
+    trigger: IntegrationsTriggered, tenant: Tenant, files: tuple[BundleFile, ...], now: datetime
+) -> list[DeliverBundle]:
+    return [
+        DeliverBundle(
+            delivery_id=stable_id(trigger.trigger_id, integration_id),
+            trigger_id=trigger.trigger_id,
+            tenant=trigger.tenant,
+            integration_id=integration_id,
+            integration_type=kind,
+            recipe_id=trigger.recipe_id,
+            feed=trigger.feed,
+            reason=trigger.reason,
+            order=trigger.order,
+            attempt=1,
+            files=files,
+            requested_at=now,
         )
         for integration_id, kind in targets(trigger, tenant)
     ]
@@ -513,24 +519,15 @@ def failure_outcomes(
     return [
         (
             DELIVERIES_OUTCOMES,
-            DeliveryAttempted(
-                delivery_id=stable_id(trigger.trigger_id, integration_id),
-                trigger_id=trigger.trigger_id,
-                tenant=trigger.tenant,
-                integration_id=integration_id,
-                integration_type=kind,
-                recipe_id=trigger.recipe_id,
-                feed=trigger.feed,
-                reason=trigger.reason,
-                order=trigger.order,
-                attempt=1,
+            DeliveryAttempted.of(
+                request,
                 status="failed",
                 final=True,
+                occurred_at=now,
                 duration_ms=duration_ms,
                 error_class=type(cause).__name__,
                 error_message=str(error)[:2000],
-                occurred_at=now,
             ),
         )
-        for integration_id, kind in targets(trigger, tenant)
+        for request in _requests(trigger, tenant, (), now)
     ]

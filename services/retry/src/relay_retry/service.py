@@ -111,23 +111,13 @@ def plan_retry(
 def give_up(retry: RetryDelivery, policy: RetryPolicy, *, now: datetime) -> GiveUp:
     """The final failed outcome and a dead letter carrying the request, replayable as a fresh first attempt."""
     request = retry.request
-    outcome = DeliveryAttempted(
-        delivery_id=request.delivery_id,
-        trigger_id=request.trigger_id,
-        tenant=request.tenant,
-        integration_id=request.integration_id,
-        integration_type=request.integration_type,
-        recipe_id=request.recipe_id,
-        feed=request.feed,
-        reason=request.reason,
-        order=request.order,
-        attempt=request.attempt,
+    outcome = DeliveryAttempted.of(
+        request,
         status="failed",
         final=True,
+        occurred_at=now,
         error_class=retry.error_class,
         error_message=retry.error_message,
-        files=tuple(file.name for file in request.files),
-        occurred_at=now,
     )
     # `relay dlq replay` re-publishes the payload on `source_topic`: a fresh attempt 1 gets a full set of retries.
     replayable = request.model_copy(update={"attempt": 1})

@@ -26,6 +26,7 @@ from botocore.exceptions import ValidationError as BotoValidationError
 
 from relay_deliver_s3.service import S3Target
 from relay_platform.errors import PermanentError, RelayError, TransientError
+from relay_platform.objectstore_s3 import S3_TRANSIENT_CODES
 
 logger = logging.getLogger("relay.deliver_s3")
 
@@ -47,18 +48,6 @@ _CREDENTIALS = {
     "UnrecognizedClientException",
 }
 _WRONG_REGION = {"AuthorizationHeaderMalformed", "PermanentRedirect", "IllegalLocationConstraintException"}
-_TRANSIENT = {
-    "SlowDown",
-    "Throttling",
-    "ThrottlingException",
-    "RequestTimeout",
-    "RequestTimeTooSkewed",
-    "InternalError",
-    "ServiceUnavailable",
-    "RequestLimitExceeded",
-    "OperationAborted",
-    "TooManyRequests",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +85,7 @@ def translate_client_error(error: ClientError, bucket: str) -> RelayError:
         )
     if code in _WRONG_REGION or status == 301:
         return PermanentError(f"S3 bucket {bucket!r} is not in the configured region or endpoint ({label})")
-    if code in _TRANSIENT or status >= 500 or status == 429:
+    if code in S3_TRANSIENT_CODES or status >= 500 or status == 429:
         return TransientError(f"S3 unavailable for bucket {bucket!r} ({label})", retry_after_s=_retry_after_s(error))
     return PermanentError(f"S3 refused the upload to bucket {bucket!r} ({label})")
 
