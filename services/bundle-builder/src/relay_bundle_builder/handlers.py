@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.middlewares import AckPolicy
 
-from relay_bundle_builder import service
+from relay_bundle_builder import domain, service
 from relay_contracts.messages import DeliverBundle, DeliveryAttempted, IntegrationsTriggered, delivery_key
 from relay_contracts.topics import INTEGRATIONS_TRIGGERED
 from relay_platform.errors import PermanentError
@@ -41,7 +41,7 @@ async def handle_trigger(trigger: IntegrationsTriggered, runtime: Runtime) -> No
     tenant = runtime.tenants.tenants.get(trigger.tenant)
     if tenant is None:
         raise PermanentError(f"unknown tenant {trigger.tenant!r}")
-    if not service.targets(trigger, tenant):
+    if not domain.targets(trigger, tenant):
         logger.warning(
             "trigger %s lists no integration known to tenant %s; nothing to build", trigger.trigger_id, trigger.tenant
         )
@@ -50,10 +50,10 @@ async def handle_trigger(trigger: IntegrationsTriggered, runtime: Runtime) -> No
     publications: list[tuple[str, DeliverBundle | DeliveryAttempted]]
     try:
         bundle = await service.build_bundle(trigger, tenant, runtime.context())
-    except service.BundleFailedError as error:
+    except domain.BundleFailedError as error:
         elapsed_ms = int((time.monotonic() - started) * 1000)
         logger.warning("bundle for trigger %s (recipe %s) failed: %s", trigger.trigger_id, trigger.recipe_id, error)
-        publications = list(service.failure_outcomes(trigger, tenant, error, datetime.now(UTC), elapsed_ms))
+        publications = list(domain.failure_outcomes(trigger, tenant, error, datetime.now(UTC), elapsed_ms))
     else:
         logger.info(
             "bundle for trigger %s (%s, recipe %s): %d files in %s",
@@ -63,7 +63,7 @@ async def handle_trigger(trigger: IntegrationsTriggered, runtime: Runtime) -> No
             len(bundle.files),
             bundle.directory,
         )
-        publications = list(service.delivery_requests(trigger, tenant, bundle, datetime.now(UTC)))
+        publications = list(domain.delivery_requests(trigger, tenant, bundle.files, datetime.now(UTC)))
     await asyncio.gather(
         *(
             runtime.broker.publish(message, topic, key=delivery_key(message.delivery_id))

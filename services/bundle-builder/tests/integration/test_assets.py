@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from relay_bundle_builder.adapters.assets import FetchPolicy, HttpAssetFetcher, is_public_address, make_session
-from relay_bundle_builder.service import AssetError, AssetUnavailableError
+from relay_bundle_builder.domain import AssetError, AssetUnavailableError
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,8 @@ import pypdf
 import pytest
 
 from relay_bundle_builder.adapters.assets import FetchPolicy, HttpAssetFetcher, make_session
-from relay_bundle_builder.service import BuildContext, BundleFailedError, build_bundle
+from relay_bundle_builder.domain import BundleFailedError
+from relay_bundle_builder.service import BuildContext, build_bundle
 from relay_contracts.messages import IntegrationsTriggered, OrderLine, TriggerReason, recipe_object_key
 from relay_platform.errors import PermanentError
 from relay_platform.objectstore import LocalDirectoryStore, ObjectNotFoundError, ObjectStore

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from relay_bundle_builder.service import event_json, event_plan, ticket_banner
+from relay_bundle_builder.domain import event_json, event_plan, ticket_banner
 from relay_contracts.messages import IntegrationsTriggered, OrderLine, TriggerReason, recipe_object_key
 
 ORDER = OrderLine(order_id="6182665224482", order_number="1022", item_id="14523", item_quantity=2)

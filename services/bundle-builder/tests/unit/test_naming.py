@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from relay_bundle_builder.service import (
-    asset_refs,
+from relay_bundle_builder.domain import asset_refs
+from relay_bundle_builder.naming import (
     bundle_dir,
     content_type_extension,
     file_name,

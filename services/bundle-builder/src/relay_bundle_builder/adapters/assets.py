@@ -16,7 +16,8 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from relay_bundle_builder.service import AssetError, AssetUnavailableError, FetchedAsset
+from relay_bundle_builder.domain import AssetError, AssetUnavailableError
+from relay_bundle_builder.service import FetchedAsset
 
 logger = logging.getLogger("relay.bundle_builder.assets")
 
