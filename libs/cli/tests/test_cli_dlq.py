@@ -257,3 +257,12 @@ async def test_unreadable_dead_letter_is_listed_but_not_replayable() -> None:
     assert dlq.choose([unreadable], [(1, 7)]) == [unreadable]
     with pytest.raises(dlq.DlqError, match="1:7 cannot be replayed: bad"):
         await dlq.replay(f"127.0.0.1:{free_port()}", [unreadable])
+
+
+async def test_a_letter_whose_payload_was_not_kept_is_listed_but_not_replayable() -> None:
+    kept_nothing = _dead(ORDERS_EVENTS, b"", "acme:o-1", "invalid message").model_copy(
+        update={"payload_complete": False, "payload_size": 900_000, "payload_sha256": "ab" * 32}
+    )
+    letter = dlq.DeadLetter(partition=0, offset=3, timestamp_ms=1_700_000_000_000, message=kept_nothing)
+    with pytest.raises(dlq.DlqError, match=r"0:3 cannot be replayed: its payload was not kept .* size 900000"):
+        await dlq.replay(f"127.0.0.1:{free_port()}", [letter])

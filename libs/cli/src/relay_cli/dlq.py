@@ -177,6 +177,11 @@ def _replay_target(letter: DeadLetter) -> tuple[str, bytes, bytes | None]:
         raise DlqError(f"{letter.position} cannot be replayed: {letter.problem}")
     if message.source_topic not in ALL_TOPICS or message.source_topic == DELIVERIES_DEAD:
         raise DlqError(f"{letter.position} cannot be replayed: its source topic is not a Recipe Relay topic")
+    if not message.payload_complete:
+        raise DlqError(
+            f"{letter.position} cannot be replayed: its payload was not kept (not a JSON object, or too large); "
+            f"match it by size {message.payload_size} and SHA-256 {message.payload_sha256}"
+        )
     try:
         payload = base64.b64decode(message.payload_b64, validate=True)
     except (binascii.Error, ValueError) as error:

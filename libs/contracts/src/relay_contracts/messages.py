@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Literal
+from types import MappingProxyType
+from typing import Literal, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from relay_contracts.topics import IntegrationType
+from relay_contracts.topics import (
+    DELIVERIES_DEAD,
+    DELIVERIES_OUTCOMES,
+    DELIVERIES_RETRY,
+    INTEGRATION_TYPES,
+    INTEGRATIONS_TRIGGERED,
+    ORDERS_EVENTS,
+    RECIPES_SAVED,
+    IntegrationType,
+    deliveries_requested,
+)
 
 SHORT_TEXT = 200
 ID_TEXT = 128
@@ -259,8 +271,67 @@ class MessageDeadLettered(Message):
     service: str
     reason: str = Field(max_length=4000)
     error_class: str = Field(max_length=SHORT_TEXT)
-    payload_b64: str = Field(description="The original message value, base64, for replay.")
+    payload_b64: str = Field(
+        description=(
+            "The original message value, base64, for replay: a JSON object keeps only the fields its topic's "
+            "message defines (anything else, personal data included, is dropped as on the HTTP API); empty when "
+            "the value could not be kept (not JSON, or too large)."
+        )
+    )
+    payload_complete: bool = Field(
+        default=True, description="False when the payload was dropped or cut: such a letter cannot be replayed."
+    )
+    payload_size: int | None = Field(default=None, ge=0, description="Size of the original value in bytes.")
+    payload_sha256: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the original value, to match it."
+    )
     dead_lettered_at: datetime
+
+
+MESSAGE_BY_TOPIC: Mapping[str, type[Message]] = MappingProxyType(
+    {
+        RECIPES_SAVED: RecipeSaved,
+        ORDERS_EVENTS: OrderEventOccurred,
+        INTEGRATIONS_TRIGGERED: IntegrationsTriggered,
+        **{deliveries_requested(kind): DeliverBundle for kind in INTEGRATION_TYPES},
+        DELIVERIES_OUTCOMES: DeliveryAttempted,
+        DELIVERIES_RETRY: RetryDelivery,
+        DELIVERIES_DEAD: MessageDeadLettered,
+    }
+)
+"""The message each topic carries."""
+
+
+def known_fields_only(model: type[BaseModel], data: object) -> object:
+    """``data`` with only the JSON fields ``model`` defines, recursively (nested messages, lists of them).
+
+    The Kafka-side twin of the HTTP API's allow-list: whatever else a publisher put in a message (names,
+    addresses, notes) is dropped before the message is kept anywhere, such as in a dead letter.
+    """
+    if not isinstance(data, dict):
+        return data
+    kept: dict[str, object] = {}
+    for name, field in model.model_fields.items():
+        for key in dict.fromkeys((field.alias or name, name)):
+            if key in data:
+                kept[key] = _known_in(field.annotation, data[key])
+    return kept
+
+
+def _known_in(annotation: object, value: object) -> object:
+    nested = [arg for arg in _flatten(annotation) if isinstance(arg, type) and issubclass(arg, BaseModel)]
+    if not nested:
+        return value
+    if isinstance(value, list):
+        return [known_fields_only(nested[0], item) for item in value]
+    return known_fields_only(nested[0], value)
+
+
+def _flatten(annotation: object) -> list[object]:
+    args = get_args(annotation)
+    if not args:
+        return [annotation]
+    return [leaf for arg in args for leaf in _flatten(arg)]
 
 
 def recipe_object_key(recipe_id: str) -> str:

@@ -5,21 +5,20 @@ import logging
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, Self, TypeVar
 
 from aiokafka.errors import KafkaError
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
-from faststream.middlewares import AckPolicy
 from opentelemetry.sdk.trace import TracerProvider
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from relay_contracts.messages import DeliverBundle, delivery_key
 from relay_contracts.topics import DELIVERIES_OUTCOMES, DELIVERIES_RETRY, IntegrationType, deliveries_requested
 from relay_delivery.port import Destination
 from relay_delivery.scrub import Scrubber
 from relay_delivery.service import AttemptResult, Deliverer
-from relay_platform.broker import make_broker
+from relay_platform.broker import consumer_options, make_broker
 from relay_platform.errors import TransientError
 from relay_platform.links import LinkSettings
 from relay_platform.objectstore import ObjectStore
@@ -44,9 +43,22 @@ class DelivererSettings(ServiceSettings):
     # Attempts in flight at once. Each is a consumer of the group processing its partitions in order (so only
     # processed offsets are committed); more than the topic's partition count leaves consumers idle.
     concurrency: int = Field(default=3, ge=1, le=64)
-    attempt_timeout_s: float = Field(default=300.0, gt=0)
+    # One attempt's budget (the destination call included): past it the attempt is reported `retrying` with a
+    # timeout, well before the consumer's handler budget (`KAFKA_HANDLER_TIMEOUT_S`) would cut it off.
+    attempt_timeout_s: float = Field(default=180.0, gt=0)
     # On SIGTERM: how long in-flight attempts may take to finish and publish their outcome.
     shutdown_grace_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _attempt_fits_the_handler_budget(self) -> Self:
+        # Room for reading the bundle files and publishing the outcome after the destination call.
+        if self.attempt_timeout_s + 15 > self.kafka.handler_timeout_s:
+            msg = (
+                f"attempt_timeout_s ({self.attempt_timeout_s:g}) must stay at least 15 s under "
+                f"KAFKA_HANDLER_TIMEOUT_S ({self.kafka.handler_timeout_s:g})"
+            )
+            raise ValueError(msg)
+        return self
 
 
 OpenDestination = Callable[[ObjectStore], AbstractAsyncContextManager[Destination[IntegrationT]]]
@@ -111,9 +123,7 @@ def build_deliverer_app(
 
     subscriber = broker.subscriber(
         topic or deliveries_requested(integration_type),
-        group_id=group_id or service,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        auto_offset_reset="earliest",
+        **consumer_options(settings.kafka, group_id or service),
         max_workers=settings.concurrency,
         title=f"{service}:deliver",
         description=f"Deliver bundles to {integration_type} integrations; one outcome per attempt.",

@@ -74,7 +74,7 @@ class Deliverer(Generic[IntegrationT]):
         tenants: TenantsConfig,
         store: ObjectStore,
         destination: Destination[IntegrationT],
-        attempt_timeout_s: float = 300.0,
+        attempt_timeout_s: float = 180.0,
         scrubber: Scrubber | None = None,
     ) -> None:
         self.integration_type = integration_type

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -20,8 +20,31 @@ class KafkaSettings(BaseSettings):
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     request_timeout_ms: int = 10_000
-    # How long a consumer waits before re-reading a message whose processing hit a transient error.
-    transient_backoff_s: float = 1.0
+    # A message whose processing hits a transient error is read again after a pause that doubles from
+    # `transient_backoff_s` up to `transient_backoff_max_s`, at most `transient_max_reads` times in all; then it is
+    # given up on (its consumer reports a failed outcome where it has one, and it is dead-lettered), so one bad
+    # message never holds its partition for longer than about a minute.
+    transient_backoff_s: float = Field(default=1.0, ge=0)
+    transient_backoff_max_s: float = Field(default=15.0, ge=0)
+    transient_max_reads: int = Field(default=5, ge=1, le=100)
+    # The consumer leaves its group when a handler keeps it from polling this long (Kafka's default, stated so
+    # the budgets below can be checked against it); every handler is cut off at `handler_timeout_s`.
+    max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
+    handler_timeout_s: float = Field(default=240.0, gt=0)
+    # A dead letter keeps the original value up to this size; above it only the size and SHA-256 are kept, so
+    # the letter itself always fits the broker's request limit (aiokafka's `max_request_size` is 1 MiB).
+    dead_letter_max_payload_bytes: int = Field(default=256 * 1024, ge=0, le=700 * 1024)
+
+    @model_validator(mode="after")
+    def _budgets_fit_the_poll_interval(self) -> KafkaSettings:
+        worst = self.handler_timeout_s + self.transient_backoff_max_s
+        if worst >= self.max_poll_interval_ms / 1000:
+            msg = (
+                f"handler_timeout_s + transient_backoff_max_s ({worst:g} s) must stay under max_poll_interval_ms "
+                f"({self.max_poll_interval_ms} ms), or a slow message gets its consumer evicted from the group"
+            )
+            raise ValueError(msg)
+        return self
 
 
 class ServiceSettings(BaseSettings):

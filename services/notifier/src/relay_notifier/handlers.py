@@ -8,13 +8,14 @@ from email.message import EmailMessage
 from typing import Protocol
 
 from faststream.kafka import KafkaRouter
-from faststream.middlewares import AckPolicy
 
 from relay_contracts.messages import DeliveryAttempted
 from relay_contracts.topics import DELIVERIES_OUTCOMES
 from relay_notifier import service
 from relay_notifier.service import SERVICE, Notice
+from relay_platform.broker import consumer_options
 from relay_platform.errors import TransientError
+from relay_platform.settings import KafkaSettings
 from relay_platform.tenants import TenantsConfig
 
 logger = logging.getLogger("relay.notifier")
@@ -71,14 +72,12 @@ async def handle_outcome(outcome: DeliveryAttempted, runtime: Runtime) -> None:
     )
 
 
-def make_router(runtime: Runtime) -> KafkaRouter:
+def make_router(runtime: Runtime, kafka: KafkaSettings) -> KafkaRouter:
     router = KafkaRouter()
 
     @router.subscriber(
         DELIVERIES_OUTCOMES,
-        group_id=SERVICE,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        auto_offset_reset="earliest",
+        **consumer_options(kafka, SERVICE),
         title=f"{SERVICE}:{DELIVERIES_OUTCOMES}",
         description="E-mail one success or failure notice per finished delivery to the integration's lists.",
     )

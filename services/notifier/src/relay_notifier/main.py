@@ -45,7 +45,7 @@ def create_app(
     tenants = tenants if tenants is not None else load_tenants(settings.tenants_file)
     broker = make_broker(settings.kafka, service=SERVICE, tracer_provider=tracer_provider)
     runtime = Runtime(tenants=tenants, from_address=settings.from_address, build_email=build_email)
-    broker.include_router(make_router(runtime))
+    broker.include_router(make_router(runtime, settings.kafka))
     resources = contextlib.AsyncExitStack()
 
     async def on_startup() -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from relay_platform.entrypoint import run_stream_service
+from relay_retry.domain import SERVICE
 from relay_retry.main import create_app
-from relay_retry.service import SERVICE
 from relay_retry.settings import Settings
 
 

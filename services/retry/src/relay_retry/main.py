@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
 from functools import partial
 
 from faststream import FastStream
@@ -13,10 +12,12 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from relay_platform.broker import make_broker
 from relay_platform.tenants import TenantsConfig, load_tenants
+from relay_retry import service
+from relay_retry.adapters.outbox import KafkaOutbox
 from relay_retry.adapters.schedule import SqlRetrySchedule
-from relay_retry.handlers import Runtime, make_router, publish_due
+from relay_retry.domain import SERVICE
+from relay_retry.handlers import Runtime, make_router
 from relay_retry.scheduler import Scheduler
-from relay_retry.service import SERVICE, ScheduledRetry
 from relay_retry.settings import Settings
 
 logger = logging.getLogger("relay.retry")
@@ -30,14 +31,15 @@ def create_app(
 ) -> FastStream:
     """The retry app; a bad tenant file raises ``ConfigError`` here, before anything starts.
 
-    Start-up opens the database (creating the table) before the consumers start, and starts the scheduler once
+    Start-up opens the database (creating the tables) before the consumers start, and starts the scheduler once
     the broker is connected; shutdown stops the scheduler before the broker disconnects.
     """
     settings = settings or Settings()
     tenants = tenants if tenants is not None else load_tenants(settings.tenants_file)
     broker = make_broker(settings.kafka, service=SERVICE, tracer_provider=tracer_provider)
-    runtime = Runtime(tenants=tenants, broker=broker, jitter=settings.jitter)
-    broker.include_router(make_router(runtime))
+    outbox = KafkaOutbox(broker)
+    runtime = Runtime(tenants=tenants, outbox=outbox, jitter=settings.jitter)
+    broker.include_router(make_router(runtime, settings.kafka))
     tasks: set[asyncio.Task[None]] = set()
     app: FastStream
 
@@ -48,13 +50,10 @@ def create_app(
             SqlRetrySchedule.open(settings.database_url, connect_timeout_s=settings.database_connect_timeout_s)
         )
 
-        async def publish(due: Sequence[ScheduledRetry]) -> None:
-            await publish_due(broker, due)
-
         runtime.schedule = schedule
         runtime.scheduler = Scheduler(
             schedule,
-            publish,
+            partial(service.publish_due, schedule=schedule, outbox=outbox),
             batch_size=settings.batch_size,
             idle_recheck_s=settings.idle_recheck_s,
             error_backoff_s=settings.error_backoff_s,

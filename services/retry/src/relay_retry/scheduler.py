@@ -4,33 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
 from relay_platform.errors import TransientError
-from relay_retry.service import ScheduledRetry
 
 logger = logging.getLogger("relay.retry.scheduler")
 
 _MIN_WAIT_S = 0.01
 
-PublishDue = Callable[[Sequence[ScheduledRetry]], Awaitable[None]]
-"""Publishes a batch of due retries and returns once the broker confirmed all of them (or raises)."""
+PublishRound = Callable[[datetime, int], Awaitable[int]]
+"""Publishes (or gives up) up to ``limit`` retries due at ``now``; returns how many left the schedule, or raises
+``TransientError``. ``service.publish_due`` with its schedule and outbox bound."""
 
 
-class RetrySchedule(Protocol):
-    """The durable schedule (port); ``adapters.schedule.SqlRetrySchedule`` is the SQL implementation."""
-
-    async def add(self, retry: ScheduledRetry, *, order_id: str | None) -> bool:
-        """Store ``retry``; False when it is already stored, or ``order_id`` names a cancelled order."""
-        ...
+class DueTimes(Protocol):
+    """Where the next due time is read (the schedule)."""
 
     async def next_due_at(self) -> datetime | None: ...
-
-    async def publish_due(self, now: datetime, limit: int, publish: PublishDue) -> int: ...
-
-    async def cancel_order(self, tenant: str, order_id: str) -> int: ...
 
 
 class Scheduler:
@@ -43,8 +35,8 @@ class Scheduler:
 
     def __init__(
         self,
-        schedule: RetrySchedule,
-        publish: PublishDue,
+        schedule: DueTimes,
+        publish_round: PublishRound,
         *,
         batch_size: int = 100,
         idle_recheck_s: float = 5.0,
@@ -52,7 +44,7 @@ class Scheduler:
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self._schedule = schedule
-        self._publish = publish
+        self._publish_round = publish_round
         self._batch_size = batch_size
         self._idle_recheck_s = idle_recheck_s
         self._error_backoff_s = error_backoff_s
@@ -68,9 +60,9 @@ class Scheduler:
             # Cleared before reading the schedule: a row added from here on sets it again and is not missed.
             self._wake.clear()
             try:
-                published = await self._schedule.publish_due(self._clock(), self._batch_size, self._publish)
+                published = await self._publish_round(self._clock(), self._batch_size)
                 if published:
-                    logger.info("re-requested %d due deliveries", published)
+                    logger.info("%d due retries re-requested or ended", published)
                 if published >= self._batch_size:
                     continue
                 next_due = await self._schedule.next_due_at()

@@ -1,139 +1,232 @@
-"""The retry decision, broker-free: schedule the next attempt with back-off, or give up and dead-letter."""
+"""The retry service's use cases, broker- and SQL-free: ports come in as arguments, rules from ``domain``.
+
+Each use case publishes what the rules decided and awaits the broker's confirmation before its transaction
+commits (rows deleted) or its handler returns (offset committed): a crash in between repeats the publish, which
+is harmless (deliveries are idempotent, the notifier sends one notice per delivery and status).
+"""
 
 from __future__ import annotations
 
-import base64
+import logging
 import random
+from collections.abc import Collection, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
+from typing import Literal, Protocol
 
-from relay_contracts.messages import (
-    DeliverBundle,
-    DeliveryAttempted,
-    MessageDeadLettered,
-    RetryDelivery,
-    delivery_key,
-)
-from relay_contracts.topics import deliveries_requested
+from relay_contracts.messages import OrderEventOccurred, RetryDelivery
+from relay_platform.errors import TransientError
 from relay_platform.tenants import RetryPolicy, TenantsConfig
+from relay_retry import domain
+from relay_retry.domain import GiveUp, OrderState, ScheduledRetry, StoredRetry
 
-SERVICE = "retry"
-_MAX_REASON = 4000
+logger = logging.getLogger("relay.retry")
 
+# --- ports -----------------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
-class ScheduledRetry:
-    """One pending attempt: ``request`` (already numbered ``attempt``) is re-published at ``due_at``."""
-
-    request: DeliverBundle
-    due_at: datetime
-
-    @property
-    def delivery_id(self) -> str:
-        return self.request.delivery_id
-
-    @property
-    def attempt(self) -> int:
-        return self.request.attempt
-
-    @property
-    def topic(self) -> str:
-        return deliveries_requested(self.request.integration_type)
-
-    @property
-    def key(self) -> bytes:
-        """Deliveries are requested keyed by delivery ID, like the bundle-builder does."""
-        return delivery_key(self.request.delivery_id)
+AddStatus = Literal["added", "duplicate", "order_cancelled"]
 
 
 @dataclass(frozen=True, slots=True)
-class GiveUp:
-    """Attempts are exhausted: the final outcome (for the notifier and the delivery log) and the dead letter."""
+class AddResult:
+    """Why ``RetrySchedule.add`` did (not) store a retry; ``order`` is the cancelled order's state if refused."""
 
-    outcome: DeliveryAttempted
-    dead_letter: MessageDeadLettered
-
-
-def policy_for(tenants: TenantsConfig, tenant_id: str, integration_id: str) -> RetryPolicy | None:
-    """The integration's retry policy, or ``None`` when the tenant config no longer knows the integration."""
-    tenant = tenants.tenants.get(tenant_id)
-    integration = tenant.integration(integration_id) if tenant is not None else None
-    return integration.retry if integration is not None else None
+    status: AddStatus
+    order: OrderState | None = None
 
 
-def backoff_s(policy: RetryPolicy, attempt: int) -> float:
-    """The nominal wait after failed attempt ``attempt`` (1 = first); the last entry is reused."""
-    index = min(max(attempt, 1), len(policy.backoff_s)) - 1
-    return policy.backoff_s[index]
+class ScheduleTransaction(Protocol):
+    """One database transaction, committed when ``RetrySchedule.transaction()`` exits without error."""
+
+    async def load_order(self, tenant: str, order_id: str) -> OrderState | None: ...
+
+    async def save_order(self, state: OrderState) -> None: ...
+
+    async def order_retries(self, tenant: str, order_id: str) -> Sequence[StoredRetry]:
+        """The pending retries of one order (locked until the transaction ends)."""
+        ...
+
+    async def due(self, now: datetime, limit: int) -> Sequence[StoredRetry]:
+        """Up to ``limit`` due retries, earliest first, with their order's state; rows another replica holds are
+        skipped."""
+        ...
+
+    async def delete(self, rows: Collection[tuple[str, int]]) -> None:
+        """Remove these ``(delivery_id, attempt)`` rows."""
+        ...
 
 
-def retry_delay_s(
-    policy: RetryPolicy,
-    attempt: int,
-    *,
-    retry_after_s: float | None = None,
-    jitter: float = 0.1,
-    rng: random.Random | None = None,
-) -> float:
-    """How long after the failure of ``attempt`` the next attempt is due.
+class RetrySchedule(Protocol):
+    """The durable schedule (port); ``adapters.schedule.SqlRetrySchedule`` is the SQL implementation."""
 
-    The back-off is spread by ``±jitter`` so a burst of failures does not come back as a burst; a destination's
-    ``Retry-After`` is a floor (not jittered down), capped at ``policy.retry_after_cap_s`` so a hostile or
-    broken header cannot park a delivery for days.
-    """
-    factor = (rng or random).uniform(1.0 - jitter, 1.0 + jitter) if jitter > 0 else 1.0
-    delay = backoff_s(policy, attempt) * factor
-    if retry_after_s is not None:
-        delay = max(delay, min(retry_after_s, policy.retry_after_cap_s))
-    return max(delay, 0.0)
+    def transaction(self) -> AbstractAsyncContextManager[ScheduleTransaction]: ...
+
+    async def add(self, retry: ScheduledRetry, *, order_id: str | None) -> AddResult:
+        """Store ``retry`` unless it is already stored or ``order_id`` names an order that refuses retries."""
+        ...
+
+    async def next_due_at(self) -> datetime | None: ...
 
 
-def plan_retry(
+@dataclass(frozen=True, slots=True)
+class PublishFailure:
+    """Why one record was not published: ``permanent`` when the broker will refuse it again (too large, invalid
+    topic, not authorised), so retrying the publish cannot help."""
+
+    error_class: str
+    detail: str
+    permanent: bool
+
+
+class Outbox(Protocol):
+    """The broker side (port); ``adapters.outbox.KafkaOutbox`` publishes with ``acks=all``."""
+
+    async def final(self, give_ups: Sequence[GiveUp]) -> None:
+        """Publish the final outcomes (and dead letters); returns once confirmed, else ``TransientError``."""
+        ...
+
+    async def requests(self, due: Sequence[ScheduledRetry]) -> Sequence[PublishFailure | None]:
+        """Re-request each delivery; per retry ``None`` once confirmed, or why it was not."""
+        ...
+
+
+# --- use cases -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RetryHandled:
+    """What became of one retry command: ``scheduled`` is set unless the delivery was given up."""
+
+    scheduled: ScheduledRetry | None
+    add: AddResult | None
+    give_up: GiveUp | None
+
+
+async def schedule_retry(
     retry: RetryDelivery,
-    policy: RetryPolicy,
     *,
+    tenants: TenantsConfig,
+    schedule: RetrySchedule,
+    outbox: Outbox,
+    now: datetime,
     jitter: float = 0.1,
     rng: random.Random | None = None,
-    now: datetime | None = None,
-) -> ScheduledRetry | GiveUp:
-    """Decide what happens after ``retry.request.attempt`` failed transiently.
+) -> RetryHandled:
+    """Store the next attempt (durably, before the offset commits) or publish the delivery's final failure."""
+    request = retry.request
+    policy = domain.policy_for(tenants, request.tenant, request.integration_id)
+    if policy is None:
+        # The deliverer answers an unknown integration with a final failure of its own, so the attempt ends too.
+        logger.warning(
+            "integration %s/%s is no longer configured; using the default retry policy",
+            request.tenant,
+            request.integration_id,
+        )
+        policy = RetryPolicy()
+    decision = domain.plan_retry(retry, policy, now=now, jitter=jitter, rng=rng)
+    if isinstance(decision, GiveUp):
+        await outbox.final([decision])
+        logger.warning(
+            "delivery %s to %s/%s failed after %d attempts (%s); dead-lettered",
+            request.delivery_id,
+            request.tenant,
+            request.integration_id,
+            request.attempt,
+            retry.error_class,
+        )
+        return RetryHandled(scheduled=None, add=None, give_up=decision)
+    added = await schedule.add(decision, order_id=domain.cancellable_order_id(request))
+    if added.status == "order_cancelled" and added.order is not None:
+        refused = domain.cancelled_give_up(decision.request, added.order, now=now)
+        await outbox.final([refused])
+        logger.info(
+            "delivery %s attempt %d not scheduled: order cancelled at %s; final failure published",
+            request.delivery_id,
+            decision.attempt,
+            added.order.status_at.isoformat(),
+        )
+        return RetryHandled(scheduled=None, add=added, give_up=refused)
+    logger.info(
+        "delivery %s attempt %d scheduled for %s%s",
+        request.delivery_id,
+        decision.attempt,
+        decision.due_at.isoformat(timespec="milliseconds"),
+        "" if added.status == "added" else " (already scheduled)",
+    )
+    return RetryHandled(scheduled=decision, add=added, give_up=None)
 
-    ``policy.max_attempts`` counts every attempt (3 = one attempt plus two retries, seed 000).
+
+async def record_order_event(
+    event: OrderEventOccurred, *, schedule: RetrySchedule, outbox: Outbox, now: datetime
+) -> tuple[GiveUp, ...]:
+    """Track the order's status by ``occurredAt``; a cancelled order's pending retries end with final failures.
+
+    Returns the final failures published (one per dropped retry).
     """
-    request = retry.request
-    if request.attempt >= policy.max_attempts:
-        return give_up(retry, policy, now=now or datetime.now(UTC))
-    delay = retry_delay_s(policy, request.attempt, retry_after_s=retry.retry_after_s, jitter=jitter, rng=rng)
-    next_request = request.model_copy(update={"attempt": request.attempt + 1})
-    return ScheduledRetry(request=next_request, due_at=retry.failed_at + timedelta(seconds=delay))
+    if event.type not in domain.STATUS_BY_EVENT:
+        return ()
+    async with schedule.transaction() as tx:
+        current = await tx.load_order(event.tenant, event.order_id)
+        changed = domain.order_status_after(current, event)
+        if changed is not None:
+            await tx.save_order(changed)
+        state = changed or current
+        if state is None or not state.refuses_retries:
+            return ()
+        # Also when the status did not change: rows a racing replica stored after the cancellation go too.
+        rows = await tx.order_retries(event.tenant, event.order_id)
+        give_ups = tuple(
+            domain.cancelled_give_up(row.retry.request, state, now=now)
+            if row.retry is not None
+            else domain.unreadable_give_up(row, now=now)
+            for row in rows
+        )
+        if give_ups:
+            await outbox.final(give_ups)
+            await tx.delete([row.row_key for row in rows])
+    if changed is not None or give_ups:
+        logger.info(
+            "order %s of %s %s (at %s): %d pending retries ended",
+            event.order_id,
+            event.tenant,
+            state.status,
+            state.status_at.isoformat(),
+            len(give_ups),
+        )
+    return give_ups
 
 
-def give_up(retry: RetryDelivery, policy: RetryPolicy, *, now: datetime) -> GiveUp:
-    """The final failed outcome and a dead letter carrying the request, replayable as a fresh first attempt."""
-    request = retry.request
-    outcome = DeliveryAttempted.of(
-        request,
-        status="failed",
-        final=True,
-        occurred_at=now,
-        error_class=retry.error_class,
-        error_message=retry.error_message,
-    )
-    # `relay dlq replay` re-publishes the payload on `source_topic`: a fresh attempt 1 gets a full set of retries.
-    replayable = request.model_copy(update={"attempt": 1})
-    reason = (
-        f"delivery {request.delivery_id} to {request.tenant}/{request.integration_id} ({request.integration_type}) "
-        f"failed after {request.attempt} of {policy.max_attempts} attempts; last error "
-        f"{retry.error_class}: {retry.error_message}"
-    )
-    dead_letter = MessageDeadLettered(
-        source_topic=deliveries_requested(request.integration_type),
-        key=request.delivery_id,
-        consumer_group=SERVICE,
-        service=SERVICE,
-        reason=reason[:_MAX_REASON],
-        error_class=retry.error_class or "TransientError",
-        payload_b64=base64.b64encode(replayable.model_dump_json().encode()).decode(),
-        dead_lettered_at=now,
-    )
-    return GiveUp(outcome=outcome, dead_letter=dead_letter)
+async def publish_due(now: datetime, limit: int, *, schedule: RetrySchedule, outbox: Outbox) -> int:
+    """Re-request up to ``limit`` due retries (earliest first) and delete each once it is out or given up.
+
+    One transaction: if publishing a final failure fails, nothing is deleted and the rows are taken again later.
+    A retry the broker refuses for good (too large, invalid topic, not authorised) ends with a final failure;
+    one it refuses for now stays, and ``TransientError`` is raised once the rest is committed.
+    """
+    pending = 0
+    async with schedule.transaction() as tx:
+        rows = await tx.due(now, limit)
+        if not rows:
+            return 0
+        actions = [(row, domain.due_action(row, now=now)) for row in rows]
+        give_ups = [action for _, action in actions if isinstance(action, GiveUp)]
+        done = [row.row_key for row, action in actions if isinstance(action, GiveUp)]
+        requests = [(row, action) for row, action in actions if isinstance(action, ScheduledRetry)]
+        results = await outbox.requests([retry for _, retry in requests]) if requests else []
+        for (row, retry), result in zip(requests, results, strict=True):
+            if result is None:
+                done.append(row.row_key)
+            elif result.permanent:
+                give_ups.append(domain.unpublishable_give_up(retry, result.error_class, result.detail, now=now))
+                done.append(row.row_key)
+            else:
+                pending += 1
+        if give_ups:
+            await outbox.final(give_ups)
+        await tx.delete(done)
+    if give_ups:
+        logger.warning("%d due retries ended with a final failure instead of a new attempt", len(give_ups))
+    if pending:
+        raise TransientError(f"{pending} due retries could not be re-requested; they stay scheduled")
+    return len(done)

@@ -13,12 +13,14 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Self
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import RecordMetadata
 from faststream import FastStream
 
 from relay_contracts.messages import (
@@ -26,6 +28,7 @@ from relay_contracts.messages import (
     DeliveryAttempted,
     MessageDeadLettered,
     OrderEventOccurred,
+    OrderEventType,
     OrderLine,
     RetryDelivery,
     order_key,
@@ -41,6 +44,7 @@ from relay_contracts.topics import (
 from relay_platform.settings import KafkaSettings
 from relay_platform.tenants import TenantsConfig, load_tenants
 from relay_retry.adapters.schedule import SqlRetrySchedule
+from relay_retry.domain import ORDER_CANCELLED, OrderState
 from relay_retry.main import create_app
 from relay_retry.settings import Settings
 
@@ -48,6 +52,8 @@ pytestmark = pytest.mark.integration
 
 TENANTS_FILE = Path(__file__).parent.parent / "tenants.yaml"
 TENANT = "rt"
+OTHER_TENANT = "rt2"  # same integration IDs, same order IDs in the hostile tests
+HOSTILE_ORDER = "é" * 100 + "注文" * 14  # 128 characters, none ASCII
 WATCHED = (deliveries_requested("zapier"), deliveries_requested("email"), DELIVERIES_OUTCOMES, DELIVERIES_DEAD)
 
 
@@ -57,13 +63,14 @@ def deliver_bundle(
     integration_type: IntegrationType = "zapier",
     attempt: int = 1,
     order_id: str | None = None,
+    tenant: str = TENANT,
 ) -> DeliverBundle:
     delivery_id = uuid.uuid4().hex
     order = OrderLine(order_id=order_id, order_number="1022", item_id="1") if order_id else None
     return DeliverBundle(
         delivery_id=delivery_id,
         trigger_id=f"t-{delivery_id}",
-        tenant=TENANT,
+        tenant=tenant,
         integration_id=integration_id,
         integration_type=integration_type,
         recipe_id=f"999-{delivery_id[:12]}",
@@ -184,9 +191,9 @@ class RetryService:
             await self.app.stop()
             self.app = None
 
-    async def is_cancelled(self, order_id: str) -> bool:
+    async def order_state(self, order_id: str, tenant: str = TENANT) -> OrderState | None:
         async with SqlRetrySchedule.open(self.settings.database_url) as schedule:
-            return await schedule.is_cancelled(TENANT, order_id)
+            return await schedule.order_state(tenant, order_id)
 
     async def pending(self, delivery_id: str) -> int:
         """Scheduled rows of one delivery: other tests (and other services' tests) share the broker's topics."""
@@ -236,11 +243,50 @@ async def retry_service(
         await service.stop()
 
 
-async def send_retry(producer: AIOKafkaProducer, retry: RetryDelivery) -> None:
+@pytest.fixture(scope="module")
+async def admin(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
+    client = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await client.start()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+async def send_retry(producer: AIOKafkaProducer, retry: RetryDelivery) -> RecordMetadata:
     # Keyed by delivery ID, as the deliverers publish it.
-    await producer.send_and_wait(
+    return await producer.send_and_wait(
         DELIVERIES_RETRY, retry.model_dump_json().encode(), key=retry.request.delivery_id.encode()
     )
+
+
+def order_event(
+    kind: OrderEventType, at: datetime, *, order_id: str, tenant: str = TENANT, order_number: str = "1022"
+) -> OrderEventOccurred:
+    return OrderEventOccurred(
+        event_id=uuid.uuid4().hex,
+        tenant=tenant,
+        type=kind,
+        order_id=order_id,
+        order_number=order_number,
+        occurred_at=at,
+    )
+
+
+async def send_event(producer: AIOKafkaProducer, event: OrderEventOccurred) -> RecordMetadata:
+    return await producer.send_and_wait(ORDERS_EVENTS, event.model_dump_json().encode(), key=event.kafka_key)
+
+
+async def processed(admin: AIOKafkaAdminClient, sent: RecordMetadata, *, timeout: float = 20.0) -> None:
+    """Wait until the retry service committed past ``sent``: it handled it (an effect-free message included)."""
+    partition = TopicPartition(sent.topic, sent.partition)
+    async with asyncio.timeout(timeout):
+        while True:
+            offsets = await admin.list_consumer_group_offsets("retry", partitions=[partition])
+            committed = offsets.get(partition)
+            if committed is not None and committed.offset > sent.offset:
+                return
+            await asyncio.sleep(0.05)
 
 
 async def test_first_failure_is_re_requested_as_attempt_2_on_its_deliverer_topic_after_the_backoff(
@@ -335,64 +381,104 @@ async def test_scheduled_retry_survives_a_restart_on_the_same_database(
     assert [again.attempt for _, again in watcher.requests(request.delivery_id)] == [2]
 
 
-async def test_cancelled_order_drops_its_pending_retries(
+async def test_fresh_cancellation_drops_the_pending_retry_and_publishes_its_final_failure(
     retry_service: RetryService, producer: AIOKafkaProducer, watcher: TopicWatcher
 ) -> None:
-    cancelled = deliver_bundle("fast-hook", order_id=f"o-{uuid.uuid4().hex[:8]}")
-    assert cancelled.order is not None
+    order_id = f"{HOSTILE_ORDER[:-8]}{uuid.uuid4().hex[:8]}"
+    cancelled = deliver_bundle("fast-hook", order_id=order_id)
     # The cancellation notice of the same order, failed too: it must keep its retry.
-    notice = deliver_bundle("fast-hook", order_id=cancelled.order.order_id).model_copy(
-        update={"reason": "order_cancelled"}
-    )
-    await send_retry(producer, retry_of(cancelled, retry_after_s=1.0))
-    await send_retry(producer, retry_of(notice, retry_after_s=1.0))
+    notice = deliver_bundle("fast-hook", order_id=order_id).model_copy(update={"reason": "order_cancelled"})
+    # Another tenant's order with the same ID: never touched by this tenant's cancellation.
+    theirs = deliver_bundle("fast-hook", order_id=order_id, tenant=OTHER_TENANT)
+    for request in (cancelled, notice, theirs):
+        await send_retry(producer, retry_of(request, retry_after_s=1.5))
     async with asyncio.timeout(20):
-        while not (
-            await retry_service.pending(cancelled.delivery_id) and await retry_service.pending(notice.delivery_id)
-        ):
-            await asyncio.sleep(0.02)
-    event = OrderEventOccurred(
-        event_id=uuid.uuid4().hex,
-        tenant=TENANT,
-        type="cancelled",
-        order_id=cancelled.order.order_id,
-        order_number=cancelled.order.order_number,
-        occurred_at=datetime.now(UTC),
+        for request in (cancelled, notice, theirs):
+            while not await retry_service.pending(request.delivery_id):
+                await asyncio.sleep(0.02)
+    event = order_event("cancelled", datetime.now(UTC), order_id=order_id)
+    await send_event(producer, event)
+
+    await watcher.wait(lambda: watcher.outcomes(cancelled.delivery_id))
+    [outcome] = watcher.outcomes(cancelled.delivery_id)
+    assert (outcome.status, outcome.final, outcome.attempt) == ("failed", True, 1)
+    assert outcome.error_class == ORDER_CANCELLED
+    assert outcome.error_message == (
+        f"order 1022 was cancelled at {event.occurred_at.isoformat()}, so attempt 2 was not made"
     )
-    await producer.send_and_wait(ORDERS_EVENTS, event.model_dump_json().encode(), key=event.kafka_key)
-    # A later retry of another order: once it is out, the cancelled one (due sooner) would have been too.
-    sentinel = deliver_bundle("fast-hook", order_id="other-order")
-    await send_retry(producer, retry_of(sentinel, retry_after_s=1.2))
-
-    await watcher.wait(lambda: watcher.requests(sentinel.delivery_id))
-
+    assert outcome.order == cancelled.order
+    [record] = [
+        r for r in watcher.records if r.topic == DELIVERIES_OUTCOMES and cancelled.delivery_id.encode() in r.value
+    ]
+    assert record.key == cancelled.delivery_id.encode()
+    await watcher.wait(lambda: watcher.requests(notice.delivery_id) and watcher.requests(theirs.delivery_id))
     assert not watcher.requests(cancelled.delivery_id)
     assert [again.reason for _, again in watcher.requests(notice.delivery_id)] == ["order_cancelled"]
-    assert order_key(TENANT, cancelled.order.order_id) == event.kafka_key
+    assert [again.tenant for _, again in watcher.requests(theirs.delivery_id)] == [OTHER_TENANT]
+    assert not watcher.outcomes(notice.delivery_id)
+    assert not watcher.outcomes(theirs.delivery_id)
+    assert await retry_service.pending(cancelled.delivery_id) == 0
+    assert order_key(TENANT, order_id) == event.kafka_key
 
 
-async def test_retry_arriving_after_its_orders_cancellation_is_not_scheduled(
-    retry_service: RetryService, producer: AIOKafkaProducer, watcher: TopicWatcher
+async def test_stale_cancellation_keeps_the_retry_of_a_reopened_order(
+    retry_service: RetryService, producer: AIOKafkaProducer, watcher: TopicWatcher, admin: AIOKafkaAdminClient
 ) -> None:
-    late = deliver_bundle("fast-hook", order_id=f"o-{uuid.uuid4().hex[:8]}")
-    assert late.order is not None
-    event = OrderEventOccurred(
-        event_id=uuid.uuid4().hex,
-        tenant=TENANT,
-        type="cancelled",
-        order_id=late.order.order_id,
-        order_number=late.order.order_number,
-        occurred_at=datetime.now(UTC),
-    )
-    await producer.send_and_wait(ORDERS_EVENTS, event.model_dump_json().encode(), key=event.kafka_key)
+    order_id = f"o-{uuid.uuid4().hex[:8]}"
+    reopened_at = datetime.now(timezone(timedelta(hours=-12)))
+    await send_event(producer, order_event("cancelled", reopened_at - timedelta(hours=2), order_id=order_id))
+    await processed(admin, await send_event(producer, order_event("created", reopened_at, order_id=order_id)))
+    request = deliver_bundle("fast-hook", order_id=order_id)
+    await send_retry(producer, retry_of(request, retry_after_s=1.5))
     async with asyncio.timeout(20):
-        while not await retry_service.is_cancelled(late.order.order_id):
+        while not await retry_service.pending(request.delivery_id):
             await asyncio.sleep(0.02)
 
-    await send_retry(producer, retry_of(late, retry_after_s=0.2))
-    sentinel = deliver_bundle("fast-hook", order_id="another-order")
-    await send_retry(producer, retry_of(sentinel, retry_after_s=0.5))
-    await watcher.wait(lambda: watcher.requests(sentinel.delivery_id))
+    # Later in the log, earlier in time (written at +14:00: still an hour before the re-opening).
+    stale = order_event(
+        "cancelled", (reopened_at - timedelta(hours=1)).astimezone(timezone(timedelta(hours=14))), order_id=order_id
+    )
+    await processed(admin, await send_event(producer, stale))
 
+    assert await retry_service.pending(request.delivery_id) == 1
+    await watcher.wait(lambda: watcher.requests(request.delivery_id))
+    assert [again.attempt for _, again in watcher.requests(request.delivery_id)] == [2]
+    assert not watcher.outcomes(request.delivery_id)
+    state = await retry_service.order_state(order_id)
+    assert state is not None
+    assert (state.status, state.status_at) == ("open", reopened_at)
+
+
+async def test_retry_arriving_after_its_orders_cancellation_ends_with_a_final_failure(
+    retry_service: RetryService, producer: AIOKafkaProducer, watcher: TopicWatcher, admin: AIOKafkaAdminClient
+) -> None:
+    late = deliver_bundle("fast-hook", order_id=HOSTILE_ORDER)
+    theirs = deliver_bundle("fast-hook", order_id=HOSTILE_ORDER, tenant=OTHER_TENANT)
+    cancelled_at = datetime.now(timezone(timedelta(hours=14)))
+    await processed(admin, await send_event(producer, order_event("cancelled", cancelled_at, order_id=HOSTILE_ORDER)))
+
+    await send_retry(producer, retry_of(late, retry_after_s=0.2))
+    await send_retry(producer, retry_of(theirs, retry_after_s=0.2))
+
+    await watcher.wait(lambda: watcher.outcomes(late.delivery_id) and watcher.requests(theirs.delivery_id))
+    [outcome] = watcher.outcomes(late.delivery_id)
+    assert (outcome.status, outcome.final, outcome.attempt, outcome.error_class) == ("failed", True, 1, ORDER_CANCELLED)
+    assert outcome.error_message == f"order 1022 was cancelled at {cancelled_at.isoformat()}, so attempt 2 was not made"
     assert not watcher.requests(late.delivery_id)
     assert await retry_service.pending(late.delivery_id) == 0
+    assert not watcher.outcomes(theirs.delivery_id)
+
+
+async def test_duplicate_retry_command_publishes_nothing(
+    retry_service: RetryService, producer: AIOKafkaProducer, watcher: TopicWatcher, admin: AIOKafkaAdminClient
+) -> None:
+    request = deliver_bundle("fast-hook", order_id=f"o-{uuid.uuid4().hex[:8]}")
+    retry = retry_of(request, retry_after_s=1.5)
+    await send_retry(producer, retry)
+    await processed(admin, await send_retry(producer, retry))
+
+    assert await retry_service.pending(request.delivery_id) == 1
+    assert not watcher.outcomes(request.delivery_id)
+    await watcher.wait(lambda: watcher.requests(request.delivery_id))
+    assert [again.attempt for _, again in watcher.requests(request.delivery_id)] == [2]
+    assert not watcher.outcomes(request.delivery_id)

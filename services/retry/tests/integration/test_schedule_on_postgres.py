@@ -1,28 +1,36 @@
-"""The SQL schedule on a real PostgreSQL: several replicas share due retries, each published by one of them."""
+"""The SQL schedule on a real PostgreSQL: several replicas share due retries, each published by one of them; order
+states by occurredAt; a cancelled order's retries end with final failures."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from relay_contracts.messages import DeliverBundle, OrderLine
+from relay_contracts.messages import DeliverBundle, OrderEventOccurred, OrderEventType, OrderLine
+from relay_retry import service
 from relay_retry.adapters.schedule import SqlRetrySchedule
-from relay_retry.service import ScheduledRetry
+from relay_retry.domain import ORDER_CANCELLED, GiveUp, ScheduledRetry
+from relay_retry.service import AddResult, PublishFailure
 from relay_testing.postgres import PostgresServer
 
 pytestmark = pytest.mark.integration
 
 
-def scheduled(due_in_s: float, *, order_id: str = "o1") -> ScheduledRetry:
+HOSTILE_ORDER = "ø" * 64 + "订" * 64  # 128 characters, none ASCII
+
+
+def scheduled(due_in_s: float, *, order_id: str = "o1", tenant: str = "rt") -> ScheduledRetry:
     delivery_id = uuid.uuid4().hex
     request = DeliverBundle(
         delivery_id=delivery_id,
         trigger_id="t1",
-        tenant="rt",
+        tenant=tenant,
         integration_id="fast-hook",
         integration_type="zapier",
         recipe_id="999-abc",
@@ -33,6 +41,30 @@ def scheduled(due_in_s: float, *, order_id: str = "o1") -> ScheduledRetry:
         requested_at=datetime.now(UTC),
     )
     return ScheduledRetry(request=request, due_at=datetime.now(UTC) + timedelta(seconds=due_in_s))
+
+
+class Outbox:
+    """Records finals and requests; ``before_requests`` (if set) is awaited first, so a test can hold a round."""
+
+    def __init__(self) -> None:
+        self.finals: list[GiveUp] = []
+        self.requested: list[str] = []
+        self.before_requests: Callable[[], Awaitable[None]] | None = None
+
+    async def final(self, give_ups: Sequence[GiveUp]) -> None:
+        self.finals.extend(give_ups)
+
+    async def requests(self, due: Sequence[ScheduledRetry]) -> list[PublishFailure | None]:
+        if self.before_requests is not None:
+            await self.before_requests()
+        self.requested.extend(retry.delivery_id for retry in due)
+        return [None for _ in due]
+
+
+def order_event(kind: OrderEventType, at: datetime, *, order_id: str, tenant: str = "rt") -> OrderEventOccurred:
+    return OrderEventOccurred(
+        event_id=uuid.uuid4().hex, tenant=tenant, type=kind, order_id=order_id, order_number="1022", occurred_at=at
+    )
 
 
 @pytest.fixture(scope="module")
@@ -51,29 +83,25 @@ async def test_a_retry_being_published_by_one_replica_is_skipped_by_another(
 ) -> None:
     first, second = replicas
     retry = scheduled(-1)
-    assert await first.add(retry, order_id="o1")
-    assert not await second.add(retry, order_id="o1")
+    assert await first.add(retry, order_id="o1") == AddResult("added")
+    assert await second.add(retry, order_id="o1") == AddResult("duplicate")
     publishing, release = asyncio.Event(), asyncio.Event()
-    by_first: list[str] = []
-    by_second: list[str] = []
+    slow, quick = Outbox(), Outbox()
 
-    async def slow_publish(due: Sequence[ScheduledRetry]) -> None:
-        by_first.extend(r.delivery_id for r in due)
+    async def hold() -> None:
         publishing.set()
         await release.wait()
 
-    async def publish(due: Sequence[ScheduledRetry]) -> None:
-        by_second.extend(r.delivery_id for r in due)
-
-    holder = asyncio.create_task(first.publish_due(datetime.now(UTC), 10, slow_publish))
+    slow.before_requests = hold
+    holder = asyncio.create_task(service.publish_due(datetime.now(UTC), 10, schedule=first, outbox=slow))
     async with asyncio.timeout(10):
         await publishing.wait()
-    assert await second.publish_due(datetime.now(UTC), 10, publish) == 0
+    assert await service.publish_due(datetime.now(UTC), 10, schedule=second, outbox=quick) == 0
     release.set()
     assert await holder == 1
 
-    assert by_first == [retry.delivery_id]
-    assert by_second == []
+    assert slow.requested == [retry.delivery_id]
+    assert quick.requested == []
     assert await second.pending() == 0
 
 
@@ -85,4 +113,99 @@ async def test_cancel_and_next_due_on_postgres(replicas: tuple[SqlRetrySchedule,
     due = await first.next_due_at()
     assert due is not None
     assert due <= later.due_at + timedelta(milliseconds=1)
-    assert await first.cancel_order("rt", order) == 1
+    outbox = Outbox()
+    ended = await service.record_order_event(
+        order_event("cancelled", datetime.now(UTC), order_id=order),
+        schedule=first,
+        outbox=outbox,
+        now=datetime.now(UTC),
+    )
+    assert [give_up.outcome.delivery_id for give_up in ended] == [later.delivery_id]
+    assert await first.pending(later.delivery_id) == 0
+
+
+async def test_order_states_by_occurred_at_on_postgres(replicas: tuple[SqlRetrySchedule, SqlRetrySchedule]) -> None:
+    first, second = replicas
+    outbox = Outbox()
+    now = datetime.now(UTC)
+    tenant = f"t-{uuid.uuid4().hex[:6]}"
+    latest = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone(-timedelta(hours=23, minutes=59)))
+    earliest = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=23, minutes=59)))
+    mine, theirs = scheduled(60, order_id=HOSTILE_ORDER, tenant=tenant), scheduled(60, order_id=HOSTILE_ORDER)
+    assert await first.add(mine, order_id=HOSTILE_ORDER) == AddResult("added")
+    assert await first.add(theirs, order_id=HOSTILE_ORDER) == AddResult("added")
+
+    await service.record_order_event(
+        order_event("created", latest, order_id=HOSTILE_ORDER, tenant=tenant), schedule=first, outbox=outbox, now=now
+    )
+    stale = await service.record_order_event(
+        order_event("cancelled", earliest, order_id=HOSTILE_ORDER, tenant=tenant),
+        schedule=second,
+        outbox=outbox,
+        now=now,
+    )
+
+    assert stale == ()
+    state = await second.order_state(tenant, HOSTILE_ORDER)
+    assert state is not None
+    assert (state.status, state.status_at, state.status_at.utcoffset()) == ("open", latest, latest.utcoffset())
+    assert await first.pending(mine.delivery_id) == 1
+    assert await first.order_state("rt", HOSTILE_ORDER) is None
+
+    cancelled_at = latest
+    await service.record_order_event(
+        order_event("created", earliest, order_id=HOSTILE_ORDER), schedule=first, outbox=outbox, now=now
+    )
+    ended = await service.record_order_event(
+        order_event("cancelled", cancelled_at, order_id=HOSTILE_ORDER), schedule=second, outbox=outbox, now=now
+    )
+    # Only tenant "rt"'s retry of that order ID ends; the other tenant's stays.
+    assert [give_up.outcome.delivery_id for give_up in ended] == [theirs.delivery_id]
+    assert await first.pending(mine.delivery_id) == 1
+    refused = await first.add(scheduled(60, order_id=HOSTILE_ORDER), order_id=HOSTILE_ORDER)
+    assert refused.status == "order_cancelled"
+    assert refused.order is not None
+    assert refused.order.status_at == cancelled_at
+
+
+async def test_due_retry_of_an_order_cancelled_meanwhile_ends_on_postgres(
+    replicas: tuple[SqlRetrySchedule, SqlRetrySchedule],
+) -> None:
+    first, second = replicas
+    order = f"o-{uuid.uuid4().hex[:6]}"
+    retry, other = scheduled(-1, order_id=order), scheduled(-1, order_id=f"{order}-other")
+    await service.record_order_event(
+        order_event("cancelled", datetime.now(UTC), order_id=order),
+        schedule=second,
+        outbox=Outbox(),
+        now=datetime.now(UTC),
+    )
+    async with first.transaction() as tx:  # as stored by a replica that had not seen the cancellation
+        assert await tx.insert(retry, order_id=order)
+    await first.add(other, order_id=other.request.order.order_id if other.request.order else None)
+    outbox = Outbox()
+
+    # The outer join to the order states and FOR UPDATE OF the schedule only: valid on PostgreSQL.
+    assert await service.publish_due(datetime.now(UTC), 100, schedule=first, outbox=outbox) >= 2
+
+    assert other.delivery_id in outbox.requested
+    assert retry.delivery_id not in outbox.requested
+    [end] = [give_up for give_up in outbox.finals if give_up.outcome.delivery_id == retry.delivery_id]
+    assert end.outcome.error_class == ORDER_CANCELLED
+
+
+async def test_cancellations_of_the_previous_version_count_on_postgres(postgres_server: PostgresServer) -> None:
+    url = postgres_server.create_database(f"retry_old_{uuid.uuid4().hex[:8]}")
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text("CREATE TABLE cancelled_orders (tenant VARCHAR(128), order_id VARCHAR(128), cancelled_at FLOAT)")
+            )
+            await connection.execute(text("INSERT INTO cancelled_orders VALUES ('rt', 'o-old', 1700000000.5)"))
+    finally:
+        await engine.dispose()
+    async with SqlRetrySchedule.open(url) as schedule:
+        refused = await schedule.add(scheduled(60, order_id="o-old"), order_id="o-old")
+        assert refused.status == "order_cancelled"
+        assert await schedule.add(scheduled(60, order_id="o-new"), order_id="o-new") == AddResult("added")

@@ -11,7 +11,7 @@ import pytest
 
 from relay_contracts.messages import DeliverBundle, OrderLine, RetryDelivery
 from relay_platform.tenants import RetryPolicy, load_tenants
-from relay_retry.service import GiveUp, ScheduledRetry, backoff_s, plan_retry, policy_for, retry_delay_s
+from relay_retry.domain import GiveUp, ScheduledRetry, backoff_s, plan_retry, policy_for, retry_delay_s
 
 FAILED_AT = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 DEFAULT = RetryPolicy()
@@ -77,7 +77,7 @@ def test_retry_after_is_capped() -> None:
 
 def test_first_failure_schedules_attempt_2_after_the_backoff_from_the_failure_time() -> None:
     failed = retry(attempt=1)
-    decision = plan_retry(failed, DEFAULT, jitter=0)
+    decision = plan_retry(failed, DEFAULT, now=FAILED_AT, jitter=0)
     assert isinstance(decision, ScheduledRetry)
     assert decision.request == failed.request.model_copy(update={"attempt": 2})
     assert decision.due_at == FAILED_AT + timedelta(seconds=30)
@@ -86,7 +86,7 @@ def test_first_failure_schedules_attempt_2_after_the_backoff_from_the_failure_ti
 
 
 def test_second_failure_schedules_attempt_3_after_the_second_backoff() -> None:
-    decision = plan_retry(retry(attempt=2), DEFAULT, jitter=0)
+    decision = plan_retry(retry(attempt=2), DEFAULT, now=FAILED_AT, jitter=0)
     assert isinstance(decision, ScheduledRetry)
     assert (decision.attempt, decision.due_at) == (3, FAILED_AT + timedelta(seconds=120))
 
@@ -102,6 +102,7 @@ def test_exhausted_attempts_give_up_with_a_final_failure_and_a_dead_letter(attem
     assert outcome.order == failed.request.order
     assert outcome.delivery_id == failed.request.delivery_id
     dead = decision.dead_letter
+    assert dead is not None
     assert dead.source_topic == "deliveries.requested.zapier.v1"
     assert dead.key == failed.request.delivery_id
     assert dead.error_class == "TransientError"
@@ -112,7 +113,7 @@ def test_exhausted_attempts_give_up_with_a_final_failure_and_a_dead_letter(attem
 
 
 def test_single_attempt_policy_gives_up_at_once() -> None:
-    assert isinstance(plan_retry(retry(attempt=1), RetryPolicy(max_attempts=1)), GiveUp)
+    assert isinstance(plan_retry(retry(attempt=1), RetryPolicy(max_attempts=1), now=FAILED_AT), GiveUp)
 
 
 def test_policy_comes_from_the_integration_and_is_none_for_an_unknown_one() -> None:

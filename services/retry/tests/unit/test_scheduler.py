@@ -8,15 +8,18 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from relay_contracts.messages import DeliverBundle, OrderLine
 from relay_platform.errors import TransientError
+from relay_retry import service
 from relay_retry.adapters.schedule import SqlRetrySchedule
-from relay_retry.scheduler import Scheduler
-from relay_retry.service import ScheduledRetry
+from relay_retry.domain import GiveUp, ScheduledRetry
+from relay_retry.scheduler import PublishRound, Scheduler
+from relay_retry.service import PublishFailure
 
 
 def scheduled(due_in_s: float, *, order_id: str | None = None, attempt: int = 2) -> ScheduledRetry:
@@ -44,17 +47,24 @@ async def schedule(tmp_path: Path) -> AsyncIterator[SqlRetrySchedule]:
 
 
 class Recorder:
+    """A fake ``Outbox``: records what is published; ``fail_next`` rounds of requests fail for now."""
+
     def __init__(self) -> None:
         self.published: list[tuple[float, ScheduledRetry]] = []
+        self.finals: list[GiveUp] = []
         self.fail_next = 0
         self.changed = asyncio.Event()
 
-    async def __call__(self, due: Sequence[ScheduledRetry]) -> None:
+    async def requests(self, due: Sequence[ScheduledRetry]) -> list[PublishFailure | None]:
         if self.fail_next:
             self.fail_next -= 1
-            raise TransientError("broker down")
+            return [PublishFailure("KafkaTimeoutError", "broker down", permanent=False) for _ in due]
         self.published.extend((time.monotonic(), retry) for retry in due)
         self.changed.set()
+        return [None for _ in due]
+
+    async def final(self, give_ups: Sequence[GiveUp]) -> None:
+        self.finals.extend(give_ups)
 
     async def wait_for(self, count: int, timeout: float = 5.0) -> None:
         async with asyncio.timeout(timeout):
@@ -65,6 +75,10 @@ class Recorder:
     @property
     def ids(self) -> list[str]:
         return [retry.delivery_id for _, retry in self.published]
+
+
+def rounds(schedule: SqlRetrySchedule, recorder: Recorder) -> PublishRound:
+    return partial(service.publish_due, schedule=schedule, outbox=recorder)
 
 
 @contextlib.asynccontextmanager
@@ -80,8 +94,8 @@ async def running(scheduler: Scheduler) -> AsyncIterator[None]:
 
 async def test_adding_the_same_attempt_twice_stores_it_once(schedule: SqlRetrySchedule) -> None:
     retry = scheduled(10)
-    assert await schedule.add(retry, order_id=None) is True
-    assert await schedule.add(retry, order_id=None) is False
+    assert (await schedule.add(retry, order_id=None)).status == "added"
+    assert (await schedule.add(retry, order_id=None)).status == "duplicate"
     assert await schedule.pending() == 1
 
 
@@ -91,7 +105,7 @@ async def test_due_retries_are_published_earliest_first_and_then_removed(schedul
         await schedule.add(retry, order_id=None)
     recorder = Recorder()
 
-    assert await schedule.publish_due(datetime.now(UTC), 100, recorder) == 2
+    assert await rounds(schedule, recorder)(datetime.now(UTC), 100) == 2
 
     assert recorder.ids == [sooner.delivery_id, later.delivery_id]
     assert recorder.published[0][1].request == sooner.request
@@ -105,21 +119,11 @@ async def test_a_failed_publish_keeps_the_rows(schedule: SqlRetrySchedule) -> No
     recorder.fail_next = 1
 
     with pytest.raises(TransientError):
-        await schedule.publish_due(datetime.now(UTC), 100, recorder)
+        await rounds(schedule, recorder)(datetime.now(UTC), 100)
 
     assert await schedule.pending() == 1
-    assert await schedule.publish_due(datetime.now(UTC), 100, recorder) == 1
+    assert await rounds(schedule, recorder)(datetime.now(UTC), 100) == 1
     assert await schedule.pending() == 0
-
-
-async def test_cancelling_an_order_drops_only_its_retries(schedule: SqlRetrySchedule) -> None:
-    await schedule.add(scheduled(10, order_id="o1"), order_id="o1")
-    await schedule.add(scheduled(10, order_id="o1", attempt=3), order_id="o1")
-    await schedule.add(scheduled(10, order_id="o2"), order_id="o2")
-
-    assert await schedule.cancel_order("rt", "o1") == 2
-    assert await schedule.cancel_order("other-tenant", "o2") == 0
-    assert await schedule.pending() == 1
 
 
 async def test_rows_survive_reopening_the_database(tmp_path: Path) -> None:
@@ -135,7 +139,7 @@ async def test_scheduler_wakes_for_a_new_sooner_retry_while_sleeping_until_a_lat
     schedule: SqlRetrySchedule,
 ) -> None:
     recorder = Recorder()
-    scheduler = Scheduler(schedule, recorder, idle_recheck_s=30)
+    scheduler = Scheduler(schedule, rounds(schedule, recorder), idle_recheck_s=30)
     await schedule.add(scheduled(30), order_id=None)
     async with running(scheduler):
         await asyncio.sleep(0)
@@ -154,7 +158,7 @@ async def test_scheduler_tries_again_after_a_publish_failure(schedule: SqlRetryS
     recorder.fail_next = 2
     retry = scheduled(0)
     await schedule.add(retry, order_id=None)
-    async with running(Scheduler(schedule, recorder, error_backoff_s=0.01)):
+    async with running(Scheduler(schedule, rounds(schedule, recorder), error_backoff_s=0.01)):
         await recorder.wait_for(1)
         async with asyncio.timeout(5):
             while await schedule.pending():  # deleted once the publish is confirmed

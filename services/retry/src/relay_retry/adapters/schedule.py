@@ -1,18 +1,19 @@
 """The durable retry schedule in SQL (SQLite file by default, PostgreSQL in production).
 
-One table, created at start-up. Rows are keyed by (delivery_id, attempt), so a redelivered retry command adds
-nothing. On PostgreSQL, due rows are taken with ``FOR UPDATE SKIP LOCKED``: several replicas share the work and
-each row is published by one of them; the lock is held until its publish is confirmed and the row deleted.
+Two tables, created at start-up: the scheduled retries, keyed by (delivery_id, attempt) so a redelivered retry
+command adds nothing, and each order's status by ``occurredAt``. On PostgreSQL, due rows are taken with
+``FOR UPDATE SKIP LOCKED``: several replicas share the work and each row is published by one of them; the lock is
+held until its publish is confirmed and the row deleted.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast, get_args
 
 from pydantic import ValidationError
 from sqlalchemy import (
@@ -28,18 +29,19 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    inspect,
     select,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from relay_contracts.messages import DeliverBundle
 from relay_platform.errors import TransientError
-from relay_retry.scheduler import PublishDue
-from relay_retry.service import ScheduledRetry
+from relay_retry.domain import OrderState, OrderStatus, ScheduledRetry, StoredRetry
+from relay_retry.service import AddResult
 
 logger = logging.getLogger("relay.retry.schedule")
 
@@ -64,11 +66,26 @@ scheduled_retries = Table(
     Index("ix_scheduled_retries_order", "tenant", "order_id"),
 )
 
-# Orders known to be cancelled: a manufacturing retry that arrives after the cancellation is not scheduled
-# (the two topics have no ordering between them).
-cancelled_orders = Table(
-    "cancelled_orders",
+# Each order's status and the `occurredAt` that set it (ISO 8601 with its own offset: exact, and any offset an
+# OMS may send survives, where a UTC conversion could overflow at year 1 or 9999). Compared in Python, by the
+# association store's rule (`domain.order_status_after`); `updated_at` is wall-clock time, for pruning.
+order_states = Table(
+    "order_states",
     metadata,
+    Column("tenant", String(128), primary_key=True),
+    Column("order_id", String(128), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("status_at", String(64), nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+# The table older versions kept (cancelled orders only, stamped with the wall-clock time the cancellation was
+# read). Not created any more; where it exists its rows still count as cancellations, so an upgrade does not
+# forget one. Left in place: replicas of the older version may still be writing it during a rolling upgrade.
+_legacy = MetaData()
+legacy_cancelled_orders = Table(
+    "cancelled_orders",
+    _legacy,
     Column("tenant", String(128), primary_key=True),
     Column("order_id", String(128), primary_key=True),
     Column("cancelled_at", Float, nullable=False),
@@ -84,14 +101,15 @@ def _prepare_sqlite_file(url: str) -> None:
 class SqlRetrySchedule:
     """``RetrySchedule`` on SQLAlchemy 2 async; open with ``async with SqlRetrySchedule.open(url):``."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, legacy_cancellations: bool = False) -> None:
         self._engine = engine
         self._dialect = engine.dialect.name
+        self._legacy = legacy_cancellations
 
     @classmethod
     @asynccontextmanager
     async def open(cls, url: str, *, connect_timeout_s: float = 5.0) -> AsyncIterator[SqlRetrySchedule]:
-        """Connect, create the table if missing, and dispose of the engine on exit."""
+        """Connect, create the tables if missing, and dispose of the engine on exit."""
         _prepare_sqlite_file(url)
         backend = make_url(url).get_backend_name()
         connect_args: dict[str, Any] = {"timeout": connect_timeout_s}
@@ -102,40 +120,32 @@ class SqlRetrySchedule:
             try:
                 async with engine.begin() as connection:
                     await connection.run_sync(metadata.create_all)
+                    legacy = await connection.run_sync(
+                        lambda sync: inspect(sync).has_table(legacy_cancelled_orders.name)
+                    )
             except (SQLAlchemyError, OSError) as error:
                 raise TransientError(f"retry schedule database unavailable: {type(error).__name__}") from error
-            yield cls(engine)
+            yield cls(engine, legacy_cancellations=legacy)
         finally:
             await engine.dispose()
 
-    async def add(self, retry: ScheduledRetry, *, order_id: str | None) -> bool:
-        """Store ``retry`` unless (delivery_id, attempt) is already there; True when a row was added."""
-        values = {
-            "delivery_id": retry.delivery_id,
-            "attempt": retry.attempt,
-            "tenant": retry.request.tenant,
-            "order_id": order_id,
-            "integration_type": retry.request.integration_type,
-            "recipe_id": retry.request.recipe_id,
-            "due_at": retry.due_at.timestamp(),
-            "request_json": retry.request.model_dump_json(),
-            "created_at": datetime.now(UTC).timestamp(),
-        }
-        insert = pg_insert if self._dialect == "postgresql" else sqlite_insert
-        statement = insert(scheduled_retries).values(**values).on_conflict_do_nothing()
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SqlScheduleTransaction]:
+        """One transaction; database errors become ``TransientError`` (the message or round is tried again)."""
         try:
             async with self._engine.begin() as connection:
-                if order_id is not None and await connection.scalar(
-                    select(func.count())
-                    .select_from(cancelled_orders)
-                    .where(cancelled_orders.c.tenant == retry.request.tenant, cancelled_orders.c.order_id == order_id)
-                ):
-                    logger.info("delivery %s not retried: order %s was cancelled", retry.delivery_id, order_id)
-                    return False
-                result = await connection.execute(statement)
+                yield SqlScheduleTransaction(connection, self._dialect, legacy_cancellations=self._legacy)
         except SQLAlchemyError as error:
-            raise TransientError(f"cannot store scheduled retry: {type(error).__name__}") from error
-        return bool(result.rowcount)
+            raise TransientError(f"retry schedule unavailable: {type(error).__name__}") from error
+
+    async def add(self, retry: ScheduledRetry, *, order_id: str | None) -> AddResult:
+        """Store ``retry`` unless (delivery_id, attempt) is already there or its order refuses retries."""
+        async with self.transaction() as tx:
+            order = await tx.load_order(retry.request.tenant, order_id) if order_id is not None else None
+            if order is not None and order.refuses_retries:
+                return AddResult("order_cancelled", order)
+            added = await tx.insert(retry, order_id=order_id)
+        return AddResult("added" if added else "duplicate")
 
     async def next_due_at(self) -> datetime | None:
         try:
@@ -145,67 +155,10 @@ class SqlRetrySchedule:
             raise TransientError(f"cannot read retry schedule: {type(error).__name__}") from error
         return None if value is None else datetime.fromtimestamp(float(value), UTC)
 
-    async def publish_due(self, now: datetime, limit: int, publish: PublishDue) -> int:
-        """Hand up to ``limit`` due retries (earliest first) to ``publish``, then delete them.
-
-        One transaction: if ``publish`` raises, nothing is deleted and the rows are taken again later.
-        """
-        table = scheduled_retries
-        query = (
-            select(table.c.delivery_id, table.c.attempt, table.c.request_json, table.c.due_at)
-            .where(table.c.due_at <= now.timestamp())
-            .order_by(table.c.due_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        removal = delete(table).where(
-            table.c.delivery_id == bindparam("p_delivery_id"), table.c.attempt == bindparam("p_attempt")
-        )
-        try:
-            async with self._engine.begin() as connection:
-                rows = (await connection.execute(query)).all()
-                if not rows:
-                    return 0
-                due = [retry for row in rows if (retry := _decode(row)) is not None]
-                if due:
-                    await publish(due)
-                await connection.execute(
-                    removal, [{"p_delivery_id": row.delivery_id, "p_attempt": row.attempt} for row in rows]
-                )
-        except SQLAlchemyError as error:
-            raise TransientError(f"cannot take due retries: {type(error).__name__}") from error
-        return len(rows)
-
-    async def cancel_order(self, tenant: str, order_id: str) -> int:
-        """Drop every pending retry of one order, and refuse its later ones; returns how many were dropped."""
-        table = scheduled_retries
-        statement = delete(table).where(table.c.tenant == tenant, table.c.order_id == order_id)
-        insert = pg_insert if self._dialect == "postgresql" else sqlite_insert
-        remember = (
-            insert(cancelled_orders)
-            .values(tenant=tenant, order_id=order_id, cancelled_at=datetime.now(UTC).timestamp())
-            .on_conflict_do_nothing()
-        )
-        try:
-            async with self._engine.begin() as connection:
-                await connection.execute(remember)
-                result = await connection.execute(statement)
-        except SQLAlchemyError as error:
-            raise TransientError(f"cannot cancel scheduled retries: {type(error).__name__}") from error
-        return int(result.rowcount or 0)
-
-    async def is_cancelled(self, tenant: str, order_id: str) -> bool:
-        """Whether a cancellation of this order has been seen."""
-        query = (
-            select(func.count())
-            .select_from(cancelled_orders)
-            .where(cancelled_orders.c.tenant == tenant, cancelled_orders.c.order_id == order_id)
-        )
-        try:
-            async with self._engine.connect() as connection:
-                return bool(await connection.scalar(query))
-        except SQLAlchemyError as error:
-            raise TransientError(f"cannot read cancelled orders: {type(error).__name__}") from error
+    async def order_state(self, tenant: str, order_id: str) -> OrderState | None:
+        """The known status of one order (for tests and operators)."""
+        async with self.transaction() as tx:
+            return await tx.load_order(tenant, order_id)
 
     async def pending(self, delivery_id: str | None = None) -> int:
         """How many retries are waiting, in all or of one delivery (for tests and health output)."""
@@ -220,14 +173,150 @@ class SqlRetrySchedule:
         return int(count or 0)
 
 
-def _decode(row: Any) -> ScheduledRetry | None:
+class SqlScheduleTransaction:
+    """``ScheduleTransaction`` on one connection inside ``engine.begin()``."""
+
+    def __init__(self, connection: AsyncConnection, dialect: str, *, legacy_cancellations: bool) -> None:
+        self._connection = connection
+        self._insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        self._legacy = legacy_cancellations
+
+    async def load_order(self, tenant: str, order_id: str) -> OrderState | None:
+        table = order_states
+        row = (
+            await self._connection.execute(
+                select(table.c.status, table.c.status_at).where(table.c.tenant == tenant, table.c.order_id == order_id)
+            )
+        ).first()
+        if row is not None:
+            return OrderState(tenant, order_id, _status(row.status), datetime.fromisoformat(row.status_at))
+        if not self._legacy:
+            return None
+        legacy = legacy_cancelled_orders
+        cancelled_at = await self._connection.scalar(
+            select(legacy.c.cancelled_at).where(legacy.c.tenant == tenant, legacy.c.order_id == order_id)
+        )
+        if cancelled_at is None:
+            return None
+        return OrderState(tenant, order_id, "cancelled", datetime.fromtimestamp(float(cancelled_at), UTC))
+
+    async def save_order(self, state: OrderState) -> None:
+        values = {
+            "tenant": state.tenant,
+            "order_id": state.order_id,
+            "status": state.status,
+            "status_at": state.status_at.isoformat(),
+            "updated_at": datetime.now(UTC).timestamp(),
+        }
+        statement = self._insert(order_states).values(**values)
+        statement = statement.on_conflict_do_update(
+            index_elements=[order_states.c.tenant, order_states.c.order_id],
+            set_={name: statement.excluded[name] for name in ("status", "status_at", "updated_at")},
+        )
+        await self._connection.execute(statement)
+
+    async def insert(self, retry: ScheduledRetry, *, order_id: str | None) -> bool:
+        """Insert unless (delivery_id, attempt) is already stored; True when a row was added."""
+        values = {
+            "delivery_id": retry.delivery_id,
+            "attempt": retry.attempt,
+            "tenant": retry.request.tenant,
+            "order_id": order_id,
+            "integration_type": retry.request.integration_type,
+            "recipe_id": retry.request.recipe_id,
+            "due_at": retry.due_at.timestamp(),
+            "request_json": retry.request.model_dump_json(),
+            "created_at": datetime.now(UTC).timestamp(),
+        }
+        result = await self._connection.execute(
+            self._insert(scheduled_retries).values(**values).on_conflict_do_nothing()
+        )
+        return bool(result.rowcount)
+
+    async def order_retries(self, tenant: str, order_id: str) -> list[StoredRetry]:
+        table = scheduled_retries
+        query = (
+            select(*_ROW_COLUMNS)
+            .where(table.c.tenant == tenant, table.c.order_id == order_id)
+            .order_by(table.c.due_at)
+            .with_for_update()
+        )
+        return [_stored(row, order=None) for row in (await self._connection.execute(query)).all()]
+
+    async def due(self, now: datetime, limit: int) -> list[StoredRetry]:
+        table, states = scheduled_retries, order_states
+        query = (
+            select(*_ROW_COLUMNS, states.c.status.label("order_status"), states.c.status_at.label("order_status_at"))
+            .select_from(
+                table.outerjoin(states, (states.c.tenant == table.c.tenant) & (states.c.order_id == table.c.order_id))
+            )
+            .where(table.c.due_at <= now.timestamp())
+            .order_by(table.c.due_at)
+            .limit(limit)
+            # Only the schedule's rows are locked (PostgreSQL cannot lock the nullable side of an outer join).
+            .with_for_update(skip_locked=True, of=table)
+        )
+        rows = (await self._connection.execute(query)).all()
+        return [_stored(row, order=_joined_order(row)) for row in rows]
+
+    async def delete(self, rows: Collection[tuple[str, int]]) -> None:
+        if not rows:
+            return
+        table = scheduled_retries
+        removal = delete(table).where(
+            table.c.delivery_id == bindparam("p_delivery_id"), table.c.attempt == bindparam("p_attempt")
+        )
+        await self._connection.execute(
+            removal, [{"p_delivery_id": delivery_id, "p_attempt": attempt} for delivery_id, attempt in rows]
+        )
+
+
+_ROW_COLUMNS = (
+    scheduled_retries.c.delivery_id,
+    scheduled_retries.c.attempt,
+    scheduled_retries.c.tenant,
+    scheduled_retries.c.order_id,
+    scheduled_retries.c.integration_type,
+    scheduled_retries.c.recipe_id,
+    scheduled_retries.c.due_at,
+    scheduled_retries.c.request_json,
+)
+_STATUSES: frozenset[str] = frozenset(get_args(OrderStatus))
+
+
+def _status(value: str) -> OrderStatus:
+    if value not in _STATUSES:
+        # Only a newer version could have written it; refusing to guess keeps the row for that version.
+        raise TransientError(f"unknown order status {value[:16]!r} in the retry schedule")
+    return cast(OrderStatus, value)
+
+
+def _joined_order(row: Any) -> OrderState | None:
+    if row.order_id is None or row.order_status is None:
+        return None
+    return OrderState(row.tenant, row.order_id, _status(row.order_status), datetime.fromisoformat(row.order_status_at))
+
+
+def _stored(row: Any, *, order: OrderState | None) -> StoredRetry:
     try:
         request = DeliverBundle.model_validate_json(row.request_json)
     except ValidationError:
-        # Only possible if the stored contract changed incompatibly; the row is dropped, loudly.
-        logger.error("dropping unreadable scheduled retry %s attempt %s", row.delivery_id, row.attempt)  # noqa: TRY400
-        return None
-    return ScheduledRetry(request=request, due_at=datetime.fromtimestamp(float(row.due_at), UTC))
+        # Only possible if the stored contract changed incompatibly; the delivery is ended, loudly.
+        logger.error("scheduled retry %s attempt %s no longer parses", row.delivery_id, row.attempt)  # noqa: TRY400
+        retry = None
+    else:
+        retry = ScheduledRetry(request=request, due_at=datetime.fromtimestamp(float(row.due_at), UTC))
+    return StoredRetry(
+        delivery_id=row.delivery_id,
+        attempt=row.attempt,
+        tenant=row.tenant,
+        order_id=row.order_id,
+        integration_type=row.integration_type,
+        recipe_id=row.recipe_id,
+        request_json=row.request_json,
+        retry=retry,
+        order=order,
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -1,0 +1,378 @@
+"""Pure retry rules: back-off, giving up, an order's status by ``occurredAt``, and the final word on a delivery.
+
+No SQL, broker or clock here: ``now`` is always passed in. Every way a delivery leaves the schedule without being
+re-requested ends in a ``GiveUp`` (a final ``failed`` outcome), so no delivery stays ``retrying`` in the log.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from relay_contracts.messages import (
+    DeliverBundle,
+    DeliveryAttempted,
+    MessageDeadLettered,
+    OrderEventOccurred,
+    OrderEventType,
+    RetryDelivery,
+    delivery_key,
+)
+from relay_contracts.topics import deliveries_requested
+from relay_platform.tenants import RetryPolicy, TenantsConfig
+
+SERVICE = "retry"
+_MAX_REASON = 4000
+_MAX_ERROR_MESSAGE = 2000
+
+# Deliveries made because of these reasons are notices about the order, not manufacturing: a cancellation must not
+# drop them (the cancellation notice itself must still get its retries, whichever topic is read first).
+NOTICE_REASONS = frozenset({"order_cancelled", "order_refunded", "order_returned"})
+
+OrderStatus = Literal["open", "cancelled", "refunded", "returned"]
+# The association store's rule (``relay_association_store.service.STATUS_BY_EVENT``), kept identical on purpose:
+# only these events set an order's status; ``linked`` and ``updated`` leave it as it is.
+STATUS_BY_EVENT: Mapping[OrderEventType, OrderStatus] = {
+    "created": "open",
+    "cancelled": "cancelled",
+    "refunded": "refunded",
+    "returned": "returned",
+}
+
+ORDER_CANCELLED = "OrderCancelled"
+UNREADABLE_RETRY = "UnreadableScheduledRetry"
+INVALID_RETRY_COMMAND = "InvalidRetryCommand"
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledRetry:
+    """One pending attempt: ``request`` (already numbered ``attempt``) is re-published at ``due_at``."""
+
+    request: DeliverBundle
+    due_at: datetime
+
+    @property
+    def delivery_id(self) -> str:
+        return self.request.delivery_id
+
+    @property
+    def attempt(self) -> int:
+        return self.request.attempt
+
+    @property
+    def topic(self) -> str:
+        return deliveries_requested(self.request.integration_type)
+
+    @property
+    def key(self) -> bytes:
+        """Deliveries are requested keyed by delivery ID, like the bundle-builder does."""
+        return delivery_key(self.request.delivery_id)
+
+
+@dataclass(frozen=True, slots=True)
+class GiveUp:
+    """No further attempt: the final outcome (for the notifier and the delivery log), and a dead letter where
+    there is something an operator may want to replay or inspect."""
+
+    outcome: DeliveryAttempted
+    dead_letter: MessageDeadLettered | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderState:
+    """What the retry service knows of an order: its status and the ``occurredAt`` that set it (own offset)."""
+
+    tenant: str
+    order_id: str
+    status: OrderStatus
+    status_at: datetime
+
+    @property
+    def refuses_retries(self) -> bool:
+        """A cancelled order gets no more manufacturing attempts (the association store triggers none either)."""
+        return self.status == "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRetry:
+    """A row of the schedule as read back; ``retry`` is ``None`` when ``request_json`` no longer parses."""
+
+    delivery_id: str
+    attempt: int
+    tenant: str
+    order_id: str | None
+    integration_type: str
+    recipe_id: str
+    request_json: str
+    retry: ScheduledRetry | None
+    order: OrderState | None = None
+
+    @property
+    def row_key(self) -> tuple[str, int]:
+        return (self.delivery_id, self.attempt)
+
+
+# --- back-off --------------------------------------------------------------------------------------------------
+
+
+def policy_for(tenants: TenantsConfig, tenant_id: str, integration_id: str) -> RetryPolicy | None:
+    """The integration's retry policy, or ``None`` when the tenant config no longer knows the integration."""
+    tenant = tenants.tenants.get(tenant_id)
+    integration = tenant.integration(integration_id) if tenant is not None else None
+    return integration.retry if integration is not None else None
+
+
+def backoff_s(policy: RetryPolicy, attempt: int) -> float:
+    """The nominal wait after failed attempt ``attempt`` (1 = first); the last entry is reused."""
+    index = min(max(attempt, 1), len(policy.backoff_s)) - 1
+    return policy.backoff_s[index]
+
+
+def retry_delay_s(
+    policy: RetryPolicy,
+    attempt: int,
+    *,
+    retry_after_s: float | None = None,
+    jitter: float = 0.1,
+    rng: random.Random | None = None,
+) -> float:
+    """How long after the failure of ``attempt`` the next attempt is due.
+
+    The back-off is spread by ``±jitter`` so a burst of failures does not come back as a burst; a destination's
+    ``Retry-After`` is a floor (not jittered down), capped at ``policy.retry_after_cap_s`` so a hostile or
+    broken header cannot park a delivery for days.
+    """
+    factor = (rng or random).uniform(1.0 - jitter, 1.0 + jitter) if jitter > 0 else 1.0
+    delay = backoff_s(policy, attempt) * factor
+    if retry_after_s is not None:
+        delay = max(delay, min(retry_after_s, policy.retry_after_cap_s))
+    return max(delay, 0.0)
+
+
+def plan_retry(
+    retry: RetryDelivery,
+    policy: RetryPolicy,
+    *,
+    now: datetime,
+    jitter: float = 0.1,
+    rng: random.Random | None = None,
+) -> ScheduledRetry | GiveUp:
+    """Decide what happens after ``retry.request.attempt`` failed transiently.
+
+    ``policy.max_attempts`` counts every attempt (3 = one attempt plus two retries, seed 000).
+    """
+    request = retry.request
+    if request.attempt >= policy.max_attempts:
+        return give_up(retry, policy, now=now)
+    delay = retry_delay_s(policy, request.attempt, retry_after_s=retry.retry_after_s, jitter=jitter, rng=rng)
+    next_request = request.model_copy(update={"attempt": request.attempt + 1})
+    return ScheduledRetry(request=next_request, due_at=retry.failed_at + timedelta(seconds=delay))
+
+
+def give_up(retry: RetryDelivery, policy: RetryPolicy, *, now: datetime) -> GiveUp:
+    """The final failed outcome and a dead letter carrying the request, replayable as a fresh first attempt."""
+    request = retry.request
+    outcome = DeliveryAttempted.of(
+        request,
+        status="failed",
+        final=True,
+        occurred_at=now,
+        error_class=retry.error_class,
+        error_message=retry.error_message,
+    )
+    reason = (
+        f"delivery {request.delivery_id} to {request.tenant}/{request.integration_id} ({request.integration_type}) "
+        f"failed after {request.attempt} of {policy.max_attempts} attempts; last error "
+        f"{retry.error_class}: {retry.error_message}"
+    )
+    return GiveUp(outcome=outcome, dead_letter=_replayable(request, reason, retry.error_class or "TransientError", now))
+
+
+def _replayable(request: DeliverBundle, reason: str, error_class: str, now: datetime) -> MessageDeadLettered:
+    # `relay dlq replay` re-publishes the payload on `source_topic`: a fresh attempt 1 gets a full set of retries.
+    replay = request.model_copy(update={"attempt": 1})
+    return MessageDeadLettered(
+        source_topic=deliveries_requested(request.integration_type),
+        key=request.delivery_id,
+        consumer_group=SERVICE,
+        service=SERVICE,
+        reason=reason[:_MAX_REASON],
+        error_class=error_class[:200],
+        payload_b64=base64.b64encode(replay.model_dump_json().encode()).decode(),
+        dead_lettered_at=now,
+    )
+
+
+# --- orders ----------------------------------------------------------------------------------------------------
+
+
+def cancellable_order_id(request: DeliverBundle) -> str | None:
+    """The order whose cancellation stops this delivery's retries; ``None`` for recipe deliveries and notices."""
+    if request.order is None or request.reason in NOTICE_REASONS:
+        return None
+    return request.order.order_id
+
+
+def order_status_after(current: OrderState | None, event: OrderEventOccurred) -> OrderState | None:
+    """The order's new state after ``event``, or ``None`` when it does not change it.
+
+    The association store's ordering rule (``apply_order_event``/``_is_stale``): an event older than the stored
+    status is stale and ignored, whatever its type; the same status again (a resend, or a repeat) keeps the
+    first ``status_at``; a newer different status replaces it, so a later ``created`` re-opens a cancelled order.
+    At the same ``occurredAt`` a different status wins, as it does there.
+    """
+    status = STATUS_BY_EVENT.get(event.type)
+    if status is None:
+        return None
+    if current is not None and (event.occurred_at < current.status_at or status == current.status):
+        return None
+    return OrderState(tenant=event.tenant, order_id=event.order_id, status=status, status_at=event.occurred_at)
+
+
+def cancelled_give_up(next_request: DeliverBundle, order: OrderState, *, now: datetime) -> GiveUp:
+    """The final outcome of a delivery whose next attempt (``next_request``) is not made: its order is cancelled.
+
+    The outcome carries the last attempt actually made, so the delivery log's attempt count stays true.
+    """
+    made = max(next_request.attempt - 1, 1)
+    number = next_request.order.order_number if next_request.order is not None else order.order_id
+    message = (
+        f"order {number} was cancelled at {order.status_at.isoformat()}, so attempt {next_request.attempt} was not made"
+    )
+    outcome = DeliveryAttempted.of(
+        next_request.model_copy(update={"attempt": made}),
+        status="failed",
+        final=True,
+        occurred_at=now,
+        error_class=ORDER_CANCELLED,
+        error_message=message[:_MAX_ERROR_MESSAGE],
+    )
+    return GiveUp(outcome=outcome)
+
+
+def unpublishable_give_up(retry: ScheduledRetry, error_class: str, detail: str, *, now: datetime) -> GiveUp:
+    """The final outcome (and a replayable dead letter) of a due attempt the broker refuses for good."""
+    request = retry.request
+    message = f"attempt {request.attempt} could not be requested on {retry.topic}: {error_class}: {detail}"
+    outcome = DeliveryAttempted.of(
+        request.model_copy(update={"attempt": max(request.attempt - 1, 1)}),
+        status="failed",
+        final=True,
+        occurred_at=now,
+        error_class=error_class[:200],
+        error_message=message[:_MAX_ERROR_MESSAGE],
+    )
+    reason = f"delivery {request.delivery_id}: {message}"
+    return GiveUp(outcome=outcome, dead_letter=_replayable(request, reason, error_class, now))
+
+
+def due_action(row: StoredRetry, *, now: datetime) -> ScheduledRetry | GiveUp:
+    """What a due row becomes: its request again, or the final word when it can no longer be sent.
+
+    The order is looked at again here: a retry stored while a cancellation was being recorded by another
+    replica (no ordering between them) is caught at its due time instead of being sent.
+    """
+    if row.retry is None:
+        return unreadable_give_up(row, now=now)
+    if row.order is not None and row.order.refuses_retries:
+        return cancelled_give_up(row.retry.request, row.order, now=now)
+    return row.retry
+
+
+def unreadable_give_up(row: StoredRetry, *, now: datetime) -> GiveUp:
+    """A stored request that no longer parses (the contract changed incompatibly): end the delivery anyway.
+
+    The outcome takes every identifying field it still can from the stored JSON, the rest from the row's own
+    columns; the raw JSON goes to the dead letter, the only copy left of what was to be sent.
+    """
+    message = f"the scheduled attempt {row.attempt} could not be read back and was not made"
+    fields = _salvaged_request(row.request_json)
+    known: dict[str, Any] = {
+        "deliveryId": row.delivery_id,
+        "tenant": row.tenant,
+        "integrationType": row.integration_type,
+        "recipeId": row.recipe_id,
+    }
+    fallback: dict[str, Any] = {
+        "triggerId": row.delivery_id,
+        "integrationId": "unknown",
+        "feed": "order" if row.order_id else "recipe",
+        "reason": "order_created" if row.order_id else "recipe_saved",
+        "order": {"orderId": row.order_id, "orderNumber": row.order_id} if row.order_id else None,
+    }
+    final: dict[str, Any] = {
+        "attempt": max(row.attempt - 1, 1),
+        "status": "failed",
+        "final": True,
+        "errorClass": UNREADABLE_RETRY,
+        "errorMessage": message,
+        "occurredAt": now,
+    }
+    candidate = {**fallback, **fields, **known, **final}
+    try:
+        outcome = DeliveryAttempted.model_validate(candidate)
+    except ValidationError as error:
+        # Drop what the current contract rejects and use the row's stand-ins for it.
+        bad = {str(detail["loc"][0]) for detail in error.errors(include_url=False) if detail["loc"]}
+        outcome = DeliveryAttempted.model_validate(
+            {**candidate, **{name: fallback[name] for name in bad if name in fallback}}
+        )
+    dead = MessageDeadLettered(
+        source_topic=f"deliveries.requested.{row.integration_type}.v1",
+        key=row.delivery_id,
+        consumer_group=SERVICE,
+        service=SERVICE,
+        reason=f"delivery {row.delivery_id}: {message}"[:_MAX_REASON],
+        error_class=UNREADABLE_RETRY,
+        payload_b64=base64.b64encode(row.request_json.encode()).decode(),
+        dead_lettered_at=now,
+    )
+    return GiveUp(outcome=outcome, dead_letter=dead)
+
+
+_REQUEST_IDENTITY = ("deliveryId", "triggerId", "integrationId", "feed", "reason", "order", "files")
+
+
+def _salvaged_request(raw: str) -> dict[str, Any]:
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    fields = {name: data[name] for name in _REQUEST_IDENTITY if name in data}
+    # Outcomes list file names; the request lists file objects.
+    files = fields.pop("files", None)
+    if isinstance(files, list):
+        fields["files"] = [f["name"] for f in files if isinstance(f, dict) and isinstance(f.get("name"), str)]
+    return fields
+
+
+def invalid_command_give_up(raw: bytes, detail: str, *, now: datetime) -> GiveUp | None:
+    """A retry command the current contract rejects, whose ``request`` still parses: end that delivery.
+
+    ``None`` when not even the request can be read (nothing names the delivery); the raw message is then only
+    dead-lettered by the error middleware.
+    """
+    try:
+        data = json.loads(raw)
+        request = DeliverBundle.model_validate(data["request"])
+    except (ValueError, TypeError, KeyError):  # ValidationError is a ValueError
+        return None
+    message = f"the retry command for attempt {request.attempt} was invalid ({detail}); no further attempt is made"
+    outcome = DeliveryAttempted.of(
+        request,
+        status="failed",
+        final=True,
+        occurred_at=now,
+        error_class=INVALID_RETRY_COMMAND,
+        error_message=message[:_MAX_ERROR_MESSAGE],
+    )
+    return GiveUp(outcome=outcome)
