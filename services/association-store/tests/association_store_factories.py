@@ -76,6 +76,31 @@ def recipe_saved(recipe_id: str, *, tenant: str = "acme", temporary: bool = Fals
     )
 
 
+def triggered(
+    integration_ids: tuple[str, ...],
+    *,
+    recipe_id: str = "ACME-1",
+    order_id: str | None = None,
+    tenant: str = "acme",
+    trigger_id: str | None = None,
+    minutes: float = 0,
+) -> IntegrationsTriggered:
+    """A trigger as the association store or a manual re-run publishes it; with ``order_id`` the order feed."""
+    return IntegrationsTriggered(
+        trigger_id=trigger_id or unique("trig"),
+        tenant=tenant,
+        recipe_id=recipe_id,
+        recipe_key=f"recipe/{recipe_id}.json",
+        feed="order" if order_id else "recipe",
+        reason="order_linked" if order_id else "recipe_saved",
+        order=OrderLine(order_id=order_id, order_number="1001", item_id="i1", item_quantity=1, status="open")
+        if order_id
+        else None,
+        integration_ids=integration_ids,
+        occurred_at=at(minutes),
+    )
+
+
 def delivery_attempted(
     delivery_id: str,
     *,
@@ -88,11 +113,12 @@ def delivery_attempted(
     integration_id: str = "orders-sftp",
     error: tuple[str, str] | None = None,
     files: tuple[str, ...] = (),
+    trigger_id: str | None = None,
 ) -> DeliveryAttempted:
     return DeliveryAttempted.model_validate(
         {
             "delivery_id": delivery_id,
-            "trigger_id": "t-" + delivery_id,
+            "trigger_id": trigger_id or "t-" + delivery_id,
             "tenant": tenant,
             "integration_id": integration_id,
             "integration_type": "sftp",
@@ -173,6 +199,13 @@ class MemoryStore:
         self.orders: dict[tuple[str, str], OrderState] = {}
         self.deliveries: dict[str, DeliveryRecord] = {}
         self.fail_commits = 0
+
+    async def unfinished_deliveries(self, tenant: str, *, before: datetime, limit: int) -> list[DeliveryRecord]:
+        """What ``SqlStore.unfinished_deliveries`` selects, in memory."""
+        found = [d for d in self.deliveries.values() if d.tenant == tenant and not d.final and d.updated_at < before]
+        found.sort(key=lambda d: d.delivery_id)
+        found.sort(key=lambda d: d.updated_at, reverse=True)
+        return found[:limit]
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[MemoryTransaction]:

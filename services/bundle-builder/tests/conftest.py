@@ -116,6 +116,11 @@ async def asset_server() -> AsyncIterator[AssetServer]:
         await count(request)
         raise web.HTTPFound(f"http://localhost:{server.port}/img/red.png")
 
+    async def long_content_type(request: web.Request) -> web.Response:
+        # A real server may send anything here; 4,000 characters is still under aiohttp's header-line limit.
+        await count(request)
+        return web.Response(body=png["red"], headers={"Content-Type": "image/" + "x" * 3000 + "; p=q"})
+
     async def redirect_ok(request: web.Request) -> web.Response:
         await count(request)
         raise web.HTTPFound("/img/blue.png")
@@ -127,6 +132,7 @@ async def asset_server() -> AsyncIterator[AssetServer]:
     app.router.add_get("/large.bin", large)
     app.router.add_get("/streamed-large", streamed_large)
     app.router.add_get("/missing.png", missing)
+    app.router.add_get("/long-content-type.png", long_content_type)
     app.router.add_get("/fail/{name}", failing)
     app.router.add_get("/slow.png", slow)
     app.router.add_get("/flaky.png", flaky)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import typer
 
+from relay_cli import audit as deliveries_audit
 from relay_cli import dlq as dead_letters
 from relay_cli.dev import run_dev
 from relay_cli.trigger import DEFAULT_API_URL, Criterion, TriggerFailedError, trigger_integrations
@@ -110,6 +112,67 @@ def trigger(
     ]
     typer.echo(table(["TRIGGER", "FEED", "RECIPE", "ORDER NO", "ORDER ID", "ITEM", "INTEGRATIONS"], rows))
     typer.echo(f"{len(triggered)} trigger(s) published")
+
+
+@app.command("audit")
+def audit(
+    *,
+    older_than: str = typer.Option(
+        deliveries_audit.DEFAULT_OLDER_THAN,
+        "--older-than",
+        help="Deadline: whole seconds or a duration (30s, 15m, 2h, 1d, 1h30m). 0 lists everything in flight.",
+    ),
+    limit: int = typer.Option(
+        deliveries_audit.DEFAULT_LIMIT, "--limit", min=1, max=deliveries_audit.MAX_LIMIT, help="Show at most this many."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the API's JSON answer instead of a table."),
+    api: str = typer.Option(DEFAULT_API_URL, "--api", envvar="RELAY_API_URL", help="Base URL of the ingest API."),
+    api_key: str | None = typer.Option(
+        None,
+        "--api-key",
+        envvar="RELAY_API_KEY",
+        show_default=False,
+        help="API key with the admin permission (prefer the env variable: it stays out of shell history).",
+    ),
+) -> None:
+    """Deliveries of the key's tenant that have not ended within --older-than, and why.
+
+    Exit status: 0 when none are listed, 1 when some are (for cron and tests), 2 when the audit could not be read.
+    """
+    if not api_key:
+        raise typer.BadParameter("an API key is required: set RELAY_API_KEY or pass --api-key")
+    try:
+        result = asyncio.run(deliveries_audit.fetch_audit(api, api_key, older_than=older_than, limit=limit))
+    except deliveries_audit.AuditFailedError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    if as_json:
+        typer.echo(json.dumps(result.document, indent=2))
+    else:
+        rows = [
+            [
+                d.last_change,
+                d.order_number or "-",
+                d.order_id or "-",
+                d.recipe_id,
+                d.integration,
+                d.type,
+                d.status,
+                str(d.attempts),
+                d.delivery_id,
+                deliveries_audit.one_line(d.reason, deliveries_audit.REASON_WIDTH),
+            ]
+            for d in result.deliveries
+        ]
+        if rows:
+            headers = ["LAST CHANGE", "ORDER NO", "ORDER ID", "RECIPE", "INTEGRATION", "TYPE", "STATUS", "ATTEMPTS"]
+            typer.echo(table([*headers, "DELIVERY", "REASON"], rows))
+        more = f" (more not shown: raise --limit above {limit})" if result.truncated else ""
+        typer.echo(
+            f"{len(rows)} delivery(ies) of tenant {result.tenant} not ended within {older_than} "
+            f"(unchanged since before {result.cutoff}){more}"
+        )
+    raise typer.Exit(1 if result.deliveries else 0)
 
 
 def _bootstrap_option() -> str:

@@ -24,6 +24,7 @@ from botocore.exceptions import (
 )
 
 from relay_platform.errors import PermanentError, TransientError
+from relay_platform.naming import KEY_MAX_BYTES
 from relay_platform.objectstore import ObjectNotFoundError, checked_key
 
 T = TypeVar("T")
@@ -55,7 +56,7 @@ def translate_client_error(error: ClientError, what: str) -> PermanentError | Tr
         return ObjectNotFoundError(f"{what}: no such object")
     if code in S3_TRANSIENT_CODES or status >= 500 or status == 429:
         return TransientError(f"{what}: S3 {code or status}")
-    # Wrong keys, access denied, missing bucket, bad request: retrying the same call cannot help.
+    # Wrong keys, access denied, missing bucket, bad request, KeyTooLongError: retrying the same call cannot help.
     return PermanentError(f"{what}: S3 {code or status}")
 
 
@@ -119,7 +120,13 @@ class S3ObjectStore:
 
     def _key(self, key: str) -> str:
         path = checked_key(key).as_posix()
-        return f"{self.prefix}/{path}" if self.prefix else path
+        s3_key = f"{self.prefix}/{path}" if self.prefix else path
+        # S3 answers an over-long key with KeyTooLongError (permanent too); refusing first names the limit.
+        if (size := len(s3_key.encode())) > KEY_MAX_BYTES:
+            raise PermanentError(
+                f"S3 key under prefix {self.prefix!r} is {size} UTF-8 bytes, over the limit of {KEY_MAX_BYTES}"
+            )
+        return s3_key
 
     async def _call(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         try:

@@ -8,17 +8,18 @@ from typing import Annotated
 
 from aiokafka.errors import KafkaError
 from faststream import Context
-from faststream.kafka import KafkaRouter
+from faststream.kafka import KafkaMessage, KafkaRouter
 from faststream.middlewares import AckPolicy
 
 from relay_association_store import service
 from relay_association_store.adapters.repository import SqlStore
 from relay_contracts.messages import DeliveryAttempted, IntegrationsTriggered, OrderEventOccurred, RecipeSaved
 from relay_contracts.topics import DELIVERIES_OUTCOMES, INTEGRATIONS_TRIGGERED, ORDERS_EVENTS, RECIPES_SAVED
-from relay_platform.errors import TransientError
+from relay_platform.errors import PermanentError, TransientError
 from relay_platform.tenants import TenantsConfig
 
 GROUP = "association-store"
+SERVICE_TITLE = "association-store"
 
 Store = Annotated[SqlStore, Context("store")]
 Tenants = Annotated[TenantsConfig, Context("tenants")]
@@ -31,6 +32,14 @@ field is dropped on decode. Safe to resend: idempotent on `eventId` and on the b
 `type`: `linked` (items link recipes to line items; order created as `open` if new), `created` (order open;
 `items` is the full item list), `updated` (`items`, if given, replaces the item list), `cancelled`, `refunded`,
 `returned`. Malformed messages go to `deliveries.dead.v1` with the reason."""
+
+INTERNAL_DOC = f"""\
+Topics only Recipe Relay's own services publish, read by one consumer and decoded by topic.
+`{RECIPES_SAVED}` (RecipeSaved): record the recipe and fire the raw recipe feed of the tenant's integrations.
+`{INTEGRATIONS_TRIGGERED}` (IntegrationsTriggered, from here or a manual trigger): a `pending` delivery-log row per
+integration the tenant knows, before any outcome, so a delivery that never ends shows in the audit.
+`{DELIVERIES_OUTCOMES}` (DeliveryAttempted): the delivery's latest outcome, shown by the order lookup.
+Malformed messages go to `deliveries.dead.v1` with the reason."""
 
 
 def build_router(group_id: str = GROUP) -> KafkaRouter:
@@ -56,17 +65,6 @@ def build_router(group_id: str = GROUP) -> KafkaRouter:
                 raise result
 
     @router.subscriber(
-        RECIPES_SAVED,
-        group_id=group_id,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        auto_offset_reset="earliest",
-        title=f"{RECIPES_SAVED}:RecipeSaved",
-        description="A recipe was saved: record it and fire the raw recipe feed of the tenant's integrations.",
-    )
-    async def on_recipe_saved(event: RecipeSaved, store: Store, tenants: Tenants) -> None:
-        await service.record_recipe_saved(event, tenants, store, publish)
-
-    @router.subscriber(
         ORDERS_EVENTS,
         group_id=group_id,
         ack_policy=AckPolicy.NACK_ON_ERROR,
@@ -77,15 +75,29 @@ def build_router(group_id: str = GROUP) -> KafkaRouter:
     async def on_order_event(event: OrderEventOccurred, store: Store, tenants: Tenants) -> None:
         await service.record_order_event(event, tenants, store, publish)
 
+    # The topics only Recipe Relay's own services publish share one consumer: every group member joins (and
+    # rebalances the group) on its own, which on Tansu costs seconds per member at each start. ``orders.events.v1``
+    # keeps its typed subscriber: it is the contract OMS teams publish to, documented by the AsyncAPI document.
     @router.subscriber(
+        RECIPES_SAVED,
+        INTEGRATIONS_TRIGGERED,
         DELIVERIES_OUTCOMES,
         group_id=group_id,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         auto_offset_reset="earliest",
-        title=f"{DELIVERIES_OUTCOMES}:DeliveryAttempted",
-        description="A delivery attempt's outcome: kept in the delivery log shown by the order lookup.",
+        title=f"{SERVICE_TITLE}:internal",
+        description=INTERNAL_DOC,
     )
-    async def on_delivery_attempted(outcome: DeliveryAttempted, store: Store) -> None:
-        await service.record_delivery_outcome(outcome, store)
+    async def on_internal_message(message: KafkaMessage, store: Store, tenants: Tenants) -> None:
+        # Decoded here, by topic; a ValidationError dead-letters the raw message (error middleware).
+        topic = getattr(message.raw_message, "topic", None)
+        if topic == RECIPES_SAVED:
+            await service.record_recipe_saved(RecipeSaved.model_validate_json(message.body), tenants, store, publish)
+        elif topic == INTEGRATIONS_TRIGGERED:
+            await service.record_trigger(IntegrationsTriggered.model_validate_json(message.body), tenants, store)
+        elif topic == DELIVERIES_OUTCOMES:
+            await service.record_delivery_outcome(DeliveryAttempted.model_validate_json(message.body), store)
+        else:
+            raise PermanentError(f"no handler for topic {str(topic)[:64]!r}")
 
     return router

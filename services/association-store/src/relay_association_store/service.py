@@ -3,14 +3,17 @@
 No SQL, broker or HTTP here: the handlers pass in a ``Store`` (a transaction per message) and a ``Publish``
 callable. Ordering rule for order events (seed 003): an event older than the state it would change never
 overwrites it; an event at the same ``occurred_at`` that changes nothing is a resend and fires nothing.
+The delivery log learns of every delivery from its trigger (a ``pending`` row) before its first outcome, so a
+delivery that never ends is visible to the audit (``audit_deliveries``).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
 from relay_contracts.messages import (
@@ -26,7 +29,9 @@ from relay_contracts.messages import (
 )
 from relay_contracts.topics import IntegrationType
 from relay_platform.errors import PermanentError
-from relay_platform.tenants import IntegrationBase, Tenant, TenantsConfig
+from relay_platform.tenants import IntegrationBase, Tenant, TenantsConfig, integration_type
+
+logger = logging.getLogger("relay.association_store")
 
 OrderStatus = Literal["open", "cancelled", "refunded", "returned"]
 DeliveryState = Literal["pending", "retrying", "succeeded", "failed"]
@@ -98,6 +103,10 @@ class OrderChange:
 
 @dataclass(frozen=True, slots=True)
 class DeliveryRecord:
+    """One row of the delivery log. ``updated_at`` is its last change: the outcome's ``occurred_at``, or for a
+    ``pending`` row when the store learned of it; ``created_at`` when the store first recorded the delivery;
+    ``triggered_at`` the trigger's ``occurred_at`` when the trigger was seen before any outcome."""
+
     delivery_id: str
     tenant: str
     integration_id: str
@@ -113,6 +122,8 @@ class DeliveryRecord:
     last_error: str | None
     files: tuple[str, ...]
     updated_at: datetime
+    created_at: datetime
+    triggered_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +132,26 @@ class OrderView:
 
     order: OrderState
     deliveries: tuple[DeliveryRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """A delivery that has not ended within the deadline, and why."""
+
+    delivery: DeliveryRecord
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditReport:
+    """Unfinished deliveries of one tenant last changed before ``cutoff``, newest first; ``truncated`` when more
+    than ``limit`` matched."""
+
+    tenant: str
+    cutoff: datetime
+    limit: int
+    entries: tuple[AuditEntry, ...]
+    truncated: bool
 
 
 # --- ports -----------------------------------------------------------------------------------------------------
@@ -143,6 +174,11 @@ class Transaction(Protocol):
 
 class Store(Protocol):
     def transaction(self) -> AbstractAsyncContextManager[Transaction]: ...
+
+
+class AuditQueries(Protocol):
+    async def unfinished_deliveries(self, tenant: str, *, before: datetime, limit: int) -> list[DeliveryRecord]:
+        """Non-final deliveries of ``tenant`` with ``updated_at < before``, newest first, at most ``limit``."""
 
 
 Publish = Callable[[Sequence[IntegrationsTriggered]], Awaitable[None]]
@@ -365,11 +401,13 @@ def format_error(error_class: str | None, error_message: str | None) -> str | No
     return f"{error_class or 'Error'}: {error_message or ''}".rstrip(": ").strip()
 
 
-def merge_delivery(stored: DeliveryRecord | None, outcome: DeliveryAttempted) -> DeliveryRecord | None:
+def merge_delivery(
+    stored: DeliveryRecord | None, outcome: DeliveryAttempted, *, now: datetime
+) -> DeliveryRecord | None:
     """The delivery row after an outcome, or ``None`` if nothing changes.
 
     Outcomes are ordered by ``(attempt, final)``: a late, older attempt never regresses a newer or final one,
-    it can only raise the attempt count.
+    it can only raise the attempt count. A ``pending`` row (attempt 0) is replaced by any outcome.
     """
     record = DeliveryRecord(
         delivery_id=outcome.delivery_id,
@@ -387,6 +425,7 @@ def merge_delivery(stored: DeliveryRecord | None, outcome: DeliveryAttempted) ->
         last_error=format_error(outcome.error_class, outcome.error_message),
         files=outcome.files,
         updated_at=outcome.occurred_at,
+        created_at=now,
     )
     if stored is None:
         return record
@@ -397,7 +436,56 @@ def merge_delivery(stored: DeliveryRecord | None, outcome: DeliveryAttempted) ->
         last_error=record.last_error or stored.last_error,
         files=record.files or stored.files,
         attempts=max(stored.attempts, record.attempts),
+        created_at=stored.created_at,
+        triggered_at=stored.triggered_at,
     )
+
+
+def pending_deliveries(trigger: IntegrationsTriggered, tenant: Tenant, now: datetime) -> tuple[DeliveryRecord, ...]:
+    """One ``pending`` row per delivery the bundle-builder will request for ``trigger``.
+
+    The bundle-builder's rule: each listed integration the tenant config knows (enabled or not), once, with
+    ``delivery_id = stable_id(trigger_id, integration_id)``; so the first outcome lands on this very row.
+    """
+    order = trigger.order
+    records = []
+    for integration_id in dict.fromkeys(trigger.integration_ids):
+        integration = tenant.integration(integration_id)
+        if integration is None:
+            continue
+        records.append(
+            DeliveryRecord(
+                delivery_id=stable_id(trigger.trigger_id, integration_id),
+                tenant=trigger.tenant,
+                integration_id=integration_id,
+                integration_type=integration_type(integration),
+                recipe_id=trigger.recipe_id,
+                order_id=order.order_id if order else None,
+                order_number=order.order_number if order else None,
+                trigger_id=trigger.trigger_id,
+                reason=trigger.reason,
+                status="pending",
+                final=False,
+                attempts=0,
+                last_error=None,
+                files=(),
+                updated_at=now,
+                created_at=now,
+                triggered_at=trigger.occurred_at,
+            )
+        )
+    return tuple(records)
+
+
+def audit_reason(delivery: DeliveryRecord) -> str:
+    """Why an unfinished delivery is listed, in an operator's words."""
+    if delivery.status == "pending":
+        return f"no outcome yet since {_instant(delivery.updated_at)}"
+    return f"{delivery.status}: {delivery.last_error or 'no error reported'}"
+
+
+def _instant(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 # --- one message, one transaction ------------------------------------------------------------------------------
@@ -442,11 +530,56 @@ async def record_order_event(
     return triggers
 
 
-async def record_delivery_outcome(outcome: DeliveryAttempted, store: Store) -> DeliveryRecord | None:
+async def record_delivery_outcome(
+    outcome: DeliveryAttempted, store: Store, *, now: datetime | None = None
+) -> DeliveryRecord | None:
     """Upsert the delivery log row; a final outcome is never regressed by a late, older attempt."""
     async with store.transaction() as tx:
         stored = await tx.load_delivery(outcome.delivery_id)
-        record = merge_delivery(stored, outcome)
+        record = merge_delivery(stored, outcome, now=now or datetime.now(UTC))
         if record is not None:
             await tx.save_delivery(record, exists=stored is not None)
     return record
+
+
+async def record_trigger(
+    trigger: IntegrationsTriggered, tenants: TenantsConfig, store: Store, *, now: datetime | None = None
+) -> tuple[DeliveryRecord, ...]:
+    """A ``pending`` row for each delivery of ``trigger`` not yet in the log; returns the rows inserted.
+
+    Never overwrites: a redelivered trigger finds its rows, and an outcome read first (the topics are not
+    ordered relative to each other) already says more than ``pending``.
+    """
+    tenant = tenants.tenants.get(trigger.tenant)
+    if tenant is None:
+        # The bundle-builder dead-letters this trigger (it cannot build it); a second dead letter of the same
+        # message from here would only make a replay deliver it twice.
+        logger.warning("trigger %s names unknown tenant %r; no deliveries recorded", trigger.trigger_id, trigger.tenant)
+        return ()
+    inserted = []
+    async with store.transaction() as tx:
+        for record in pending_deliveries(trigger, tenant, now or datetime.now(UTC)):
+            if await tx.load_delivery(record.delivery_id) is None:
+                await tx.save_delivery(record, exists=False)
+                inserted.append(record)
+    return tuple(inserted)
+
+
+MAX_AUDIT_LIMIT = 1000
+
+
+async def audit_deliveries(
+    queries: AuditQueries, tenant: str, *, older_than: timedelta, limit: int, now: datetime | None = None
+) -> AuditReport:
+    """Deliveries of ``tenant`` that are not final (``pending`` or ``retrying``) and unchanged for ``older_than``."""
+    if not 1 <= limit <= MAX_AUDIT_LIMIT:
+        raise ValueError(f"limit must be 1 to {MAX_AUDIT_LIMIT}")
+    cutoff = (now or datetime.now(UTC)) - older_than
+    found = await queries.unfinished_deliveries(tenant, before=cutoff, limit=limit + 1)
+    return AuditReport(
+        tenant=tenant,
+        cutoff=cutoff,
+        limit=limit,
+        entries=tuple(AuditEntry(delivery, audit_reason(delivery)) for delivery in found[:limit]),
+        truncated=len(found) > limit,
+    )

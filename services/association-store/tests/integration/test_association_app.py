@@ -17,6 +17,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from association_store_factories import (
     TENANTS_FILE,
+    at,
     delivery_attempted,
     eventually,
     order_event,
@@ -24,11 +25,17 @@ from association_store_factories import (
     unique,
 )
 from faststream import TestApp
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from relay_association_store.main import create_app
 from relay_association_store.settings import Settings
-from relay_contracts.messages import IntegrationsTriggered, MessageDeadLettered, OrderEventOccurred, order_key
+from relay_contracts.messages import (
+    IntegrationsTriggered,
+    MessageDeadLettered,
+    OrderEventOccurred,
+    order_key,
+    stable_id,
+)
 from relay_contracts.topics import (
     DELIVERIES_DEAD,
     DELIVERIES_OUTCOMES,
@@ -79,7 +86,10 @@ class TopicReader:
     def triggers(self, *, order_id: str | None = None, recipe_id: str | None = None) -> list[IntegrationsTriggered]:
         found = []
         for key, value in self.records.get(INTEGRATIONS_TRIGGERED, []):
-            trigger = IntegrationsTriggered.model_validate_json(value)
+            try:
+                trigger = IntegrationsTriggered.model_validate_json(value)
+            except ValidationError:
+                continue  # the malformed triggers a test sends on purpose
             if order_id is not None and (trigger.order is None or trigger.order.order_id != order_id):
                 continue
             if recipe_id is not None and trigger.recipe_id != recipe_id:
@@ -158,7 +168,7 @@ async def svc(
     await producer.start()
     app = TestApp(create_app(settings))
     try:
-        # Three members join one group on Tansu (~5 s per join round); a hang must fail fast, not at the timeout.
+        # Two members join one group on Tansu (~5 s per join round); a hang must fail fast, not at the timeout.
         try:
             async with asyncio.timeout(90):
                 await app.__aenter__()
@@ -194,8 +204,9 @@ async def test_order_events_store_rows_and_trigger_matching_integrations(svc: Se
         ("order_linked", "ACME-1", ("orders-sftp",)),
         ("order_linked", "ACME-2", ("orders-sftp",)),
     ]
-    order = await svc.wait_order("acme", order_id, what="the order row")
-    assert order == {
+    # The store reads its own triggers back: one pending delivery per (trigger, integration), before any outcome.
+    order = await svc.wait_order("acme", order_id, lambda o: len(o["deliveries"]) == 6, what="six pending deliveries")
+    assert {key: value for key, value in order.items() if key != "deliveries"} == {
         "orderId": order_id,
         "orderNumber": "1022",
         "status": "open",
@@ -203,8 +214,16 @@ async def test_order_events_store_rows_and_trigger_matching_integrations(svc: Se
             {"recipeId": "ACME-1", "itemId": "i1", "itemQuantity": 2},
             {"recipeId": "ACME-2", "itemId": "i2", "itemQuantity": 1},
         ],
-        "deliveries": [],
     }
+    assert sorted((d["recipeId"], d["integration"], d["trigger"]) for d in order["deliveries"]) == [
+        ("ACME-1", "orders-sftp", "order_created"),
+        ("ACME-1", "orders-sftp", "order_linked"),
+        ("ACME-1", "orders-zapier", "order_created"),
+        ("ACME-2", "orders-sftp", "order_created"),
+        ("ACME-2", "orders-sftp", "order_linked"),
+        ("ACME-2", "orders-zapier", "order_created"),
+    ]
+    assert {(d["status"], d["attempts"], d["lastError"]) for d in order["deliveries"]} == {("pending", 0, None)}
 
 
 async def test_redelivered_and_resent_events_create_no_duplicates_and_reuse_the_trigger_id(svc: Service) -> None:
@@ -310,8 +329,11 @@ async def test_delivery_outcomes_are_recorded_and_shown_by_the_internal_api(svc:
         ),
         key=delivery.encode(),
     )
-    order = await svc.wait_order("acme", order_id, lambda o: len(o["deliveries"]) == 2, what="two deliveries")
-    assert order["deliveries"][0] == {
+    # Three rows: the test's two outcomes, and the linked event's own delivery (pending: no outcome sent for it).
+    order = await svc.wait_order("acme", order_id, lambda o: len(o["deliveries"]) == 3, what="three deliveries")
+    assert sorted(d["status"] for d in order["deliveries"]) == ["pending", "succeeded", "succeeded"]
+    [sftp] = [d for d in order["deliveries"] if d["integration"] == "orders-sftp" and d["status"] != "pending"]
+    assert sftp == {
         "integration": "orders-sftp",
         "type": "sftp",
         "recipeId": "ACME-1",
@@ -367,6 +389,7 @@ async def test_malformed_messages_on_each_topic_are_dead_lettered_and_the_next_i
     keys = {
         ORDERS_EVENTS: order_key("acme", order_id),
         RECIPES_SAVED: recipe_id.encode(),
+        INTEGRATIONS_TRIGGERED: unique("ACME").encode(),
         DELIVERIES_OUTCOMES: delivery.encode(),
     }
     for topic, key in keys.items():
@@ -381,7 +404,12 @@ async def test_malformed_messages_on_each_topic_are_dead_lettered_and_the_next_i
         delivery_attempted(delivery, recipe_id="ACME-1", order_id=order_id, attempt=1, status="succeeded", final=True),
         key=keys[DELIVERIES_OUTCOMES],
     )
-    await svc.wait_order("acme", order_id, lambda o: len(o["deliveries"]) == 1, what="next outcome processed")
+    await svc.wait_order(
+        "acme",
+        order_id,
+        lambda o: any(d["status"] == "succeeded" for d in o["deliveries"]),
+        what="next outcome processed",
+    )
     await eventually(lambda: svc.reader.triggers(order_id=order_id), what="next order event processed")
     await eventually(lambda: svc.reader.triggers(recipe_id=recipe_id), what="next recipe processed")
     await eventually(lambda: len(svc.reader.dead(keys[ORDERS_EVENTS])) == 3, what="three dead order events")
@@ -397,3 +425,82 @@ async def test_malformed_messages_on_each_topic_are_dead_lettered_and_the_next_i
         assert any(d.reason.startswith("invalid message") for d in dead)
     reasons = [d.reason for d in svc.reader.dead(keys[ORDERS_EVENTS])]
     assert "unknown tenant 'nobody'" in reasons
+
+
+async def audit(svc: Service, tenant: str, **query: str) -> dict[str, Any]:
+    async with svc.http.get("/internal/v1/audit", params={"tenant": tenant, **query}) as response:
+        assert response.status == 200, await response.text()
+        body: dict[str, Any] = await response.json()
+        return body
+
+
+async def test_a_trigger_yields_pending_deliveries_until_their_outcomes_arrive(svc: Service) -> None:
+    order_id = unique("O")
+    await svc.send_order(order_event("linked", order_id, [("ACME-1", "i1", 1)], order_number="A-1"))
+    await eventually(lambda: svc.reader.triggers(order_id=order_id), what="the order trigger")
+    [trigger] = svc.reader.triggers(order_id=order_id)
+    delivery_id = stable_id(trigger.trigger_id, "orders-sftp")  # the ID the bundle-builder will request
+    found: list[dict[str, Any]] = []
+
+    async def listed() -> bool:
+        found[:] = [d for d in (await audit(svc, "acme", olderThanS="0"))["deliveries"] if d["orderId"] == order_id]
+        return bool(found)
+
+    await eventually(listed, what="the pending delivery in the audit")
+    [entry] = found
+    assert (entry["deliveryId"], entry["status"], entry["attempts"], entry["orderNumber"]) == (
+        delivery_id,
+        "pending",
+        0,
+        "A-1",
+    )
+    assert entry["reason"].startswith("no outcome yet since ")
+    assert delivery_id not in {d["deliveryId"] for d in (await audit(svc, "globex", olderThanS="0"))["deliveries"]}
+    assert all(d["orderId"] != order_id for d in (await audit(svc, "acme"))["deliveries"]), "not 15 minutes old"
+    order = await svc.wait_order("acme", order_id, lambda o: bool(o["deliveries"]), what="pending in the lookup")
+    assert [(d["integration"], d["status"]) for d in order["deliveries"]] == [("orders-sftp", "pending")]
+
+    await svc.send(
+        DELIVERIES_OUTCOMES,
+        delivery_attempted(
+            delivery_id,
+            recipe_id="ACME-1",
+            order_id=order_id,
+            attempt=1,
+            status="succeeded",
+            final=True,
+            trigger_id=trigger.trigger_id,
+        ),
+        key=delivery_id.encode(),
+    )
+    order = await svc.wait_order(
+        "acme", order_id, lambda o: o["deliveries"][0]["status"] == "succeeded", what="the outcome replacing pending"
+    )
+    assert len(order["deliveries"]) == 1
+    remaining = (await audit(svc, "acme", olderThanS="0"))["deliveries"]
+    assert all(d["orderId"] != order_id for d in remaining)
+
+
+async def test_a_manual_recipe_trigger_is_audited_without_an_order(svc: Service) -> None:
+    recipe_id = unique("ACME")
+    manual = IntegrationsTriggered(
+        trigger_id=str(uuid.uuid4()),
+        tenant="acme",
+        recipe_id=recipe_id,
+        recipe_key=f"recipe/{recipe_id}.json",
+        feed="recipe",
+        reason="manual",
+        integration_ids=("raw-s3", "not-configured"),
+        occurred_at=at(0),
+    )
+    await svc.send(INTEGRATIONS_TRIGGERED, manual, key=recipe_id.encode())
+    found: list[dict[str, Any]] = []
+
+    async def listed() -> bool:
+        found[:] = [d for d in (await audit(svc, "acme", olderThanS="0"))["deliveries"] if d["recipeId"] == recipe_id]
+        return bool(found)
+
+    await eventually(listed, what="the manual trigger's pending delivery")
+    [entry] = found
+    assert (entry["integration"], entry["type"], entry["trigger"], entry["orderId"]) == ("raw-s3", "s3", "manual", None)
+    assert entry["deliveryId"] == stable_id(manual.trigger_id, "raw-s3")

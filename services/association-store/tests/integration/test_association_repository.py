@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from association_store_factories import Published, delivery_attempted, order_event, recipe_saved, unique
+from alembic import command
+from alembic.config import Config
+from association_store_factories import (
+    Published,
+    at,
+    delivery_attempted,
+    order_event,
+    recipe_saved,
+    triggered,
+    unique,
+)
+from sqlalchemy.engine import Connection
 
 from relay_association_store import service
 from relay_association_store.adapters import tables
-from relay_association_store.adapters.repository import SqlStore
+from relay_association_store.adapters.repository import MIGRATIONS, SqlStore
+from relay_contracts.messages import stable_id
 from relay_platform.errors import TransientError
 from relay_platform.tenants import TenantsConfig
+from relay_testing.postgres import PostgresServer
 from relay_testing.processes import free_port
 
 pytestmark = pytest.mark.integration
@@ -166,3 +181,143 @@ async def test_unreachable_postgresql_is_a_transient_error() -> None:
                 await tx.load_order("acme", "O1")
     finally:
         await store.close()
+
+
+def own_tenant(tenants: TenantsConfig) -> tuple[str, TenantsConfig]:
+    """A fresh tenant ID with acme's integrations: the audit of a shared database sees only this test's rows."""
+    tenant_id = unique("t").lower()
+    return tenant_id, TenantsConfig(tenants={tenant_id: tenants.tenants["acme"]})
+
+
+async def test_trigger_records_pending_rows_that_the_first_outcome_replaces(
+    store: SqlStore, tenants: TenantsConfig
+) -> None:
+    order_id = unique("O")
+    await service.record_order_event(
+        order_event("linked", order_id, [("ACME-1", "i1", 1)], order_number="P-1"), tenants, store, Published()
+    )
+    trigger = triggered(("orders-sftp", "orders-zapier"), order_id=order_id, minutes=-5)
+    await service.record_trigger(trigger, tenants, store, now=at(0))
+    await service.record_trigger(trigger, tenants, store, now=at(4))  # redelivered: nothing changes
+    [view] = await store.find_orders("acme", "orderId", order_id)
+    assert [(d.integration_id, d.status, d.attempts, d.final) for d in view.deliveries] == [
+        ("orders-sftp", "pending", 0, False),
+        ("orders-zapier", "pending", 0, False),
+    ]
+    assert {(d.updated_at, d.created_at, d.triggered_at) for d in view.deliveries} == {(at(0), at(0), at(-5))}
+    sftp = stable_id(trigger.trigger_id, "orders-sftp")
+    outcome = delivery_attempted(
+        sftp, recipe_id="ACME-1", order_id=order_id, attempt=1, status="succeeded", final=True, files=("t.pdf",)
+    )
+    await service.record_delivery_outcome(outcome, store, now=at(3))
+    [view] = await store.find_orders("acme", "orderId", order_id)
+    done = next(d for d in view.deliveries if d.delivery_id == sftp)
+    assert (done.status, done.final, done.attempts, done.files) == ("succeeded", True, 1, ("t.pdf",))
+    assert (done.updated_at, done.created_at, done.triggered_at) == (outcome.occurred_at, at(0), at(-5))
+
+
+async def test_a_late_trigger_never_regresses_an_outcome_read_first(store: SqlStore, tenants: TenantsConfig) -> None:
+    tenant_id, config = own_tenant(tenants)
+    trigger = triggered(("orders-sftp",), tenant=tenant_id, order_id=unique("O"))
+    delivery_id = stable_id(trigger.trigger_id, "orders-sftp")
+    outcome = delivery_attempted(
+        delivery_id,
+        tenant=tenant_id,
+        recipe_id="ACME-1",
+        order_id=trigger.order.order_id if trigger.order else None,
+        attempt=1,
+        status="retrying",
+        final=False,
+        error=("TimeoutError", "connect timed out"),
+    )
+    await service.record_delivery_outcome(outcome, store, now=at(1))
+    assert await service.record_trigger(trigger, config, store, now=at(2)) == ()
+    async with store.transaction() as tx:
+        row = await tx.load_delivery(delivery_id)
+    assert row is not None
+    assert (row.status, row.attempts, row.last_error) == ("retrying", 1, "TimeoutError: connect timed out")
+    assert (row.created_at, row.triggered_at) == (at(1), None)
+
+
+async def test_audit_lists_unfinished_deliveries_past_the_deadline_for_one_tenant_only(
+    store: SqlStore, tenants: TenantsConfig
+) -> None:
+    tenant_id, config = own_tenant(tenants)
+    other_id, other_config = own_tenant(tenants)
+    old = triggered(("orders-sftp",), tenant=tenant_id, order_id="O-old")
+    fresh = triggered(("orders-sftp",), tenant=tenant_id, order_id="O-fresh")
+    foreign = triggered(("orders-sftp",), tenant=other_id, order_id="O-old")
+    await service.record_trigger(old, config, store, now=at(0))
+    await service.record_trigger(fresh, config, store, now=at(25))
+    await service.record_trigger(foreign, other_config, store, now=at(0))
+    ids = {}
+    for name, attempt, status, final in (("retrying", 1, "retrying", False), ("failed", 2, "failed", True)):
+        ids[name] = unique(name)
+        await service.record_delivery_outcome(
+            delivery_attempted(
+                ids[name],
+                tenant=tenant_id,
+                recipe_id="ACME-1",
+                order_id="O-" + name,
+                attempt=attempt,
+                status=status,
+                final=final,
+                error=("ConnectionRefusedError", "sftp.acme.example:22 refused"),
+            ),
+            store,
+            now=at(attempt),
+        )
+    report = await service.audit_deliveries(store, tenant_id, older_than=timedelta(minutes=15), limit=10, now=at(30))
+    assert [(e.delivery.order_id, e.delivery.status) for e in report.entries] == [
+        ("O-retrying", "retrying"),
+        ("O-old", "pending"),
+    ]
+    assert report.entries[0].reason == "retrying: ConnectionRefusedError: sftp.acme.example:22 refused"
+    assert report.entries[1].reason == "no outcome yet since 2026-11-01T12:00:00Z"
+    assert report.entries[1].delivery.delivery_id == stable_id(old.trigger_id, "orders-sftp")
+    assert not report.truncated
+    page = await service.audit_deliveries(store, tenant_id, older_than=timedelta(minutes=15), limit=1, now=at(30))
+    assert ([e.delivery.order_id for e in page.entries], page.truncated) == (["O-retrying"], True)
+    everything = await service.audit_deliveries(store, tenant_id, older_than=timedelta(0), limit=10, now=at(30))
+    assert [e.delivery.order_id for e in everything.entries] == ["O-fresh", "O-retrying", "O-old"]
+    theirs = await service.audit_deliveries(store, other_id, older_than=timedelta(0), limit=10, now=at(30))
+    assert [e.delivery.delivery_id for e in theirs.entries] == [stable_id(foreign.trigger_id, "orders-sftp")]
+
+
+def _upgrade(connection: Connection, revision: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_upgrade_keeps_existing_deliveries_and_dates_them_by_their_last_change(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path}/old.db"
+    else:
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        url = server.create_database(f"upgrade_{uuid.uuid4().hex[:12]}")
+    sql = SqlStore.open(url)
+    try:
+        async with sql.engine.begin() as connection:
+            await connection.run_sync(_upgrade, "0001")
+            await connection.execute(
+                sa.text(
+                    "INSERT INTO deliveries (delivery_id, tenant, integration_id, integration_type, recipe_id, "
+                    "trigger_id, reason, status, final, attempts, files, updated_at) VALUES ('d-old', 'acme', "
+                    "'orders-sftp', 'sftp', 'ACME-1', 't-old', 'recipe_saved', 'retrying', false, 1, '[]', :at)"
+                ),
+                {"at": at(1) if backend == "postgresql" else at(1).replace(tzinfo=None)},
+            )
+        await sql.migrate()
+        async with sql.transaction() as tx:
+            row = await tx.load_delivery("d-old")
+        assert row is not None
+        assert (row.status, row.updated_at, row.created_at, row.triggered_at) == ("retrying", at(1), at(1), None)
+        report = await service.audit_deliveries(sql, "acme", older_than=timedelta(0), limit=10, now=at(2))
+        assert [e.delivery.delivery_id for e in report.entries] == ["d-old"]
+    finally:
+        await sql.close()

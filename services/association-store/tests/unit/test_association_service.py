@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from association_store_factories import (
     MemoryStore,
@@ -10,6 +12,7 @@ from association_store_factories import (
     delivery_attempted,
     order_event,
     recipe_saved,
+    triggered,
     unique,
 )
 
@@ -159,7 +162,8 @@ def test_cancelled_order_is_not_sent_to_manufacturing_again(tenants: TenantsConf
 def test_delivery_outcome_is_never_regressed_by_a_late_older_attempt() -> None:
     first = service.merge_delivery(
         None,
-        delivery_attempted(
+        now=at(1),
+        outcome=delivery_attempted(
             "d1",
             recipe_id="ACME-1",
             order_id="O1",
@@ -172,7 +176,8 @@ def test_delivery_outcome_is_never_regressed_by_a_late_older_attempt() -> None:
     assert first is not None
     done = service.merge_delivery(
         first,
-        delivery_attempted(
+        now=at(2),
+        outcome=delivery_attempted(
             "d1",
             recipe_id="ACME-1",
             order_id="O1",
@@ -187,9 +192,9 @@ def test_delivery_outcome_is_never_regressed_by_a_late_older_attempt() -> None:
     assert done.last_error == "TimeoutError: connect timed out"
     assert done.files == ("1001_ID_O1_R_ACME-1_Ticket.pdf",)
     late = delivery_attempted("d1", recipe_id="ACME-1", order_id="O1", attempt=1, status="retrying", final=False)
-    assert service.merge_delivery(done, late) is None
+    assert service.merge_delivery(done, late, now=at(3)) is None
     same = delivery_attempted("d1", recipe_id="ACME-1", order_id="O1", attempt=2, status="succeeded", final=True)
-    assert service.merge_delivery(done, same) is None
+    assert service.merge_delivery(done, same, now=at(3)) is None
 
 
 async def test_unknown_tenant_is_a_permanent_error(tenants: TenantsConfig) -> None:
@@ -233,3 +238,148 @@ async def test_recipe_saved_stores_row_and_publishes_raw_feed(tenants: TenantsCo
     assert published.messages == [trigger]
     assert store.recipes[("acme", "ACME-7")].saved_at == at(3)
     assert await service.record_recipe_saved(event, tenants, store, published) is None
+
+
+# --- the delivery log learns of every delivery before its first outcome, and the audit ----------------------------
+
+
+def test_trigger_yields_one_pending_row_per_integration_the_tenant_knows(tenants: TenantsConfig) -> None:
+    trigger = triggered(("orders-sftp", "no-such-integration", "both-azure-off", "orders-sftp"), order_id="O1")
+    rows = service.pending_deliveries(trigger, tenants.tenants["acme"], at(5))
+    # The bundle-builder's rule: known to the tenant config (a disabled one too), each once, in trigger order.
+    assert [(r.integration_id, r.integration_type) for r in rows] == [
+        ("orders-sftp", "sftp"),
+        ("both-azure-off", "azure-blob"),
+    ]
+    first = rows[0]
+    assert first.delivery_id == stable_id(trigger.trigger_id, "orders-sftp")
+    assert (first.status, first.final, first.attempts, first.last_error, first.files) == ("pending", False, 0, None, ())
+    assert (first.order_id, first.order_number, first.recipe_id, first.reason) == (
+        "O1",
+        "1001",
+        "ACME-1",
+        "order_linked",
+    )
+    assert (first.updated_at, first.created_at, first.triggered_at) == (at(5), at(5), trigger.occurred_at)
+
+
+async def test_trigger_inserts_pending_rows_and_a_redelivery_changes_nothing(tenants: TenantsConfig) -> None:
+    store = MemoryStore()
+    trigger = triggered(("raw-email", "raw-s3"), recipe_id="ACME-9")
+    inserted = await service.record_trigger(trigger, tenants, store, now=at(1))
+    assert {r.delivery_id for r in inserted} == set(store.deliveries)
+    assert {d.status for d in store.deliveries.values()} == {"pending"}
+    before = dict(store.deliveries)
+    assert await service.record_trigger(trigger, tenants, store, now=at(9)) == ()
+    assert store.deliveries == before  # still "pending since" the first sight, not the redelivery
+
+
+async def test_any_outcome_replaces_pending_and_keeps_when_it_was_recorded(tenants: TenantsConfig) -> None:
+    store = MemoryStore()
+    trigger = triggered(("orders-sftp",), order_id="O1", minutes=-3)
+    await service.record_trigger(trigger, tenants, store, now=at(0))
+    delivery_id = stable_id(trigger.trigger_id, "orders-sftp")
+    outcome = delivery_attempted(
+        delivery_id,
+        recipe_id="ACME-1",
+        order_id="O1",
+        attempt=1,
+        status="retrying",
+        final=False,
+        error=("ConnectionRefusedError", "sftp.acme.example:22 refused"),
+        trigger_id=trigger.trigger_id,
+    )
+    record = await service.record_delivery_outcome(outcome, store, now=at(2))
+    assert record is not None
+    assert (record.status, record.attempts, record.updated_at) == ("retrying", 1, outcome.occurred_at)
+    assert (record.created_at, record.triggered_at) == (at(0), at(-3))
+    assert store.deliveries[delivery_id] == record
+
+
+async def test_pending_never_regresses_an_outcome_read_first(tenants: TenantsConfig) -> None:
+    store = MemoryStore()
+    trigger = triggered(("orders-sftp", "orders-zapier"), order_id="O1")
+    sftp = stable_id(trigger.trigger_id, "orders-sftp")
+    done = delivery_attempted(
+        sftp,
+        recipe_id="ACME-1",
+        order_id="O1",
+        attempt=1,
+        status="succeeded",
+        final=True,
+        trigger_id=trigger.trigger_id,
+    )
+    await service.record_delivery_outcome(done, store, now=at(1))
+    inserted = await service.record_trigger(trigger, tenants, store, now=at(2))
+    assert [r.integration_id for r in inserted] == ["orders-zapier"]
+    assert (store.deliveries[sftp].status, store.deliveries[sftp].final) == ("succeeded", True)
+
+
+async def test_trigger_of_an_unknown_tenant_records_nothing(tenants: TenantsConfig) -> None:
+    store = MemoryStore()
+    assert await service.record_trigger(triggered(("x",), tenant="nobody"), tenants, store, now=at(0)) == ()
+    assert not store.deliveries
+
+
+async def _audit_fixture(tenants: TenantsConfig) -> tuple[MemoryStore, dict[str, str]]:
+    """Deliveries of acme in every state and age, plus one of globex; names -> delivery IDs."""
+    store, ids = MemoryStore(), {}
+    old = triggered(("orders-sftp",), order_id="O-old")
+    await service.record_trigger(old, tenants, store, now=at(0))
+    ids["pending-old"] = stable_id(old.trigger_id, "orders-sftp")
+    fresh = triggered(("orders-sftp",), order_id="O-fresh")
+    await service.record_trigger(fresh, tenants, store, now=at(25))
+    ids["pending-fresh"] = stable_id(fresh.trigger_id, "orders-sftp")
+    for name, attempt, status, final in (
+        ("retrying-old", 1, "retrying", False),
+        ("succeeded-old", 2, "succeeded", True),
+        ("failed-old", 3, "failed", True),
+    ):
+        ids[name] = unique(name)
+        outcome = delivery_attempted(
+            ids[name],
+            recipe_id="ACME-1",
+            order_id="O-" + name,
+            attempt=attempt,
+            status=status,
+            final=final,
+            error=("TimeoutError", "upload timed out") if status != "succeeded" else None,
+        )
+        await service.record_delivery_outcome(outcome, store, now=at(attempt))
+    other = triggered(("everything-email",), tenant="globex", recipe_id="GLX-1", order_id="O-globex")
+    await service.record_trigger(other, tenants, store, now=at(0))
+    ids["globex-old"] = stable_id(other.trigger_id, "everything-email")
+    return store, ids
+
+
+async def test_audit_lists_only_unfinished_deliveries_older_than_the_deadline_newest_first(
+    tenants: TenantsConfig,
+) -> None:
+    store, ids = await _audit_fixture(tenants)
+    report = await service.audit_deliveries(store, "acme", older_than=timedelta(minutes=15), limit=10, now=at(30))
+    assert report.cutoff == at(15)
+    assert [e.delivery.delivery_id for e in report.entries] == [ids["retrying-old"], ids["pending-old"]]
+    assert [e.reason for e in report.entries] == [
+        "retrying: TimeoutError: upload timed out",
+        "no outcome yet since 2026-11-01T12:00:00Z",
+    ]
+    assert not report.truncated
+    everything = await service.audit_deliveries(store, "acme", older_than=timedelta(0), limit=10, now=at(30))
+    assert ids["pending-fresh"] in {e.delivery.delivery_id for e in everything.entries}
+
+
+async def test_audit_page_is_bounded_and_says_it_was_truncated(tenants: TenantsConfig) -> None:
+    store, ids = await _audit_fixture(tenants)
+    report = await service.audit_deliveries(store, "acme", older_than=timedelta(minutes=15), limit=1, now=at(30))
+    assert [e.delivery.delivery_id for e in report.entries] == [ids["retrying-old"]]
+    assert report.truncated
+    with pytest.raises(ValueError, match="limit"):
+        await service.audit_deliveries(store, "acme", older_than=timedelta(0), limit=1001)
+
+
+async def test_audit_never_shows_another_tenants_deliveries(tenants: TenantsConfig) -> None:
+    store, ids = await _audit_fixture(tenants)
+    acme = await service.audit_deliveries(store, "acme", older_than=timedelta(0), limit=100, now=at(60))
+    globex = await service.audit_deliveries(store, "globex", older_than=timedelta(0), limit=100, now=at(60))
+    assert ids["globex-old"] not in {e.delivery.delivery_id for e in acme.entries}
+    assert [e.delivery.delivery_id for e in globex.entries] == [ids["globex-old"]]

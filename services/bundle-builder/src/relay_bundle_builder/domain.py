@@ -234,10 +234,15 @@ def _requests(
 
 
 def failure_outcomes(
-    trigger: IntegrationsTriggered, tenant: Tenant, error: BundleFailedError, now: datetime, duration_ms: int = 0
+    trigger: IntegrationsTriggered,
+    tenant: Tenant,
+    *,
+    error_class: str,
+    reason: str,
+    now: datetime,
+    duration_ms: int = 0,
 ) -> list[tuple[str, DeliveryAttempted]]:
-    """A final failed outcome per integration: the notifier tells each failure list why."""
-    cause = error.__cause__ if isinstance(error.__cause__, Exception) else error
+    """A final failed outcome per integration: the lookup shows it and the notifier tells each failure list why."""
     return [
         (
             DELIVERIES_OUTCOMES,
@@ -247,9 +252,23 @@ def failure_outcomes(
                 final=True,
                 occurred_at=now,
                 duration_ms=duration_ms,
-                error_class=type(cause).__name__,
-                error_message=str(error)[:2000],
+                error_class=error_class[:200],
+                error_message=reason[:2000],
             ),
         )
         for request in _requests(trigger, tenant, (), now)
     ]
+
+
+def failure_of(error: Exception) -> tuple[str, str]:
+    """``(error class, reason)`` to report for a bundle that could not be built.
+
+    A classified error's text is written for people (and holds no secret); anything else is reported by its
+    class only, since its text was never reviewed for what it may carry.
+    """
+    if isinstance(error, BundleFailedError):
+        cause = error.__cause__ if isinstance(error.__cause__, Exception) else error
+        return type(cause).__name__, str(error)
+    if isinstance(error, PermanentError | TransientError):
+        return type(error).__name__, f"bundle not built: {error}"
+    return type(error).__name__, f"bundle not built: unexpected {type(error).__name__} (see the bundle-builder log)"

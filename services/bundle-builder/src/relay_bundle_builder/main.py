@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from relay_bundle_builder.adapters.assets import FetchPolicy, HttpAssetFetcher, make_session
 from relay_bundle_builder.handlers import SERVICE, Runtime, make_router
-from relay_bundle_builder.service import BuildContext
+from relay_bundle_builder.service import BuildContext, BundleBudget
 from relay_bundle_builder.settings import Settings
 from relay_platform.broker import make_broker
 from relay_platform.objectstore_settings import open_object_store
@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None, *, tracer_provider: TracerProvi
     settings = settings or Settings()
     tenants = load_tenants(settings.tenants_file)
     broker = make_broker(settings.kafka, service=SERVICE, tracer_provider=tracer_provider)
-    runtime = Runtime(tenants=tenants, broker=broker)
+    runtime = Runtime(tenants=tenants, broker=broker, kafka=settings.kafka)
     broker.include_router(make_router(runtime))
 
     @asynccontextmanager
@@ -47,6 +47,11 @@ def create_app(settings: Settings | None = None, *, tracer_provider: TracerProvi
                 fetcher=HttpAssetFetcher(session, policy),
                 recipe_url=settings.recipe_url,
                 store_concurrency=settings.store_concurrency,
+                budget=BundleBudget(
+                    time_s=settings.bundle_time_budget_s,
+                    max_assets=settings.bundle_max_assets,
+                    max_asset_bytes=settings.bundle_max_asset_bytes,
+                ),
             )
             try:
                 yield

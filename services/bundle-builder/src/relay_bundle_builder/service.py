@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from relay_bundle_builder.domain import (
@@ -15,10 +18,14 @@ from relay_bundle_builder.domain import (
     BundleFailedError,
     EventPlan,
     asset_refs,
+    delivery_requests,
     event_dir,
     event_json,
     event_plan,
+    failure_of,
+    failure_outcomes,
     manifest_json,
+    targets,
     ticket_banner,
 )
 from relay_bundle_builder.naming import (
@@ -30,12 +37,16 @@ from relay_bundle_builder.naming import (
     file_name,
     mime_type_for,
     name_prefix,
+    object_key,
     unique_names,
 )
-from relay_contracts.messages import BundleFile, IntegrationsTriggered, OrderLine
+from relay_contracts.messages import BundleFile, DeliverBundle, DeliveryAttempted, IntegrationsTriggered, OrderLine
 from relay_pickticket import TicketImage, TicketOrder, render_pick_ticket
+from relay_platform.errors import PermanentError, RelayError, TransientError
 from relay_platform.objectstore import ObjectNotFoundError, ObjectStore
-from relay_platform.tenants import Tenant
+from relay_platform.tenants import Tenant, TenantsConfig
+
+logger = logging.getLogger("relay.bundle_builder")
 
 # --- ports -------------------------------------------------------------------------------------------------------
 
@@ -46,10 +57,29 @@ class FetchedAsset:
     content_type: str
 
 
+class ByteBudget:
+    """The bytes one bundle may still fetch; shared by its concurrent downloads, charged as chunks arrive."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def charge(self, size: int, *, label: str) -> None:
+        self.used += size
+        if self.used > self.limit:
+            raise AssetError(f"{label}: the bundle's assets exceed its {self.limit}-byte budget")
+
+
 class AssetFetcher(Protocol):
-    async def fetch(self, url: str, *, label: str, allowed_hosts: Sequence[str]) -> FetchedAsset:
+    async def fetch(
+        self, url: str, *, label: str, allowed_hosts: Sequence[str], budget: ByteBudget | None = None
+    ) -> FetchedAsset:
         """The asset's bytes; ``AssetError`` when it can never be fetched, ``AssetUnavailableError`` for now."""
         ...
+
+
+Publish = Callable[[Sequence[tuple[str, DeliverBundle | DeliveryAttempted]]], Awaitable[None]]
+"""Publishes ``(topic, message)`` pairs keyed by delivery ID and returns once the broker confirmed every one."""
 
 
 # --- the bundle --------------------------------------------------------------------------------------------------
@@ -70,6 +100,15 @@ class Bundle:
 
 
 @dataclass(frozen=True, slots=True)
+class BundleBudget:
+    """What one bundle may cost; over budget, its deliveries fail with the reason instead of holding the queue."""
+
+    time_s: float = 120.0
+    max_assets: int = 200
+    max_asset_bytes: int = 512 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
 class BuildContext:
     """What ``build_bundle`` needs from the outside world, as ports and plain values."""
 
@@ -78,6 +117,71 @@ class BuildContext:
     recipe_url: Callable[[str], str]
     render_in_thread: bool = True
     store_concurrency: int = 8
+    budget: BundleBudget = field(default_factory=BundleBudget)
+
+
+# --- the use case: one trigger in, its delivery requests or its failures out -----------------------------------
+
+
+async def request_deliveries(
+    trigger: IntegrationsTriggered,
+    tenants: TenantsConfig,
+    ctx: BuildContext,
+    publish: Publish,
+    *,
+    final_read: bool,
+) -> Sequence[tuple[str, DeliverBundle | DeliveryAttempted]]:
+    """Build the trigger's bundle once and request one delivery per listed integration (what was published).
+
+    The one place a trigger ends: whatever goes wrong while building — a classified failure, a bundle over its
+    budget, a bug — becomes a final failed outcome per integration, so the order lookup shows it and every
+    failure list hears why. Only a transient failure before the final read is raised instead, for the
+    consumer to read the trigger again after a pause. Publishing errors are raised: nothing is committed then.
+    """
+    tenant = tenants.tenants.get(trigger.tenant)
+    if tenant is None:
+        raise PermanentError(f"unknown tenant {trigger.tenant!r}")
+    if not targets(trigger, tenant):
+        logger.warning("trigger %s lists no integration known to tenant %s", trigger.trigger_id, trigger.tenant)
+        return ()
+    started = time.monotonic()
+    publications: Sequence[tuple[str, DeliverBundle | DeliveryAttempted]]
+    try:
+        try:
+            async with asyncio.timeout(ctx.budget.time_s):
+                bundle = await build_bundle(trigger, tenant, ctx)
+        except TimeoutError as error:
+            raise BundleFailedError(f"bundle not built within its {ctx.budget.time_s:g} s budget") from error
+    except Exception as error:
+        if isinstance(error, TransientError) and not final_read:
+            raise
+        publications = _failed(trigger, tenant, error, started)
+    else:
+        logger.info(
+            "bundle for trigger %s (%s, recipe %s): %d files in %s",
+            trigger.trigger_id,
+            trigger.reason,
+            trigger.recipe_id,
+            len(bundle.files),
+            bundle.directory,
+        )
+        publications = delivery_requests(trigger, tenant, bundle.files, datetime.now(UTC))
+    await publish(publications)
+    return publications
+
+
+def _failed(
+    trigger: IntegrationsTriggered, tenant: Tenant, error: Exception, started: float
+) -> list[tuple[str, DeliveryAttempted]]:
+    error_class, reason = failure_of(error)
+    if isinstance(error, RelayError):
+        logger.warning("bundle for trigger %s (recipe %s) failed: %s", trigger.trigger_id, trigger.recipe_id, reason)
+    else:
+        logger.error("bundle for trigger %s (recipe %s) failed", trigger.trigger_id, trigger.recipe_id, exc_info=error)
+    elapsed_ms = int((time.monotonic() - started) * 1000)
+    return failure_outcomes(
+        trigger, tenant, error_class=error_class, reason=reason, now=datetime.now(UTC), duration_ms=elapsed_ms
+    )
 
 
 def _sha256(data: bytes) -> str:
@@ -121,9 +225,15 @@ async def build_bundle(trigger: IntegrationsTriggered, tenant: Tenant, ctx: Buil
         return await build_event_bundle(trigger, plan, ctx)
     raw_recipe, recipe = await _load_recipe(ctx.store, trigger.recipe_key)
     refs = asset_refs(recipe)
+    if len(refs) > ctx.budget.max_assets:
+        raise BundleFailedError(f"the recipe lists {len(refs)} asset files; a bundle takes {ctx.budget.max_assets}")
+    budget = ByteBudget(ctx.budget.max_asset_bytes)
     try:
         fetched = await asyncio.gather(
-            *(ctx.fetcher.fetch(ref.url, label=ref.label, allowed_hosts=tenant.allowed_asset_hosts) for ref in refs)
+            *(
+                ctx.fetcher.fetch(ref.url, label=ref.label, allowed_hosts=tenant.allowed_asset_hosts, budget=budget)
+                for ref in refs
+            )
         )
     except AssetError as error:
         raise BundleFailedError(f"bundle incomplete: {error}") from error
@@ -190,9 +300,15 @@ async def _store(
     trigger: IntegrationsTriggered, ctx: BuildContext, built: list[BuiltFile], *, directory: str | None = None
 ) -> Bundle:
     directory = directory or bundle_dir(trigger.tenant, trigger.recipe_id, trigger.order)
+    # Keys carry the content's hash: a rebuild with other bytes never replaces the object that a delivery still
+    # in flight points at (its checksum stays true), and a rebuild with the same bytes writes the same key.
     files = tuple(
         BundleFile(
-            name=f.name, mime_type=f.mime_type, size=len(f.data), sha256=_sha256(f.data), key=f"{directory}/{f.name}"
+            name=f.name,
+            mime_type=f.mime_type,
+            size=len(f.data),
+            sha256=(digest := _sha256(f.data)),
+            key=object_key(directory, f.name, digest),
         )
         for f in built
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from relay_platform.objectstore_settings import ObjectStoreSettings
@@ -22,8 +22,22 @@ class Settings(ServiceSettings):
     asset_max_redirects: int = Field(default=5, ge=0, le=20)
     fetch_concurrency: int = Field(default=8, ge=1, le=256, description="Parallel asset downloads per process.")
     store_concurrency: int = Field(default=8, ge=1, le=256)
+    # One bundle's budget: over it, its deliveries fail with the reason rather than hold the trigger queue.
+    bundle_time_budget_s: float = Field(default=120.0, gt=0)
+    bundle_max_assets: int = Field(default=200, ge=0)
+    bundle_max_asset_bytes: int = Field(default=512 * 1024 * 1024, ge=1, description="All assets of one bundle.")
     # The QR code on the pick ticket points here (the ingest API serves GET /recipe/<id>.json).
     recipe_base_url: str = "http://127.0.0.1:8080/recipe/"
+
+    @model_validator(mode="after")
+    def _bundle_budget_fits_the_handler_budget(self) -> Settings:
+        if self.bundle_time_budget_s >= self.kafka.handler_timeout_s:
+            msg = (
+                f"bundle_time_budget_s ({self.bundle_time_budget_s:g}) must stay under KAFKA_HANDLER_TIMEOUT_S "
+                f"({self.kafka.handler_timeout_s:g}) so an over-budget bundle is reported, not re-read"
+            )
+            raise ValueError(msg)
+        return self
 
     def recipe_url(self, recipe_id: str) -> str:
         return f"{self.recipe_base_url.rstrip('/')}/{recipe_id}.json"

@@ -121,7 +121,7 @@ def ticket_text(data: bytes) -> str:
     return " ".join(" ".join(page.extract_text() for page in reader.pages).split())
 
 
-async def test_update_rebuilds_the_ticket_with_the_new_quantity_under_the_same_names_and_keys(
+async def test_update_rebuilds_the_ticket_under_the_same_names_and_keeps_the_earlier_ticket_for_deliveries_in_flight(
     tmp_path: Path, fetcher: HttpAssetFetcher, tenants: TenantsConfig, make_recipe: Any
 ) -> None:
     store = LocalDirectoryStore(tmp_path)
@@ -133,7 +133,13 @@ async def test_update_rebuilds_the_ticket_with_the_new_quantity_under_the_same_n
         trigger_for(order=more, reason="order_updated"), tenants.tenants["bb"], context(store, fetcher)
     )
 
-    assert [(f.name, f.key) for f in updated.files] == [(f.name, f.key) for f in created.files]
+    assert [f.name for f in updated.files] == [f.name for f in created.files]
+    # Unchanged files keep their keys; the changed ticket gets a new one, and the earlier ticket stays readable
+    # with its checksum, so a retry of a delivery requested before the update does not fail.
+    assert [f.key for f in updated.files[2:]] == [f.key for f in created.files[2:]]
+    assert updated.files[1].key != created.files[1].key
+    earlier = await store.get(created.files[1].key)
+    assert hashlib.sha256(earlier).hexdigest() == created.files[1].sha256
     assert updated.directory == created.directory
     assert updated.files[1].name == f"{PREFIX}Ticket.pdf"
     assert updated.files[1].sha256 != created.files[1].sha256
@@ -231,7 +237,8 @@ async def test_recipe_feed_bundle_uses_recipe_id_names_and_recipe_folder(
     await save_recipe(store, make_recipe(attachments=[]))
     bundle = await build_bundle(trigger_for(order=None), tenants.tenants["bb"], context(store, fetcher))
     assert bundle.files[0].name == f"{RECIPE_ID}-Recipe.json"
-    assert bundle.files[1].key == f"bundles/bb/recipes/{RECIPE_ID}/{RECIPE_ID}-Ticket.pdf"
+    ticket = bundle.files[1]
+    assert ticket.key == f"bundles/bb/recipes/{RECIPE_ID}/{ticket.sha256[:16]}/{RECIPE_ID}-Ticket.pdf"
 
 
 async def test_missing_asset_fails_the_whole_bundle_naming_the_asset(

@@ -26,9 +26,22 @@ def test_a_file_name_that_is_not_a_plain_name_is_refused(name: str) -> None:
         blob_name("recipes", name)
 
 
-def test_a_name_longer_than_azure_allows_is_refused() -> None:
-    with pytest.raises(PermanentError, match="longer than 1024 characters"):
-        blob_name("p" * 1000, "x" * 30)
+def test_a_prefix_that_leaves_no_room_within_azure_limits_is_refused() -> None:
+    with pytest.raises(PermanentError, match="too long for a blob name within 1024"):
+        blob_name("/".join(["p" * 200] * 5), "x" * 30)
+    with pytest.raises(PermanentError, match="more than 253 segments"):
+        blob_name("/".join(["p"] * 254), "x.pdf")
+
+
+def test_a_long_non_ascii_file_name_is_shortened_deterministically_within_azure_limits() -> None:
+    name = "\U0001d518" * 120 + ".pdf"  # 484 UTF-8 bytes
+
+    blob = blob_name("in", name)
+
+    assert blob == blob_name("in", name)
+    assert blob.endswith(".pdf")
+    assert len(blob.rsplit("/", 1)[1].encode()) <= 255
+    assert blob != blob_name("in", "\U0001d518" * 119 + "\U0001d519.pdf")
 
 
 def test_metadata_uses_identifier_names_and_carries_recipe_order_and_delivery_ids_only() -> None:

@@ -28,9 +28,24 @@ def test_a_file_name_that_is_not_a_plain_name_is_refused(name: str) -> None:
         object_key("recipes", name)
 
 
-def test_a_key_longer_than_s3_allows_is_refused() -> None:
-    with pytest.raises(PermanentError, match="longer than 1024 bytes"):
+def test_a_prefix_that_leaves_no_room_within_s3_key_length_is_refused() -> None:
+    with pytest.raises(PermanentError, match="too long for an object name within 1024"):
+        object_key("/".join(["p" * 200] * 5), "x" * 30)
+    with pytest.raises(PermanentError, match="segment over 255 UTF-8 bytes"):
         object_key("p" * 1000, "x" * 30)
+
+
+def test_a_long_non_ascii_file_name_is_shortened_deterministically_within_s3_limits() -> None:
+    name = "Ж" * 200 + ".pdf"  # 404 UTF-8 bytes
+
+    key = object_key("acme/orders", name)
+
+    assert key == object_key("acme/orders", name)
+    assert key.startswith("acme/orders/ЖЖ")
+    assert key.endswith(".pdf")
+    assert len(key.rsplit("/", 1)[1].encode()) <= 255
+    assert len(key.encode()) <= 1024
+    assert key != object_key("acme/orders", "Ж" * 199 + "Й.pdf")
 
 
 def test_metadata_carries_recipe_order_and_delivery_ids_only() -> None:

@@ -208,6 +208,16 @@ async def get_orders(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type="application/json")
 
 
+@routes.get("/api/v2/admin/audit")
+async def get_audit(request: web.Request) -> web.Response:
+    """Deliveries of the caller's tenant that have not ended within ``olderThan``: empty means nothing is stuck."""
+    match = await authorize(request, "admin")
+    query = service.audit_query(request.query)
+    # The tenant comes from the key, never from the query: one tenant cannot see another's deliveries.
+    body = await request.app[ASSOCIATIONS].audit(match.tenant_id, older_than_s=query.older_than_s, limit=query.limit)
+    return web.Response(body=body, content_type="application/json")
+
+
 async def _recipe_feed_trigger(
     request: web.Request, match: KeyMatch, target: TriggerTarget, now: datetime
 ) -> IntegrationsTriggered | None:

@@ -13,6 +13,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from relay_contracts.recipe import recipe_schema
 from relay_ingest_api.schemas import (
     Accepted,
+    AuditReport,
     ErrorBody,
     Health,
     OrderAssociation,
@@ -23,6 +24,7 @@ from relay_ingest_api.schemas import (
     TriggerRequest,
     TriggersAccepted,
 )
+from relay_ingest_api.service import DEFAULT_AUDIT_LIMIT, DEFAULT_OLDER_THAN, DURATION_PATTERN, MAX_AUDIT_LIMIT
 
 _REF = "#/components/schemas/{model}"
 _SECURED: list[dict[str, list[str]]] = [{"apiKeyQuery": []}, {"bearerAuth": []}]
@@ -59,6 +61,7 @@ def _model_schemas() -> dict[str, Any]:
         (OrdersFound, "serialization"),
         (TriggerRequest, "validation"),
         (TriggersAccepted, "serialization"),
+        (AuditReport, "serialization"),
     ]
     _, top = models_json_schema(models, ref_template=_REF)
     schemas: dict[str, Any] = top["$defs"]
@@ -296,6 +299,58 @@ def openapi_document(*, max_items: int, max_body: int) -> dict[str, Any]:
                     "403",
                     "404",
                     "413",
+                    "429",
+                    "502",
+                    "503",
+                ),
+            }
+        },
+        "/api/v2/admin/audit": {
+            "get": {
+                "operationId": "auditDeliveries",
+                "summary": "Deliveries of the caller's tenant that have not ended within a deadline, and why.",
+                "description": "Needs the admin permission; the tenant is the API key's. Lists deliveries that are not "
+                "final (`pending`: triggered, no outcome yet; `retrying`) and whose last change is older than "
+                "`olderThan`, newest change first, at most `limit`; `truncated` says more matched. Empty means "
+                "nothing is stuck (`relay audit` exits 0).",
+                "security": _SECURED,
+                "parameters": [
+                    {
+                        "name": "olderThan",
+                        "in": "query",
+                        "required": False,
+                        "description": "The deadline: whole seconds (900) or a duration such as 30s, 15m, 2h, 1d, "
+                        "1h30m (units largest first); at most 3650d.",
+                        "schema": {
+                            "type": "string",
+                            "pattern": DURATION_PATTERN,
+                            "maxLength": 32,
+                            "default": DEFAULT_OLDER_THAN,
+                        },
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "description": "At most this many deliveries.",
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": MAX_AUDIT_LIMIT,
+                            "default": DEFAULT_AUDIT_LIMIT,
+                        },
+                    },
+                ],
+                "responses": _responses(
+                    {
+                        "200": {
+                            "description": "The deliveries that have not ended in time (empty: none).",
+                            "content": _json_content("AuditReport"),
+                        }
+                    },
+                    "400",
+                    "401",
+                    "403",
                     "429",
                     "502",
                     "503",

@@ -94,7 +94,7 @@ class RecipeCreated(ApiModel):
 
 
 class Problem(ApiModel):
-    pointer: str = Field(description="JSON pointer (RFC 6901) into the request body.")
+    pointer: str = Field(description="JSON pointer (RFC 6901) into the request body; `/<name>` for a query parameter.")
     message: str
 
 
@@ -168,7 +168,9 @@ class OrderLookupDelivery(PassThrough):
     type: str
     recipe_id: str
     trigger: str
-    status: str
+    status: str = Field(
+        description="`pending` (triggered, no outcome yet), `retrying`, `succeeded` or `failed`; more may appear."
+    )
     attempts: int
     last_error: str | None = None
     files: list[Any] = Field(default_factory=list)
@@ -184,3 +186,34 @@ class OrderLookup(PassThrough):
 
 class OrdersFound(PassThrough):
     orders: list[OrderLookup]
+
+
+class AuditDelivery(PassThrough):
+    """A delivery that has not ended (not final) and has not changed within the deadline."""
+
+    delivery_id: str
+    order_id: str | None = Field(default=None, description="Null for the raw recipe feed.")
+    order_number: str | None = None
+    recipe_id: str
+    integration: str = Field(description="Integration ID.")
+    type: str = Field(description="Integration type: email, sftp, s3, azure-blob or zapier.")
+    trigger: str = Field(description="Why it was triggered: order_linked, order_created, ..., recipe_saved, manual.")
+    trigger_id: str
+    status: str = Field(description="`pending` (no outcome yet) or `retrying`; more may appear.")
+    attempts: int = Field(ge=0)
+    last_error: str | None = None
+    last_change: str = Field(description="RFC 3339 UTC: the last outcome, or when a pending delivery was recorded.")
+    created_at: str | None = Field(default=None, description="RFC 3339 UTC: when the delivery was first recorded.")
+    triggered_at: str | None = Field(default=None, description="RFC 3339 UTC: the trigger's occurredAt, if seen.")
+    reason: str = Field(description="`no outcome yet since <time>` or `retrying: <last error>`.")
+
+
+class AuditReport(PassThrough):
+    """The caller's tenant's deliveries that have not ended within the deadline, newest change first."""
+
+    tenant: str
+    older_than_s: int = Field(ge=0, description="The deadline in seconds.")
+    cutoff: str = Field(description="RFC 3339 UTC: deliveries last changed before this instant are listed.")
+    limit: int = Field(ge=1, le=1000)
+    truncated: bool = Field(description="More deliveries matched than `limit`; the oldest are left out.")
+    deliveries: list[AuditDelivery]

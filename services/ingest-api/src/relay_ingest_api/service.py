@@ -366,6 +366,69 @@ def lookup_query(params: Mapping[str, str]) -> tuple[LookupField, str]:
     return field, value
 
 
+DEFAULT_OLDER_THAN = "15m"
+MAX_OLDER_THAN_S = 3650 * 24 * 3600
+DEFAULT_AUDIT_LIMIT = 100
+MAX_AUDIT_LIMIT = 1000
+DURATION_PATTERN = r"^(?:[0-9]+|(?:[0-9]+d)?(?:[0-9]+h)?(?:[0-9]+m)?(?:[0-9]+s)?)$"
+_DURATION = re.compile(r"(?:(?P<d>[0-9]+)d)?(?:(?P<h>[0-9]+)h)?(?:(?P<m>[0-9]+)m)?(?:(?P<s>[0-9]+)s)?")
+_SECONDS = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
+MAX_DURATION_TEXT = 32
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    older_than_s: int
+    limit: int
+
+
+def parse_duration(text: str) -> int:
+    """Whole seconds from ``900``, ``900s``, ``15m``, ``2h``, ``1d`` or ``1h30m`` (units largest first)."""
+    if not text or len(text) > MAX_DURATION_TEXT or not text.isascii():
+        raise ValueError("empty or too long")
+    if text.isdigit():
+        return int(text)
+    match = _DURATION.fullmatch(text)
+    if match is None:
+        raise ValueError("not a duration")
+    return sum(int(value) * _SECONDS[unit] for unit, value in match.groupdict().items() if value is not None)
+
+
+def audit_query(params: Mapping[str, str]) -> AuditQuery:
+    """``olderThan`` (a duration, default 15m, at most 3650d) and ``limit`` (1-1000, default 100)."""
+    problems: list[Problem] = []
+    older_than_s = 0
+    try:
+        older_than_s = parse_duration(params.get("olderThan", DEFAULT_OLDER_THAN))
+    except ValueError:
+        problems.append(
+            Problem(
+                pointer=pointer("olderThan"),
+                message="must be a duration such as 900 (seconds), 30s, 15m, 2h, 1d or 1h30m",
+            )
+        )
+    else:
+        if older_than_s > MAX_OLDER_THAN_S:
+            problems.append(Problem(pointer=pointer("olderThan"), message="must be at most 3650d"))
+    limit = DEFAULT_AUDIT_LIMIT
+    raw_limit = params.get("limit")
+    if raw_limit is not None:
+        if (
+            raw_limit.isascii()
+            and raw_limit.isdigit()
+            and len(raw_limit) <= 4
+            and 1 <= int(raw_limit) <= MAX_AUDIT_LIMIT
+        ):
+            limit = int(raw_limit)
+        else:
+            problems.append(
+                Problem(pointer=pointer("limit"), message=f"must be a whole number from 1 to {MAX_AUDIT_LIMIT}")
+            )
+    if problems:
+        raise InvalidInputError("invalid_query", f"{len(problems)} invalid query parameter(s)", problems)
+    return AuditQuery(older_than_s=older_than_s, limit=limit)
+
+
 def content_disposition(name: str) -> str:
     """``attachment`` with an ASCII fallback and the exact UTF-8 name (RFC 6266 / 5987)."""
     fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name) or "download"

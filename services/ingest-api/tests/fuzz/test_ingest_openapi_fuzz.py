@@ -64,8 +64,22 @@ class IngestInThread(threading.Thread):
         async def ready(_: web.Request) -> web.Response:
             return web.json_response({"status": "ready"})
 
+        async def nothing_stuck(request: web.Request) -> web.Response:
+            query = request.query
+            return web.json_response(
+                {
+                    "tenant": query["tenant"],
+                    "olderThanS": int(query["olderThanS"]),
+                    "cutoff": "2026-01-01T00:00:00.000Z",
+                    "limit": int(query["limit"]),
+                    "truncated": False,
+                    "deliveries": [],
+                }
+            )
+
         store = web.Application()
         store.router.add_get("/internal/v1/orders", no_orders)
+        store.router.add_get("/internal/v1/audit", nothing_stuck)
         store.router.add_get("/readyz", ready)
         store_runner = web.AppRunner(store, access_log=None)
         await store_runner.setup()

@@ -32,6 +32,7 @@ DEMO_READER = "demo-reader"
 ACME_WRITER = "acme-writer"
 ACME_ORDERS_ONLY = "acme-orders-only"
 THROTTLED = "demo-throttled"
+DEMO_ADMIN = "demo-admin"
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -47,6 +48,10 @@ class AssociationStub:
     ready: bool = True
     # Canned answers by (tenant, criterion, value); any other query gets one generic order.
     answers: dict[tuple[str, str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    audits: list[dict[str, str]] = field(default_factory=list)
+    # The audit's deliveries by tenant, and an answer that replaces the whole body (status, JSON) when set.
+    audit_deliveries: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    audit_override: tuple[int, dict[str, Any]] | None = None
 
     def answer(self, tenant: str, criterion: str, value: str, orders: list[dict[str, Any]]) -> None:
         self.answers[(tenant, criterion, value)] = orders
@@ -81,11 +86,29 @@ async def _start_stub(stub: AssociationStub) -> web.AppRunner:
         }
         return web.json_response(body)
 
+    async def audit(request: web.Request) -> web.Response:
+        query = dict(request.query)
+        stub.audits.append(query)
+        if stub.audit_override is not None:
+            status, body = stub.audit_override
+            return web.json_response(body, status=status)
+        return web.json_response(
+            {
+                "tenant": query["tenant"],
+                "olderThanS": int(query["olderThanS"]),
+                "cutoff": "2026-12-01T12:00:00.000Z",
+                "limit": int(query["limit"]),
+                "truncated": False,
+                "deliveries": stub.audit_deliveries.get(query["tenant"], []),
+            }
+        )
+
     async def readyz(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"}, status=200 if stub.ready else 503)
 
     app = web.Application()
     app.router.add_get("/internal/v1/orders", orders)
+    app.router.add_get("/internal/v1/audit", audit)
     app.router.add_get("/readyz", readyz)
     runner = web.AppRunner(app)
     await runner.setup()

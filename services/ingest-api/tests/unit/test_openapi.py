@@ -40,7 +40,8 @@ def test_schemathesis_loads_every_operation() -> None:
     assert ("GET", "/recipe/{id}.json") in operations
     assert ("GET", "/recipe/{id}.pdf") in operations
     assert ("POST", "/api/v2/integrations/trigger") in operations
-    assert len(operations) == 11
+    assert ("GET", "/api/v2/admin/audit") in operations
+    assert len(operations) == 12
 
 
 def test_security_schemes_are_apikey_query_and_bearer() -> None:

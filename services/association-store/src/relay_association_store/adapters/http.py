@@ -1,24 +1,33 @@
 """The internal query API (read by ingest-api) and health probes, served by aiohttp inside the FastStream app.
 
-``GET /internal/v1/orders?tenant=<t>&(orderNumber|orderId|recipeId)=<v>`` answers strictly within the tenant.
+``GET /internal/v1/orders?tenant=<t>&(orderNumber|orderId|recipeId)=<v>`` and
+``GET /internal/v1/audit?tenant=<t>&olderThanS=<s>&limit=<n>`` answer strictly within the tenant (see README).
 No secrets or PII are stored, so none can be returned: only order/line IDs, quantities and delivery status.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from aiohttp import web
 
+from relay_association_store import service
 from relay_association_store.adapters.repository import OrderLookup
-from relay_association_store.service import DeliveryRecord, OrderView
+from relay_association_store.service import AuditEntry, AuditQueries, AuditReport, DeliveryRecord, OrderView
 from relay_platform.errors import RelayError
 
 LOOKUPS: tuple[OrderLookup, ...] = ("orderNumber", "orderId", "recipeId")
 MAX_PARAM = 128
+DEFAULT_OLDER_THAN_S = 15 * 60
+MAX_OLDER_THAN_S = 3650 * 24 * 3600  # ten years: far past any retention, still a representable cutoff
+DEFAULT_AUDIT_LIMIT = 100
+_DIGITS = re.compile(r"[0-9]{1,12}")
 
 
-class OrderQueries(Protocol):
+class OrderQueries(AuditQueries, Protocol):
     async def find_orders(self, tenant: str, by: OrderLookup, value: str) -> list[OrderView]: ...
     async def ping(self, timeout_s: float = 2.0) -> bool: ...
 
@@ -26,8 +35,24 @@ class OrderQueries(Protocol):
 STORE = web.AppKey("store", OrderQueries)
 
 
+class BadQueryError(Exception):
+    """A query parameter the API refuses; the message names it."""
+
+
 def _bad_request(message: str) -> web.Response:
     return web.json_response({"error": "bad_request", "message": message}, status=400)
+
+
+def _unavailable() -> web.Response:
+    return web.json_response(
+        {"error": "unavailable", "message": "the order database is not answering; try again"}, status=503
+    )
+
+
+def _rfc3339(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _delivery_json(delivery: DeliveryRecord) -> dict[str, Any]:
@@ -72,10 +97,68 @@ async def get_orders(request: web.Request) -> web.Response:
     try:
         views = await request.app[STORE].find_orders(tenant, by, value)
     except RelayError:
-        return web.json_response(
-            {"error": "unavailable", "message": "the order database is not answering; try again"}, status=503
-        )
+        return _unavailable()
     return web.json_response({"orders": [order_json(view) for view in views]})
+
+
+def _whole_number(query: Mapping[str, str], name: str, *, default: int, low: int, high: int) -> int:
+    raw = query.get(name)
+    if raw is None:
+        return default
+    if not _DIGITS.fullmatch(raw) or not low <= int(raw) <= high:
+        raise BadQueryError(f"'{name}' must be a whole number from {low} to {high}")
+    return int(raw)
+
+
+def audit_entry_json(entry: AuditEntry) -> dict[str, Any]:
+    delivery = entry.delivery
+    return {
+        "deliveryId": delivery.delivery_id,
+        "orderId": delivery.order_id,
+        "orderNumber": delivery.order_number,
+        "recipeId": delivery.recipe_id,
+        "integration": delivery.integration_id,
+        "type": delivery.integration_type,
+        "trigger": delivery.reason,
+        "triggerId": delivery.trigger_id,
+        "status": delivery.status,
+        "attempts": delivery.attempts,
+        "lastError": delivery.last_error,
+        "lastChange": _rfc3339(delivery.updated_at),
+        "createdAt": _rfc3339(delivery.created_at),
+        "triggeredAt": _rfc3339(delivery.triggered_at),
+        "reason": entry.reason,
+    }
+
+
+def audit_json(report: AuditReport, older_than_s: int) -> dict[str, Any]:
+    return {
+        "tenant": report.tenant,
+        "olderThanS": older_than_s,
+        "cutoff": _rfc3339(report.cutoff),
+        "limit": report.limit,
+        "truncated": report.truncated,
+        "deliveries": [audit_entry_json(entry) for entry in report.entries],
+    }
+
+
+async def get_audit(request: web.Request) -> web.Response:
+    query = request.query
+    tenant = query.get("tenant", "").strip()
+    if not tenant or len(tenant) > MAX_PARAM:
+        return _bad_request(f"query parameter 'tenant' is required (1 to {MAX_PARAM} characters)")
+    try:
+        older_than_s = _whole_number(query, "olderThanS", default=DEFAULT_OLDER_THAN_S, low=0, high=MAX_OLDER_THAN_S)
+        limit = _whole_number(query, "limit", default=DEFAULT_AUDIT_LIMIT, low=1, high=service.MAX_AUDIT_LIMIT)
+    except BadQueryError as error:
+        return _bad_request(str(error))
+    try:
+        report = await service.audit_deliveries(
+            request.app[STORE], tenant, older_than=timedelta(seconds=older_than_s), limit=limit
+        )
+    except RelayError:
+        return _unavailable()
+    return web.json_response(audit_json(report, older_than_s))
 
 
 async def healthz(_request: web.Request) -> web.Response:
@@ -93,6 +176,7 @@ def create_internal_api(store: OrderQueries) -> web.Application:
     app = web.Application()
     app[STORE] = store
     app.router.add_get("/internal/v1/orders", get_orders)
+    app.router.add_get("/internal/v1/audit", get_audit)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     return app

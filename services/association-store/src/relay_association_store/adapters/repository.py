@@ -183,6 +183,22 @@ class SqlStore:
             if order is not None
         ]
 
+    async def unfinished_deliveries(self, tenant: str, *, before: datetime, limit: int) -> list[DeliveryRecord]:
+        """Deliveries of ``tenant`` (only) not final and last changed before ``before``, newest first."""
+        query = (
+            sa.select(deliveries)
+            .where(
+                deliveries.c.tenant == tenant,
+                deliveries.c.final == sa.false(),
+                deliveries.c.updated_at < before,
+            )
+            .order_by(deliveries.c.updated_at.desc(), deliveries.c.delivery_id)
+            .limit(limit)
+        )
+        with translate_db_errors():
+            async with self._reader.connect() as connection:
+                return [_delivery(row) for row in await connection.execute(query)]
+
 
 class SqlTransaction:
     """The ``service.Transaction`` port over one connection inside a transaction."""
@@ -352,6 +368,8 @@ class SqlTransaction:
             "last_error": record.last_error,
             "files": list(record.files),
             "updated_at": record.updated_at,
+            "created_at": record.created_at,
+            "triggered_at": record.triggered_at,
         }
         if exists:
             await self.connection.execute(
@@ -378,4 +396,6 @@ def _delivery(row: Row[Any]) -> DeliveryRecord:
         last_error=row.last_error,
         files=tuple(row.files or ()),
         updated_at=row.updated_at,
+        created_at=row.created_at,
+        triggered_at=row.triggered_at,
     )

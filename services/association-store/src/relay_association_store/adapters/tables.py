@@ -104,5 +104,9 @@ deliveries = sa.Table(
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Column("files", sa.JSON, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("triggered_at", UtcDateTime, nullable=True),
     sa.Index("ix_deliveries_tenant_order_id", "tenant", "order_id"),
+    # The audit: a tenant's unfinished deliveries by last change.
+    sa.Index("ix_deliveries_tenant_final_updated_at", "tenant", "final", "updated_at"),
 )

@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import ipaddress
 import logging
+import re
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from aiohttp.resolver import DefaultResolver
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from relay_bundle_builder.domain import AssetError, AssetUnavailableError
-from relay_bundle_builder.service import FetchedAsset
+from relay_bundle_builder.service import ByteBudget, FetchedAsset
 
 logger = logging.getLogger("relay.bundle_builder.assets")
 
@@ -80,6 +81,36 @@ class GuardedResolver(AbstractResolver):
         await self._inner.close()
 
 
+_MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}$")
+
+
+def media_type(header: str | None) -> str:
+    """The response's ``type/subtype`` (parameters dropped), or ``application/octet-stream`` when the header is
+    missing or not one: a server's header becomes a file's MIME type in messages with bounded fields."""
+    media = (header or "").split(";", 1)[0].strip().lower()
+    return media if _MEDIA_TYPE.match(media) else "application/octet-stream"
+
+
+def _encodable_host(host: str) -> bool:
+    """Whether ``host`` can be looked up at all: IDNA-encodable, every label 1-63 bytes, 253 bytes in all."""
+    if _is_ip_literal(host):
+        return True
+    try:
+        encoded = host.rstrip(".").encode("idna")
+    except UnicodeError:
+        return False
+    labels = encoded.split(b".")
+    return 0 < len(encoded) <= 253 and all(0 < len(label) <= 63 for label in labels)
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
 def make_session(policy: FetchPolicy) -> aiohttp.ClientSession:
     """The process's asset HTTP session; DNS cache off so every connection's addresses are checked."""
     connector = aiohttp.TCPConnector(
@@ -102,7 +133,9 @@ class HttpAssetFetcher:
         self._policy = policy
         self._limit = asyncio.Semaphore(policy.concurrency)
 
-    async def fetch(self, url: str, *, label: str, allowed_hosts: Sequence[str]) -> FetchedAsset:
+    async def fetch(
+        self, url: str, *, label: str, allowed_hosts: Sequence[str], budget: ByteBudget | None = None
+    ) -> FetchedAsset:
         allowed = frozenset(h.lower().strip() for h in allowed_hosts)
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._policy.retries + 1),
@@ -114,12 +147,14 @@ class HttpAssetFetcher:
             async for attempt in retrying:
                 with attempt:
                     async with self._limit:
-                        return await self._fetch_once(url, label, allowed)
+                        return await self._fetch_once(url, label, allowed, budget)
         except _RetryableFetchError as error:
             raise AssetUnavailableError(f"{label}: {error} (after {self._policy.retries + 1} tries)") from error
         raise AssetUnavailableError(f"{label}: not fetched")  # unreachable: tenacity re-raises or returns
 
-    async def _fetch_once(self, url: str, label: str, allowed: frozenset[str]) -> FetchedAsset:
+    async def _fetch_once(
+        self, url: str, label: str, allowed: frozenset[str], budget: ByteBudget | None
+    ) -> FetchedAsset:
         token = _allowed_hosts.set(allowed)
         try:
             current = url
@@ -132,8 +167,16 @@ class HttpAssetFetcher:
                             raise AssetError(f"{label}: redirect without a Location")
                         current = urljoin(current, location)
                         continue
-                    return await self._read(response, label)
+                    return await self._read(response, label, budget)
             raise AssetError(f"{label}: more than {self._policy.max_redirects} redirects")
+        except aiohttp.ClientResponseError as error:
+            # The server's answer could not be parsed (an over-long header line, a malformed status): it will
+            # answer the same way next time.
+            raise AssetError(f"{label}: unreadable HTTP response ({type(error).__name__})") from error
+        except (UnicodeError, ValueError) as error:
+            # yarl/aiohttp refuse host names that IDNA cannot encode (empty or over-long labels) and other
+            # malformed URLs at request time.
+            raise AssetError(f"{label}: the URL cannot be requested (malformed host name or URL)") from error
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as error:
             if isinstance(error, aiohttp.ClientConnectorError) and "refused non-public address" in str(error):
                 raise AssetError(f"{label}: host resolves to a non-public address") from error
@@ -144,18 +187,25 @@ class HttpAssetFetcher:
 
     async def _check_target(self, url: str, label: str, allowed: frozenset[str]) -> None:
         """Scheme and address checks before connecting, for a clear permanent error (and each redirect hop)."""
-        parsed = urlparse(url)
-        if parsed.scheme not in {"http", "https"} or not parsed.hostname:
+        try:
+            parsed = urlparse(url)
+            host = parsed.hostname
+        except ValueError as error:
+            raise AssetError(f"{label}: malformed URL") from error
+        if parsed.scheme not in {"http", "https"} or not host:
             raise AssetError(f"{label}: only http(s) URLs are fetched")
+        if not _encodable_host(host):
+            raise AssetError(f"{label}: host name cannot be encoded for DNS (empty or over-long labels)")
         try:
             port = parsed.port or (443 if parsed.scheme == "https" else 80)
         except ValueError as error:
             raise AssetError(f"{label}: invalid port in URL") from error
-        host = parsed.hostname
         if _host_allowed(host, port, allowed):
             return
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except UnicodeError as error:
+            raise AssetError(f"{label}: host name cannot be encoded for DNS") from error
         except socket.gaierror as error:
             # Unknown names stay unknown; a resolver outage shows up as EAI_AGAIN.
             if error.errno == socket.EAI_AGAIN:
@@ -168,7 +218,7 @@ class HttpAssetFetcher:
                 "(add it to the tenant's allowed-asset-hosts if it is trusted)"
             )
 
-    async def _read(self, response: aiohttp.ClientResponse, label: str) -> FetchedAsset:
+    async def _read(self, response: aiohttp.ClientResponse, label: str, budget: ByteBudget | None) -> FetchedAsset:
         if response.status == 200:
             declared = response.content_length
             if declared is not None and declared > self._policy.max_bytes:
@@ -179,9 +229,10 @@ class HttpAssetFetcher:
                 size += len(chunk)
                 if size > self._policy.max_bytes:
                     raise AssetError(f"{label}: larger than the {self._policy.max_bytes}-byte limit")
+                if budget is not None:
+                    budget.charge(len(chunk), label=label)
                 chunks.append(chunk)
-            content_type = response.headers.get("Content-Type", "application/octet-stream")
-            return FetchedAsset(b"".join(chunks), content_type)
+            return FetchedAsset(b"".join(chunks), media_type(response.headers.get("Content-Type")))
         if response.status in _TRANSIENT_STATUS:
             raise _RetryableFetchError(f"HTTP {response.status}")
         if response.status in {404, 410}:

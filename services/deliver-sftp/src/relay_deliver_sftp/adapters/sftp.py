@@ -198,6 +198,9 @@ class SftpPool:
             raise PermanentError(f"SFTP server {account.where} denied: {what}") from error
         except (asyncssh.SFTPNoSuchFile, asyncssh.SFTPNoSuchPath, asyncssh.SFTPNotADirectory) as error:
             raise PermanentError(f"SFTP server {account.where} has no such path: {what}") from error
+        except (asyncssh.SFTPInvalidFilename, asyncssh.SFTPFileIsADirectory) as error:
+            # Servers speaking SFTP v5+ say so when a name is invalid or too long there: the same name fails again.
+            raise PermanentError(f"SFTP server {account.where} refused the name: {what}") from error
         except asyncssh.SFTPError as error:
             raise TransientError(f"SFTP server {account.where} failed to {what}: {error.reason}") from error
 
