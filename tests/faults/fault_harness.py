@@ -46,7 +46,7 @@ TEMPLATE = Path(__file__).with_name("fault-tenants.yaml")
 # (deliverers: one per concurrent attempt, 3 by default).
 SERVICES = discover_services(ROOT)
 GROUP_MEMBERS = {
-    "association-store": 3,
+    "association-store": 2,  # orders.events.v1, and one subscriber for its three internal topics
     "bundle-builder": 1,
     "retry": 1,
     "notifier": 1,
@@ -422,12 +422,7 @@ class OutageRig:
 
     def start_broker(self) -> TansuBroker:
         """Tansu on the rig's port, keeping its data in the SeaweedFS bucket (so it survives a restart)."""
-        broker = TansuBroker(
-            self.var / "tansu",
-            port=self.broker.port,
-            storage_engine=f"s3://{self.bucket}/",
-            extra_env=tansu_s3_env(self.s3),
-        )
+        broker = TansuBroker.on_s3(self.var / "tansu", self.s3, self.bucket, port=self.broker.port)
         self.brokers_started.append(broker)
         self.broker = broker.start()
         return broker
@@ -445,17 +440,6 @@ async def _eventually_logged(
         return await eventually(check, within=within, what=what, interval=interval)
     except AssertionError as error:
         raise AssertionError(f"{error}\n--- stack log ({stack.log_path}), last lines:\n{stack.log_tail(60)}") from None
-
-
-def tansu_s3_env(s3: SeaweedS3) -> dict[str, str]:
-    """What Tansu's ``s3://`` storage engine reads."""
-    return {
-        "AWS_ACCESS_KEY_ID": s3.access_key,
-        "AWS_SECRET_ACCESS_KEY": s3.secret_key,
-        "AWS_DEFAULT_REGION": s3.region,
-        "AWS_ENDPOINT": s3.endpoint_url,
-        "AWS_ALLOW_HTTP": "true",
-    }
 
 
 def service_env(bootstrap: str, tenants_file: Path, smtp_port: int, s3: SeaweedS3) -> dict[str, str]:
@@ -526,7 +510,7 @@ async def running_outage_rig(var: Path, s3: SeaweedS3) -> AsyncIterator[OutageRi
     """The ingest API and the association store on a Tansu whose data lives in SeaweedFS."""
     async with contextlib.AsyncExitStack() as cleanup:
         bucket = s3.create_bucket()
-        first = TansuBroker(var / "tansu", storage_engine=f"s3://{bucket}/", extra_env=tansu_s3_env(s3))
+        first = TansuBroker.on_s3(var / "tansu", s3, bucket)
         started = [first]
 
         def stop_brokers() -> None:

@@ -66,7 +66,9 @@ async def outcomes(kafka_bootstrap: str) -> AsyncIterator[OutcomeCollector]:
         yield collector
 
 
-@pytest.fixture(scope="session")
+# Module-scoped: a deliverer left running for the whole session would consume the zapier requests that later
+# modules (the retry service's tests) publish, and answer them with outcomes those tests do not expect.
+@pytest.fixture(scope="module")
 async def zapier_app(
     kafka_bootstrap: str, webhook_receiver: WebhookReceiver, store: LocalDirectoryStore, file_server: str
 ) -> AsyncIterator[FastStream]:

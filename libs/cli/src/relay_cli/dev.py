@@ -1,4 +1,4 @@
-"""``relay dev``: the whole suite on one machine on embedded defaults (Tansu, SQLite, local directories)."""
+"""``relay dev``: the whole suite on one machine on embedded defaults (durable Tansu, SQLite, local directories)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import aiohttp
 
 from relay_cli.demo import DemoDestinations
 from relay_platform.broker import ensure_topics
-from relay_testing.kafka import TansuBroker
+from relay_testing.kafka import DurableTansu
 from relay_testing.processes import free_port, port_answers
 
 # A service restarted more than this often within the window is not coming up: stop the suite and say so.
@@ -37,15 +37,20 @@ def module_of(service: str) -> str:
 @dataclass
 class DevStack:
     """Starts the broker (unless ``KAFKA_BOOTSTRAP_SERVERS`` is set), creates topics, runs every service as
-    its own OS process with prefixed logs, and stops everything it started by PID."""
+    its own OS process with prefixed logs, and stops everything it started by PID.
+
+    The broker keeps its data in ``var/dev/broker`` (Tansu on a SeaweedFS of its own), so what was accepted
+    before a stop is still there at the next start: topics, unconsumed messages, consumer-group offsets.
+    ``broker_port`` pins its Kafka port; by default 9092 when free, else the port it had last time."""
 
     root: Path
     var: Path
     api_port: int = 8080
     services: list[str] = field(default_factory=list)
     demo: bool = True
+    broker_port: int | None = None
     _demo: DemoDestinations | None = None
-    _broker: TansuBroker | None = None
+    _broker: DurableTansu | None = None
     _children: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
     _pumps: list[asyncio.Task[None]] = field(default_factory=list)
     _env: dict[str, str] = field(default_factory=dict)
@@ -94,11 +99,15 @@ class DevStack:
         if bootstrap:
             self.say("relay", f"using the Kafka cluster at {bootstrap}")
         else:
-            port = 9092 if not port_answers(9092) else free_port()
-            self._broker = TansuBroker(self.var / "dev" / "logs", port=port).start()
+            data = self.var / "dev" / "broker"
+            self._broker = DurableTansu(data, log_dir=self.var / "dev" / "logs", port=self.broker_port)
+            # Blocking on purpose: a Ctrl-C now lands after it, so stop() never races a half-started broker.
+            self._broker.start()
             bootstrap = self._broker.bootstrap
-            pid = self._broker.server.pid if self._broker.server else "?"
-            self.say("relay", f"started tansu (pid {pid}), Kafka protocol at {bootstrap}")
+            for server in (self._broker.s3, self._broker.broker):
+                if server is not None and server.server is not None:
+                    self.say("relay", f"started {server.server.name} (pid {server.server.pid})")
+            self.say("relay", f"Kafka protocol at {bootstrap}, its data kept in {data}")
         await ensure_topics(bootstrap)
         self.say("relay", "topics ready")
         env = self.environment(bootstrap)
@@ -224,6 +233,8 @@ class DevStack:
         if self._demo is not None:
             await self._demo.stop()
         if self._broker is not None:
+            # Tansu first, then the SeaweedFS holding its data (given time to flush).
+            self.say("relay", "stopping the broker")
             self._broker.stop()
         self.say("relay", "stopped")
 

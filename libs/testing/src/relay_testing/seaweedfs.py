@@ -53,6 +53,8 @@ class SeaweedS3:
     secret_key: str = field(default_factory=lambda: uuid.uuid4().hex + uuid.uuid4().hex)
     region: str = REGION
     s3_port: int = field(default_factory=free_port)
+    # Where the data lives; by default a directory per S3 port under ``workdir``.
+    data_dir: Path | None = None
     server: ServerProcess | None = None
 
     @property
@@ -60,7 +62,7 @@ class SeaweedS3:
         return f"http://127.0.0.1:{self.s3_port}"
 
     def start(self, *, timeout: float = 30.0) -> SeaweedS3:
-        data_dir = self.workdir / f"seaweedfs-{self.s3_port}"
+        data_dir = self.data_dir or self.workdir / f"seaweedfs-{self.s3_port}"
         data_dir.mkdir(parents=True, exist_ok=True)
         config = data_dir / "s3.json"
         config.write_text(
@@ -126,10 +128,11 @@ class SeaweedS3:
             return False
         return True
 
-    def stop(self) -> None:
-        # `weed mini` ignores SIGTERM for ~10 s while it flushes; its data is throwaway, so don't wait that long.
+    def stop(self, *, timeout: float = 2.0) -> None:
+        """Stop the server; after ``timeout`` s it is killed. `weed mini` takes 2-10 s to flush and exit after
+        SIGTERM: the default suits throwaway data, a server whose data must be kept needs a longer one."""
         if self.server is not None:
-            self.server.stop(timeout=2.0)
+            self.server.stop(timeout=timeout)
 
     def client(self, *, access_key: str | None = None, secret_key: str | None = None) -> Any:
         """A synchronous botocore S3 client for this server (other keys to test refusals)."""

@@ -10,41 +10,22 @@ import logging
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
-from aiokafka.errors import (
-    ClusterAuthorizationFailedError,
-    InvalidTopicError,
-    KafkaError,
-    MessageSizeTooLargeError,
-    RecordListTooLargeError,
-    RecordTooLargeError,
-    TopicAuthorizationFailedError,
-)
+from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker
 
 from relay_contracts.messages import delivery_key
 from relay_contracts.topics import DELIVERIES_DEAD, DELIVERIES_OUTCOMES
-from relay_platform.broker import DEAD_LETTER_REASON_HEADER
+from relay_platform.broker import DEAD_LETTER_REASON_HEADER, PERMANENT_KAFKA_ERRORS
 from relay_platform.errors import TransientError
 from relay_retry.domain import GiveUp, ScheduledRetry
 from relay_retry.service import PublishFailure
 
 logger = logging.getLogger("relay.retry.outbox")
 
-# The broker (or the client, for sizes) will refuse the same record again however often it is sent. Timeouts,
-# lost leaders and connection errors are not here: they pass. Authorisation is here because a record the service
-# may not write must not keep its delivery `retrying` until an operator notices: it ends with a notice instead.
-PERMANENT_KAFKA_ERRORS: tuple[type[KafkaError], ...] = (
-    MessageSizeTooLargeError,
-    RecordTooLargeError,
-    RecordListTooLargeError,
-    InvalidTopicError,
-    TopicAuthorizationFailedError,
-    ClusterAuthorizationFailedError,
-)
-
 
 def publish_failure(error: KafkaError) -> PublishFailure:
-    """How a failed publish is classified."""
+    """How a failed publish is classified: refused for good (too large, invalid topic, not authorised: the record
+    must not keep its delivery `retrying` until an operator notices, it ends with a notice instead) or not."""
     return PublishFailure(
         error_class=type(error).__name__,
         detail=str(error)[:500],

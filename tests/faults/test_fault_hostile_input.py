@@ -1,0 +1,314 @@
+"""Hostile but accepted input on the full multi-process stack (issue 8): every bad order ends — delivered, or failed
+with one notice per integration to its failure list — and an ordinary order sent right behind it, on the same
+partitions, is delivered in normal time. Nothing is left stuck: every delivery of the tenant is final at the end.
+
+Classes, not single examples: names long in UTF-8 bytes, recipes whose text cannot fit a ticket cell, asset URLs
+that cannot be requested, recipes over the bundle budget, and records on ``orders.events.v1`` that cannot be
+processed (near the broker's size limit; full of personal data).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka.partitioner import DefaultPartitioner
+
+from relay_contracts.topics import DELIVERIES_DEAD, ORDERS_EVENTS
+from relay_testing.seaweedfs import SeaweedS3
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fault_harness import Rig, new_recipe_id, recipe_body, running_rig
+
+pytestmark = pytest.mark.integration
+
+TENANT = "hostile"
+INTEGRATIONS = ("hostile-hook", "hostile-s3")
+FAILURE_LIST = "hostile-ops@faults.example"
+PARTITIONS = 3  # every topic of the stack (relay_platform.broker.ensure_topics)
+# What "normal time" means for the ordinary order behind a bad one, on a 2-core machine running the whole suite.
+NORMAL_S = 60.0
+PERSONAL = ("Jane Roe", "jane.roe@example.com", "+44 20 7946 0000", "1 Main Street, Springfield")
+
+
+async def audit(rig: Rig) -> list[dict[str, Any]]:
+    """``relay audit --older-than 0``'s API: every delivery of the tenant that has not ended."""
+    async with rig.api.session.get(
+        f"{rig.api.base}/api/v2/admin/audit", params={"olderThan": "0"}, headers=rig.api.auth(TENANT)
+    ) as response:
+        assert response.status == 200, await response.text()
+        body: dict[str, Any] = await response.json()
+    assert not body["truncated"]
+    found: list[dict[str, Any]] = body["deliveries"]
+    return found
+
+
+@pytest.fixture(scope="module")
+async def rig(tmp_path_factory: pytest.TempPathFactory, seaweedfs: SeaweedS3) -> AsyncIterator[Rig]:
+    async with running_rig(tmp_path_factory.mktemp("faults-hostile"), seaweedfs) as running:
+        yield running
+
+
+# --- partitions: the ordinary order must queue behind the bad one ----------------------------------------------
+
+
+def partition_of(key: str) -> int:
+    """The partition the producers' default partitioner (murmur2, as in Kafka's Java client) picks for ``key``."""
+    every = list(range(PARTITIONS))
+    return int(DefaultPartitioner()(key.encode(), every, every))
+
+
+def same_partition_as(key: str, candidate: Callable[[int], str]) -> int:
+    """The first ``n`` whose ``candidate(n)`` lands on ``key``'s partition."""
+    wanted = partition_of(key)
+    return next(n for n in range(1000) if partition_of(candidate(n)) == wanted)
+
+
+# --- the API, for odd bodies ------------------------------------------------------------------------------------
+
+
+async def save_recipe(rig: Rig, body: dict[str, Any]) -> None:
+    async with rig.api.session.post(
+        f"{rig.api.base}/api/v2/recipes", json=body, headers=rig.api.auth(TENANT)
+    ) as response:
+        assert response.status == 201, await response.text()
+
+
+async def link(rig: Rig, recipe_id: str, order_number: str, order_id: str) -> None:
+    line = {"recipeId": recipe_id, "orderNumber": order_number, "orderId": order_id, "itemId": "1", "itemQuantity": 1}
+    status, _, body = await rig.api.link(TENANT, [line])
+    assert status == 202, body
+
+
+async def deliveries_of(rig: Rig, order_id: str) -> dict[str, dict[str, Any]]:
+    orders = await rig.api.orders(TENANT, orderId=order_id)
+    return {d["integration"]: d for order in orders for d in order["deliveries"]}
+
+
+async def ended(rig: Rig, order_id: str, *, within: float) -> dict[str, dict[str, Any]]:
+    """The order's deliveries once each integration's is final (succeeded or failed)."""
+
+    async def final() -> dict[str, dict[str, Any]] | None:
+        found = await deliveries_of(rig, order_id)
+        done = set(found) == set(INTEGRATIONS) and all(d["status"] in {"succeeded", "failed"} for d in found.values())
+        return found if done else None
+
+    return await rig.eventually(final, within=within, what=f"every delivery of order {order_id!r} to end")
+
+
+def failure_notices(rig: Rig, order_id: str, integration_id: str) -> list[str]:
+    return [
+        str(mail.message)
+        for mail in rig.smtp.messages()
+        if FAILURE_LIST in mail.rcpt_tos
+        and f"Order ID:     {order_id}" in _text(mail.message)
+        and f"id:         {integration_id}" in _text(mail.message)
+    ]
+
+
+def _text(message: Any) -> str:
+    body = message.get_body(preferencelist=("plain",))
+    return str(body.get_content()) if body is not None else ""
+
+
+# --- the cases ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    recipe: Callable[[str], dict[str, Any]]
+    order_number: str
+    order_id: str
+    outcome: str  # "delivered" or the text each failure's lastError and notice must carry
+
+
+def plain(recipe_id: str) -> dict[str, Any]:
+    return recipe_body(recipe_id)
+
+
+def unfit_for_a_ticket(recipe_id: str) -> dict[str, Any]:
+    body = recipe_body(recipe_id, name="Ж" * 3000)
+    body["custom"] = {
+        "notes": "\n".join(f"line {n} of the engraving notes" for n in range(500)),
+        "unbroken": "W" * 20_000,
+        "emoji": "👩🏽‍🔧" * 2000,
+    }
+    body["components"] = [
+        {"name": f"Part {n} " + "Ü" * 200, "code": f"p{n}", "component": {"code": "c" * 500, "sku": "S" * 300}}
+        for n in range(300)
+    ]
+    return body
+
+
+def unrequestable_asset(recipe_id: str) -> dict[str, Any]:
+    body = recipe_body(recipe_id)
+    body["views"] = [
+        {"code": "front", "production": "http://assets..example.com/front.pdf"},
+        {"code": "back", "previewPng": f"http://{'a' * 64}.example.com/back.png"},
+    ]
+    return body
+
+
+def over_the_asset_budget(recipe_id: str) -> dict[str, Any]:
+    body = recipe_body(recipe_id)
+    body["attachments"] = [{"code": f"a{n}", "url": f"https://assets.example.com/{n}.png"} for n in range(201)]
+    return body
+
+
+CASES = [
+    # 128 characters each, 384 and 512 UTF-8 bytes: names and keys must be shortened by bytes, deterministically.
+    Case("ids-long-in-utf8-bytes", plain, "№" * 128, "\U0001d518" * 128, "delivered"),
+    Case("ids-of-odd-unicode", plain, "../\u202e\u0301 " * 21, "\u200d\ufeff~\\" * 32, "delivered"),
+    Case("text-that-cannot-fit-a-ticket-cell", unfit_for_a_ticket, "8001", "id8001", "delivered"),
+    Case("asset-hosts-that-cannot-be-encoded", unrequestable_asset, "8002", "id8002", "cannot be encoded"),
+    Case("more-assets-than-a-bundle-takes", over_the_asset_budget, "8003", "id8003", "lists 201 asset files"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+async def test_hostile_order_ends_and_the_ordinary_order_behind_it_is_delivered(rig: Rig, case: Case) -> None:
+    bad_recipe = new_recipe_id("108")
+    await save_recipe(rig, case.recipe(bad_recipe))
+    tag = uuid.uuid4().hex[:6]
+    # Behind the bad order on every partition it takes: its order events' and its triggers'.
+    n = same_partition_as(f"{TENANT}:{case.order_id}", lambda k: f"{TENANT}:ok-{tag}-{k}")
+    m = same_partition_as(bad_recipe, lambda k: f"108-ok{tag}{k:04d}")
+    ordinary_recipe, ordinary_order = f"108-ok{tag}{m:04d}", f"ok-{tag}-{n}"
+    await save_recipe(rig, plain(ordinary_recipe))
+
+    await link(rig, bad_recipe, case.order_number, case.order_id)
+    sent = time.monotonic()
+    await link(rig, ordinary_recipe, f"ok{tag}", ordinary_order)
+
+    ordinary = await ended(rig, ordinary_order, within=NORMAL_S)
+    assert {i: d["status"] for i, d in ordinary.items()} == dict.fromkeys(INTEGRATIONS, "succeeded"), ordinary
+    took = time.monotonic() - sent
+
+    bad = await ended(rig, case.order_id, within=NORMAL_S)
+    if case.outcome == "delivered":
+        assert {i: d["status"] for i, d in bad.items()} == dict.fromkeys(INTEGRATIONS, "succeeded"), bad
+        await _landed_with_bounded_names(rig, case, bad)
+    else:
+        for integration_id, delivery in bad.items():
+            assert delivery["status"] == "failed", delivery
+            assert case.outcome in (delivery["lastError"] or ""), delivery
+
+            async def notified(i: str = integration_id) -> list[str]:
+                return failure_notices(rig, case.order_id, i)
+
+            notices = await rig.eventually(notified, within=30, what=f"a failure notice for {integration_id}")
+            assert len(notices) == 1, notices
+    assert took < NORMAL_S
+
+
+async def _landed_with_bounded_names(rig: Rig, case: Case, deliveries: dict[str, dict[str, Any]]) -> None:
+    """Each file is at the S3 destination, under a key of at most 1,024 bytes with segments of at most 255, with
+    the bytes the bundle-builder stored; the hook got links whose files are the same bytes."""
+    files = deliveries["hostile-s3"]["files"]
+    assert files, deliveries
+    client = rig.s3.client()
+    listed = client.list_objects_v2(Bucket=rig.s3_bucket, Prefix="hostile/")
+    keys = [o["Key"] for o in listed.get("Contents", [])]
+    for name in files:
+        assert len(name.encode()) <= 255, name
+        matching = [k for k in keys if k.endswith("/" + name)]
+        assert len(matching) == 1, (name, keys)
+        key = matching[0]
+        assert len(key.encode()) <= 1024
+        assert all(len(part.encode()) <= 255 for part in key.split("/"))
+        landed = client.get_object(Bucket=rig.s3_bucket, Key=key)["Body"].read()
+        stored = [p for p in (rig.objects / "bundles").rglob("*") if p.is_file() and p.name == name]
+        assert any(p.read_bytes() == landed for p in stored), name
+    hooks = [r.json() for r in rig.hooks.requests_to("hostile") if r.json().get("orderId") == case.order_id]
+    assert hooks, "the hook was not called for the order"
+    assert sorted(f["name"] for f in hooks[-1]["files"]) == sorted(files)
+
+
+# --- records on orders.events.v1 that no consumer can process -----------------------------------------------------
+
+
+def _dead_letters_of(rig: Rig, partition: int, offset: int) -> list[dict[str, Any]]:
+    return [
+        value
+        for record, value in rig.watcher.decoded(DELIVERIES_DEAD)
+        if value.get("sourceTopic") == ORDERS_EVENTS
+        and value.get("partition") == partition
+        and value.get("offset") == offset
+        and record.topic == DELIVERIES_DEAD
+    ]
+
+
+@pytest.mark.parametrize("kind", ["near-the-size-limit", "full-of-personal-data"])
+async def test_unprocessable_order_event_is_dead_lettered_without_pii_and_does_not_hold_its_partition(
+    rig: Rig, kind: str
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    bad_order = f"bad-{tag}"
+    event: dict[str, Any] = {
+        "eventId": f"ev-{tag}",
+        "tenant": TENANT,
+        "type": "created",
+        "orderId": bad_order,
+        "orderNumber": "9" * 129,  # one character over the limit: invalid
+        "occurredAt": "2026-11-20T10:00:00Z",
+        "customer": {"name": PERSONAL[0], "email": PERSONAL[1], "phone": PERSONAL[2], "address": PERSONAL[3]},
+        "items": [{"recipeId": "108-x", "itemId": "1", "itemQuantity": 1, "giftMessage": PERSONAL[0]}],
+    }
+    if kind == "near-the-size-limit":
+        # In a field the message defines, so it survives the PII pruning: base64 of it would not fit a letter.
+        event["orderNumber"] = "9" * 900_000
+    value = json.dumps(event).encode()
+    key = f"{TENANT}:{bad_order}"
+    n = same_partition_as(key, lambda k: f"{TENANT}:ok-{tag}-{k}")
+    ordinary_order = f"ok-{tag}-{n}"
+    recipe_id = new_recipe_id("108")
+    await save_recipe(rig, plain(recipe_id))
+
+    partition, offset = await rig.probe.publish(ORDERS_EVENTS, value, key=key.encode())
+    await link(rig, recipe_id, f"ok{tag}", ordinary_order)
+
+    ordinary = await ended(rig, ordinary_order, within=NORMAL_S)
+    assert {d["status"] for d in ordinary.values()} == {"succeeded"}, ordinary
+
+    async def both_consumers_parked_it() -> list[dict[str, Any]] | None:
+        letters = _dead_letters_of(rig, partition, offset)
+        return letters if {v["service"] for v in letters} >= {"association-store", "retry"} else None
+
+    letters = await rig.eventually(both_consumers_parked_it, within=NORMAL_S, what="a dead letter per consumer")
+    for letter in letters:
+        assert letter["payloadSha256"] == hashlib.sha256(value).hexdigest()
+        assert letter["payloadSize"] == len(value)
+        kept = base64.b64decode(letter["payloadB64"])
+        assert not [p for p in PERSONAL if p.encode() in kept], kept[:400]
+        if kind == "near-the-size-limit":
+            assert (kept, letter["payloadComplete"]) == (b"", False)
+        else:
+            assert letter["payloadComplete"]
+            assert json.loads(kept)["orderId"] == bad_order
+    # Nothing personal anywhere on the dead-letter topic, whatever the letter.
+    raw = b"".join(r.value for r in rig.watcher.on(DELIVERIES_DEAD))
+    assert not [p for p in PERSONAL if p.encode() in raw]
+    assert await rig.api.orders(TENANT, orderId=bad_order) == []
+
+
+async def test_nothing_of_the_tenant_is_left_unfinished(rig: Rig) -> None:
+    """Runs last in this module: every delivery the tests above caused has ended."""
+    orders = await rig.api.orders(TENANT, orderNumber="8001")
+    assert orders, "the module's cases did not run first"
+    unfinished = []
+    for case in CASES:
+        for integration_id, delivery in (await deliveries_of(rig, case.order_id)).items():
+            if delivery["status"] not in {"succeeded", "failed"}:
+                unfinished.append((case.name, integration_id, delivery))
+    assert not unfinished
+    assert await audit(rig) == []
