@@ -178,6 +178,17 @@ class Api:
             found: list[dict[str, Any]] = body["orders"]
             return found
 
+    async def audit(self, tenant: str, older_than: str = "0") -> list[dict[str, Any]]:
+        """``relay audit``'s API: the tenant's deliveries not ended for ``older_than`` (all of them, by default)."""
+        async with self.session.get(
+            f"{self.base}/api/v2/admin/audit", params={"olderThan": older_than}, headers=self.auth(tenant)
+        ) as response:
+            assert response.status == 200, await response.text()
+            body: dict[str, Any] = await response.json()
+        assert not body["truncated"], body
+        found: list[dict[str, Any]] = body["deliveries"]
+        return found
+
     async def deliveries(self, tenant: str, order_number: str) -> list[dict[str, Any]]:
         orders = await self.orders(tenant, orderNumber=order_number)
         return [d for order in orders for d in order["deliveries"]]

@@ -46,18 +46,6 @@ VICTIMS = (
 )
 
 
-async def audit(rig: Rig) -> list[dict[str, Any]]:
-    """``relay audit --older-than 0``'s API: every delivery of the tenant that has not ended."""
-    async with rig.api.session.get(
-        f"{rig.api.base}/api/v2/admin/audit", params={"olderThan": "0"}, headers=rig.api.auth(TENANT)
-    ) as response:
-        assert response.status == 200, await response.text()
-        body: dict[str, Any] = await response.json()
-    assert not body["truncated"]
-    found: list[dict[str, Any]] = body["deliveries"]
-    return found
-
-
 @pytest.fixture(scope="module")
 async def rig(tmp_path_factory: pytest.TempPathFactory, seaweedfs: SeaweedS3) -> AsyncIterator[Rig]:
     async with running_rig(tmp_path_factory.mktemp("faults-chaos"), seaweedfs) as running:
@@ -179,7 +167,7 @@ async def test_chaos_hundreds_of_orders_while_services_are_killed_all_delivered_
     done, unfinished = await delivered_orders(rig, recipe_ids)
     assert len(done) == ORDERS
     assert not unfinished
-    assert await audit(rig) == []
+    assert await rig.api.audit(TENANT) == []
     expected = {f"id{90_000 + n}" for n in range(ORDERS)}
     assert done == expected
     # Per destination, counted at the destination itself.

@@ -40,18 +40,6 @@ NORMAL_S = 60.0
 PERSONAL = ("Jane Roe", "jane.roe@example.com", "+44 20 7946 0000", "1 Main Street, Springfield")
 
 
-async def audit(rig: Rig) -> list[dict[str, Any]]:
-    """``relay audit --older-than 0``'s API: every delivery of the tenant that has not ended."""
-    async with rig.api.session.get(
-        f"{rig.api.base}/api/v2/admin/audit", params={"olderThan": "0"}, headers=rig.api.auth(TENANT)
-    ) as response:
-        assert response.status == 200, await response.text()
-        body: dict[str, Any] = await response.json()
-    assert not body["truncated"]
-    found: list[dict[str, Any]] = body["deliveries"]
-    return found
-
-
 @pytest.fixture(scope="module")
 async def rig(tmp_path_factory: pytest.TempPathFactory, seaweedfs: SeaweedS3) -> AsyncIterator[Rig]:
     async with running_rig(tmp_path_factory.mktemp("faults-hostile"), seaweedfs) as running:
@@ -311,4 +299,4 @@ async def test_nothing_of_the_tenant_is_left_unfinished(rig: Rig) -> None:
             if delivery["status"] not in {"succeeded", "failed"}:
                 unfinished.append((case.name, integration_id, delivery))
     assert not unfinished
-    assert await audit(rig) == []
+    assert await rig.api.audit(TENANT) == []

@@ -522,3 +522,17 @@ async def test_fault_malformed_messages_are_dead_lettered_and_the_next_is_proces
             )
     orders = await rig.api.orders("dlq", orderNumber="6001")
     assert [o["orderId"] for o in orders] == ["id6001"], "the valid order event was not applied"
+
+
+# --- the invariant: nothing left unfinished ------------------------------------------------------------------------
+
+
+async def test_fault_every_delivery_the_module_caused_has_ended(rig: Rig) -> None:
+    """Runs last in this module: after every fault above, `relay audit --older-than 0` becomes empty for each tenant
+    (what a test did not wait for, such as the deliveries of the dlq test's valid trigger, ends shortly after)."""
+    for tenant in ("down", "failing", "bulk", "rescheduled", "dlq", "throttled"):
+
+        async def ended(t: str = tenant) -> bool:
+            return await rig.api.audit(t) == []
+
+        await rig.eventually(ended, within=60, what=f"every delivery of tenant {tenant} to end")
