@@ -408,6 +408,20 @@ class Rig:
     sftp: AsyncsshSftp
     s3: SeaweedS3
     s3_bucket: str
+    brokers_started: list[TansuBroker] = field(default_factory=list)
+
+    def restart_broker(self) -> TansuBroker:
+        """Stop the broker and start another on its port and storage (a durable rig's keeps everything)."""
+        self.broker.stop()
+        again = TansuBroker(
+            self.broker.workdir,
+            port=self.broker.port,
+            storage_engine=self.broker.storage_engine,
+            extra_env=self.broker.extra_env,
+        )
+        self.brokers_started.append(again)
+        self.broker = again.start()
+        return again
 
     @property
     def objects(self) -> Path:
@@ -470,11 +484,23 @@ def service_env(bootstrap: str, tenants_file: Path, smtp_port: int, s3: SeaweedS
 
 
 @contextlib.asynccontextmanager
-async def running_rig(var: Path, s3: SeaweedS3) -> AsyncIterator[Rig]:
-    """Every service on a broker of its own, every consumer group joined; all stopped (by PID) on exit."""
+async def running_rig(var: Path, s3: SeaweedS3, *, durable_broker: bool = False) -> AsyncIterator[Rig]:
+    """Every service on a broker of its own, every consumer group joined; all stopped (by PID) on exit.
+
+    ``durable_broker``: the broker keeps its data in a SeaweedFS bucket, as ``make run``'s does, so
+    ``Rig.restart_broker`` brings it back with every topic, message and committed offset."""
     async with contextlib.AsyncExitStack() as cleanup:
-        broker = TansuBroker(var / "tansu")
-        cleanup.callback(broker.stop)
+        if durable_broker:
+            broker = TansuBroker.on_s3(var / "tansu", s3, s3.create_bucket())
+        else:
+            broker = TansuBroker(var / "tansu")
+        brokers = [broker]
+
+        def stop_brokers() -> None:
+            for started in brokers:
+                started.stop()
+
+        cleanup.callback(stop_brokers)
         broker.start()
         smtp = SmtpCapture(var / "smtp")
         cleanup.callback(smtp.stop)
@@ -507,6 +533,7 @@ async def running_rig(var: Path, s3: SeaweedS3) -> AsyncIterator[Rig]:
             sftp=sftp,
             s3=s3,
             s3_bucket=bucket,
+            brokers_started=brokers,
         )
 
         async def all_joined() -> bool:
