@@ -283,9 +283,11 @@ async def test_unprocessable_order_event_is_dead_lettered_without_pii_and_does_n
         else:
             assert letter["payloadComplete"]
             assert json.loads(kept)["orderId"] == bad_order
-    # Nothing personal anywhere on the dead-letter topic, whatever the letter.
+    # Nothing personal anywhere on the dead-letter topic, whatever the letter, nor in any service's log.
     raw = b"".join(r.value for r in rig.watcher.on(DELIVERIES_DEAD))
     assert not [p for p in PERSONAL if p.encode() in raw]
+    logged = rig.stack.log_path.read_text(errors="replace")
+    assert not [p for p in PERSONAL if p in logged]
     assert await rig.api.orders(TENANT, orderId=bad_order) == []
 
 
