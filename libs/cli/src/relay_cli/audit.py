@@ -5,13 +5,10 @@ The API key goes only into the ``Authorization`` header: it is never printed, lo
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-
-from relay_cli.trigger import api_error_message
+from relay_cli.trigger import call_api
 
 AUDIT_PATH = "/api/v2/admin/audit"
 DEFAULT_OLDER_THAN = "15m"
@@ -98,22 +95,9 @@ async def fetch_audit(
     """``GET /api/v2/admin/audit``; raises ``AuditFailedError`` with the API's message."""
     url = api_url.rstrip("/") + AUDIT_PATH
     params = {"olderThan": older_than, "limit": str(limit)}
-    try:
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session,
-            session.get(url, params=params, headers={"Authorization": f"Bearer {api_key}"}) as response,
-        ):
-            status = response.status
-            text = await response.text(errors="replace")
-            retry_after = response.headers.get("Retry-After")
-    except (aiohttp.ClientError, TimeoutError) as error:
-        raise AuditFailedError(f"cannot reach the API at {api_url}: {type(error).__name__}") from error
-    if status != 200:
-        raise AuditFailedError(api_error_message(status, text, retry_after))
-    try:
-        document: object = json.loads(text)
-    except ValueError as error:
-        raise AuditFailedError("the API answered 200 without JSON") from error
+    document = await call_api(
+        "GET", url, api_key, expect=200, params=params, timeout_s=timeout_s, error=AuditFailedError
+    )
     return parse_audit(document)
 
 

@@ -81,6 +81,41 @@ def parse_triggers(document: object) -> list[Triggered]:
     return result
 
 
+async def call_api(
+    method: Literal["GET", "POST"],
+    url: str,
+    api_key: str,
+    *,
+    expect: int,
+    error: type[Exception],
+    json_body: object = None,
+    params: dict[str, str] | None = None,
+    timeout_s: float = 30.0,
+) -> object:
+    """One call of the ingest API with the operator's key: the decoded JSON of an ``expect`` answer, else
+    ``error`` with the API's own message (status, error code, ``Retry-After``)."""
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session,
+            session.request(
+                method, url, json=json_body, params=params, headers={"Authorization": f"Bearer {api_key}"}
+            ) as response,
+        ):
+            status = response.status
+            text = await response.text(errors="replace")
+            retry_after = response.headers.get("Retry-After")
+    except (aiohttp.ClientError, TimeoutError) as failure:
+        base = url.split("/api/", 1)[0]
+        raise error(f"cannot reach the API at {base}: {type(failure).__name__}") from failure
+    if status != expect:
+        raise error(api_error_message(status, text, retry_after))
+    try:
+        document: object = json.loads(text)
+    except ValueError as failure:
+        raise error(f"the API answered {expect} without JSON") from failure
+    return document
+
+
 async def trigger_integrations(
     api_url: str,
     api_key: str,
@@ -95,20 +130,7 @@ async def trigger_integrations(
     if integration_ids:
         body["integrationIds"] = list(integration_ids)
     url = api_url.rstrip("/") + TRIGGER_PATH
-    try:
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session,
-            session.post(url, json=body, headers={"Authorization": f"Bearer {api_key}"}) as response,
-        ):
-            status = response.status
-            text = await response.text(errors="replace")
-            retry_after = response.headers.get("Retry-After")
-    except (aiohttp.ClientError, TimeoutError) as error:
-        raise TriggerFailedError(f"cannot reach the API at {api_url}: {type(error).__name__}") from error
-    if status != 202:
-        raise TriggerFailedError(api_error_message(status, text, retry_after))
-    try:
-        document: object = json.loads(text)
-    except ValueError as error:
-        raise TriggerFailedError("the API answered 202 without JSON") from error
+    document = await call_api(
+        "POST", url, api_key, expect=202, json_body=body, timeout_s=timeout_s, error=TriggerFailedError
+    )
     return parse_triggers(document)
