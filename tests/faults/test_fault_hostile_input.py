@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from relay_contracts.topics import DELIVERIES_DEAD, ORDERS_EVENTS
 from relay_testing.seaweedfs import SeaweedS3
+from relay_testing.webhooks import Reply
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fault_harness import Rig, new_recipe_id, recipe_body, running_rig
@@ -289,6 +291,53 @@ async def test_unprocessable_order_event_is_dead_lettered_without_pii_and_does_n
     logged = rig.stack.log_path.read_text(errors="replace")
     assert not [p for p in PERSONAL if p in logged]
     assert await rig.api.orders(TENANT, orderId=bad_order) == []
+
+
+async def test_a_rebuild_while_a_delivery_is_retrying_does_not_fail_the_retry(rig: Rig) -> None:
+    """An order update rebuilds the ticket under the same name while the first delivery waits for its retry: the
+    retry still finds the files it was requested with (content-versioned keys), so no false failure notice."""
+    recipe_id = new_recipe_id("108")
+    await save_recipe(rig, plain(recipe_id))
+    tag = uuid.uuid4().hex[:6]
+    order_id, order_number = f"rebuild-{tag}", f"rb{tag}"
+    rig.hooks.script("hostile", Reply(429, {"Retry-After": "3"}))
+    await link(rig, recipe_id, order_number, order_id)
+
+    def hook_calls() -> list[dict[str, Any]]:
+        return [r.json() for r in rig.hooks.requests_to("hostile") if r.json().get("orderId") == order_id]
+
+    async def refused_once() -> bool:
+        return len(hook_calls()) >= 1
+
+    await rig.eventually(refused_once, within=NORMAL_S, what="the first, throttled, hook call")
+    update = {
+        "type": "updated",
+        "orderId": order_id,
+        "orderNumber": order_number,
+        "occurredAt": datetime.now(UTC).isoformat(),
+        "items": [{"recipeId": recipe_id, "itemId": "1", "itemQuantity": 3}],
+    }
+    async with rig.api.session.post(
+        f"{rig.api.base}/api/v2/orders/events", json=[update], headers=rig.api.auth(TENANT)
+    ) as response:
+        assert response.status == 202, await response.text()
+
+    async def both_delivered() -> list[dict[str, Any]] | None:
+        orders = await rig.api.orders(TENANT, orderId=order_id)
+        hook = [d for order in orders for d in order["deliveries"] if d["integration"] == "hostile-hook"]
+        return hook if len(hook) == 2 and all(d["status"] == "succeeded" for d in hook) else None
+
+    deliveries = await rig.eventually(both_delivered, within=NORMAL_S, what="the retried and the update's delivery")
+    assert sorted(d["attempts"] for d in deliveries) == [1, 2], deliveries
+    assert not failure_notices(rig, order_id, "hostile-hook")
+    # Each delivery's ticket link downloads the ticket it was built with: the quantity differs.
+    tickets = []
+    for call in hook_calls()[1:]:
+        url = next(f["url"] for f in call["files"] if f["name"].endswith("_Ticket.pdf"))
+        async with rig.api.session.get(url) as response:
+            assert response.status == 200, await response.text()
+            tickets.append(hashlib.sha256(await response.read()).hexdigest())
+    assert len(set(tickets)) == 2, tickets
 
 
 async def test_nothing_of_the_tenant_is_left_unfinished(rig: Rig) -> None:
