@@ -79,6 +79,13 @@ async def link(rig: Rig, recipe_id: str, order_number: str, order_id: str) -> No
     assert status == 202, body
 
 
+async def order_events(rig: Rig, events: list[dict[str, Any]]) -> None:
+    async with rig.api.session.post(
+        f"{rig.api.base}/api/v2/orders/events", json=events, headers=rig.api.auth(TENANT)
+    ) as response:
+        assert response.status == 202, await response.text()
+
+
 async def deliveries_of(rig: Rig, order_id: str) -> dict[str, dict[str, Any]]:
     orders = await rig.api.orders(TENANT, orderId=order_id)
     return {d["integration"]: d for order in orders for d in order["deliveries"]}
@@ -317,10 +324,7 @@ async def test_a_rebuild_while_a_delivery_is_retrying_does_not_fail_the_retry(ri
         "occurredAt": datetime.now(UTC).isoformat(),
         "items": [{"recipeId": recipe_id, "itemId": "1", "itemQuantity": 3}],
     }
-    async with rig.api.session.post(
-        f"{rig.api.base}/api/v2/orders/events", json=[update], headers=rig.api.auth(TENANT)
-    ) as response:
-        assert response.status == 202, await response.text()
+    await order_events(rig, [update])
 
     async def both_delivered() -> list[dict[str, Any]] | None:
         orders = await rig.api.orders(TENANT, orderId=order_id)
@@ -338,6 +342,36 @@ async def test_a_rebuild_while_a_delivery_is_retrying_does_not_fail_the_retry(ri
             assert response.status == 200, await response.text()
             tickets.append(hashlib.sha256(await response.read()).hexdigest())
     assert len(set(tickets)) == 2, tickets
+
+
+async def test_a_stale_cancellation_does_not_drop_a_pending_retry(rig: Rig) -> None:
+    """A cancellation whose occurredAt is older than the order's status changes nothing: not the order, and not the
+    retry the hook's 429 scheduled, which is delivered (before, it was dropped and stayed `retrying`)."""
+    recipe_id = new_recipe_id("108")
+    await save_recipe(rig, plain(recipe_id))
+    tag = uuid.uuid4().hex[:6]
+    order_id, order_number = f"stale-{tag}", f"st{tag}"
+    rig.hooks.script("hostile", Reply(429, {"Retry-After": "3"}))
+    items = [{"recipeId": recipe_id, "itemId": "1", "itemQuantity": 1}]
+    created = {"type": "created", "orderId": order_id, "orderNumber": order_number, "items": items}
+    await order_events(rig, [created | {"occurredAt": datetime.now(UTC).isoformat()}])
+
+    async def refused_once() -> bool:
+        return any(r.json().get("orderId") == order_id for r in rig.hooks.requests_to("hostile"))
+
+    await rig.eventually(refused_once, within=NORMAL_S, what="the first, throttled, hook call")
+    cancelled = {"type": "cancelled", "orderId": order_id, "orderNumber": order_number}
+    await order_events(rig, [cancelled | {"occurredAt": "2020-01-01T00:00:00Z"}])
+
+    async def delivered_on_the_retry() -> dict[str, Any] | None:
+        hook = (await deliveries_of(rig, order_id)).get("hostile-hook")
+        return hook if hook is not None and hook["status"] == "succeeded" else None
+
+    delivery = await rig.eventually(delivered_on_the_retry, within=NORMAL_S, what="the retried hook delivery")
+    assert delivery["attempts"] == 2, delivery
+    orders = await rig.api.orders(TENANT, orderId=order_id)
+    assert [o["status"] for o in orders] == ["open"]
+    assert not failure_notices(rig, order_id, "hostile-hook")
 
 
 async def test_nothing_of_the_tenant_is_left_unfinished(rig: Rig) -> None:
