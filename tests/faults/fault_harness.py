@@ -115,13 +115,18 @@ def _environment(values: Mapping[str, str]) -> Iterator[None]:
         yield
 
 
-async def start_stack(var: Path, env: Mapping[str, str], services: Iterable[str] = SERVICES) -> FaultStack:
+async def start_stack(
+    var: Path, env: Mapping[str, str], services: Iterable[str] = SERVICES, *, broker_port: int | None = None
+) -> FaultStack:
     """Start ``services`` (demo servers off) against the broker in ``env["KAFKA_BOOTSTRAP_SERVERS"]``, with
-    ``env`` added to each service's environment; returns once the ingest API is ready."""
+    ``env`` added to each service's environment; returns once the ingest API is ready. Without that variable
+    the stack starts ``relay dev``'s own durable broker (in ``var``, on ``broker_port`` if given)."""
     var.mkdir(parents=True, exist_ok=True)
     stack = FaultStack(
         root=ROOT, var=var, api_port=free_port(), services=list(services), demo=False, log_path=var / "stack.log"
     )
+    if broker_port is not None:
+        stack.broker_port = broker_port
     with _environment(env):
         try:
             await stack.start()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +32,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 from fault_harness import (
     Api,
     BrokerProbe,
-    FaultStack,
     TopicWatcher,
-    _environment,
     _eventually_logged,
     api_key,
     eventually,
     http_session,
     new_recipe_id,
     order_line,
+    start_stack,
 )
 
 pytestmark = pytest.mark.integration
@@ -74,27 +73,6 @@ tenants:
         type: zapier
         hook-url: "{hook_url}"
 """
-
-
-async def _start(var: Path, env: Mapping[str, str], broker_port: int) -> FaultStack:
-    """``relay dev --no-demo`` in this process, on its own broker (no ``KAFKA_BOOTSTRAP_SERVERS``)."""
-    stack = FaultStack(
-        root=Path(__file__).resolve().parents[2],
-        var=var,
-        api_port=free_port(),
-        services=FLOW_SERVICES,
-        demo=False,
-        broker_port=broker_port,
-        log_path=var / "stack.log",
-    )
-    with _environment(env):
-        try:
-            await stack.start()
-            await stack.wait_ready(within_s=120)
-        except BaseException:
-            await stack.stop()
-            raise
-    return stack
 
 
 def _ticket(number: str, recipe_id: str) -> str:
@@ -166,7 +144,7 @@ async def test_fault_orders_in_flight_when_relay_dev_stops_are_all_delivered_aft
         return {p.name for p in sftp.root.rglob("*_Ticket.pdf")}
 
     started = time.monotonic()
-    first = await _start(var, env, broker_port)
+    first = await start_stack(var, env, FLOW_SERVICES, broker_port=broker_port)
     try:
         async with http_session() as session:
             api = Api(f"http://127.0.0.1:{first.api_port}", session)
@@ -208,7 +186,7 @@ async def test_fault_orders_in_flight_when_relay_dev_stops_are_all_delivered_aft
     for partition, offset in before_committed.items():
         assert after_committed[partition] >= offset, f"committed offset of {ORDERS_EVENTS}[{partition}] lost"
 
-    second = await _start(var, env, broker_port)
+    second = await start_stack(var, env, FLOW_SERVICES, broker_port=broker_port)
     try:
         async with http_session() as session:
             api = Api(f"http://127.0.0.1:{second.api_port}", session)
