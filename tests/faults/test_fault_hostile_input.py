@@ -9,6 +9,7 @@ processed (near the broker's size limit; full of personal data).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -23,13 +24,15 @@ from typing import Any
 
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
+from pydantic import SecretStr
 
-from relay_contracts.topics import DELIVERIES_DEAD, ORDERS_EVENTS
+from relay_contracts.topics import ALL_TOPICS, DELIVERIES_DEAD, ORDERS_EVENTS
+from relay_platform.links import LinkSettings, LinkSigner
 from relay_testing.seaweedfs import SeaweedS3
 from relay_testing.webhooks import Reply
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fault_harness import Rig, new_recipe_id, recipe_body, running_rig
+from fault_harness import SFTP_PASSWORD, Rig, api_key, new_recipe_id, recipe_body, running_rig
 
 pytestmark = pytest.mark.integration
 
@@ -135,10 +138,11 @@ def plain(recipe_id: str) -> dict[str, Any]:
 
 def unfit_for_a_ticket(recipe_id: str) -> dict[str, Any]:
     body = recipe_body(recipe_id, name="Ж" * 3000)
+    # Each string just under the API's recipe_max_string_length (10,000 characters), together far over a cell.
     body["custom"] = {
-        "notes": "\n".join(f"line {n} of the engraving notes" for n in range(500)),
-        "unbroken": "W" * 20_000,
-        "emoji": "👩🏽‍🔧" * 2000,
+        "notes": "\n".join(f"line {n} of the engraving notes" for n in range(300)),
+        "unbroken": "W" * 9_999,
+        "emoji": "👩🏽‍🔧" * 1400,
     }
     body["components"] = [
         {"name": f"Part {n} " + "Ü" * 200, "code": f"p{n}", "component": {"code": "c" * 500, "sku": "S" * 300}}
@@ -156,9 +160,16 @@ def unrequestable_asset(recipe_id: str) -> dict[str, Any]:
     return body
 
 
+ASSETS = "https://assets.example.com"
+
+
 def over_the_asset_budget(recipe_id: str) -> dict[str, Any]:
     body = recipe_body(recipe_id)
-    body["attachments"] = [{"code": f"a{n}", "url": f"https://assets.example.com/{n}.png"} for n in range(201)]
+    # Within every limit of the API (100 attachments, 100 views), over the bundle's 200 assets together.
+    body["attachments"] = [{"code": f"a{n}", "url": f"https://assets.example.com/{n}.png"} for n in range(100)]
+    body["views"] = [
+        {"code": f"v{n}", "production": f"{ASSETS}/v{n}.pdf", "previewPng": f"{ASSETS}/v{n}.png"} for n in range(51)
+    ]
     return body
 
 
@@ -168,7 +179,7 @@ CASES = [
     Case("ids-of-odd-unicode", plain, "../\u202e\u0301 " * 21, "\u200d\ufeff~\\" * 32, "delivered"),
     Case("text-that-cannot-fit-a-ticket-cell", unfit_for_a_ticket, "8001", "id8001", "delivered"),
     Case("asset-hosts-that-cannot-be-encoded", unrequestable_asset, "8002", "id8002", "cannot be encoded"),
-    Case("more-assets-than-a-bundle-takes", over_the_asset_budget, "8003", "id8003", "lists 201 asset files"),
+    Case("more-assets-than-a-bundle-takes", over_the_asset_budget, "8003", "id8003", "lists 202 asset files"),
 ]
 
 
@@ -372,6 +383,170 @@ async def test_a_stale_cancellation_does_not_drop_a_pending_retry(rig: Rig) -> N
     orders = await rig.api.orders(TENANT, orderId=order_id)
     assert [o["status"] for o in orders] == ["open"]
     assert not failure_notices(rig, order_id, "hostile-hook")
+
+
+# --- tenant boundaries (issue 9): "hostile" tries to reach "victim" ----------------------------------------------
+
+VICTIM = "victim"
+
+
+async def _status(rig: Rig, method: str, path: str, tenant: str | None, body: object = None) -> tuple[int, Any]:
+    headers = rig.api.auth(tenant) if tenant else {}
+    async with rig.api.session.request(method, f"{rig.api.base}{path}", json=body, headers=headers) as response:
+        return response.status, await response.json(content_type=None)
+
+
+def _hook_calls(rig: Rig, hook: str, order_id: str) -> list[dict[str, Any]]:
+    return [r.json() for r in rig.hooks.requests_to(hook) if r.json().get("orderId") == order_id]
+
+
+async def test_another_tenant_cannot_reach_a_tenants_recipes_orders_or_factory(rig: Rig) -> None:
+    tag = uuid.uuid4().hex[:6]
+    private = new_recipe_id("110")
+    async with rig.api.session.post(
+        f"{rig.api.base}/api/v2/recipes", json=plain(private), headers=rig.api.auth(VICTIM)
+    ) as response:
+        assert response.status == 201, await response.text()
+    victim_order = f"v-{tag}"
+    line = {"recipeId": private, "orderNumber": f"v{tag}", "orderId": victim_order, "itemId": "1", "itemQuantity": 1}
+    status, _, body = await rig.api.link(VICTIM, [line])
+    assert status == 202, body
+
+    async def victim_delivered() -> list[dict[str, Any]] | None:
+        return _hook_calls(rig, "victim", victim_order) or None
+
+    await rig.eventually(victim_delivered, within=NORMAL_S, what="the victim's own order at its hook")
+
+    # The victim's file links work; the same link altered, or one minted with the old built-in key, does not.
+    link = next(f["url"] for f in _hook_calls(rig, "victim", victim_order)[0]["files"] if f["name"].endswith(".pdf"))
+    async with rig.api.session.get(link) as response:
+        assert response.status == 200
+    token = link.rsplit("/", 1)[1]
+    tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    minted = LinkSigner(
+        LinkSettings.model_construct(
+            signing_key=SecretStr("dev-only-signing-key-change-me"), public_base_url="", ttl_s=60
+        )
+    ).url_for(f"bundles/{VICTIM}/recipes/{private}/x/{private}-Ticket.pdf", "x.pdf", "application/pdf")
+    for forged in (f"{rig.api.base}/files/{tampered}", f"{rig.api.base}{minted}"):
+        async with rig.api.session.get(forged) as response:
+            assert response.status == 404, forged
+
+    # Over HTTP: the hostile tenant can neither link, nor trigger, nor read the victim's private recipe.
+    stolen = {**line, "orderId": f"h-{tag}", "orderNumber": f"h{tag}"}
+    status, _, body = await rig.api.link(TENANT, [stolen])
+    assert (status, [p["pointer"] for p in body["problems"]]) == (400, ["/0/recipeId"])
+    status, body = await _status(rig, "POST", "/api/v2/integrations/trigger", TENANT, {"recipeId": private})
+    assert (status, [p["pointer"] for p in body["problems"]]) == (400, ["/recipeId"])
+    status, body = await _status(rig, "POST", "/api/v2/integrations/trigger", TENANT, {"orderId": victim_order})
+    assert status == 404, body  # the victim's order does not exist for the hostile tenant
+    assert (await _status(rig, "GET", f"/recipe/{private}.json", TENANT))[0] == 404
+    assert (await _status(rig, "GET", f"/recipe/{private}.json", None))[0] == 401
+    assert (await _status(rig, "GET", f"/recipe/{private}.pdf", TENANT))[0] == 404
+    assert await rig.api.orders(TENANT, orderId=victim_order) == []
+
+    # Over Kafka: the hostile OMS may write only its own topic, and whatever the payload says, it speaks for the
+    # hostile tenant: a cancellation "for the victim" and a link of the victim's recipe are dead-lettered.
+    oms_topic = "oms.hostile.orders.v1"
+    now = datetime.now(UTC).isoformat()
+    spoofed_cancel = {
+        "eventId": f"spoof-{tag}",
+        "tenant": VICTIM,
+        "type": "cancelled",
+        "orderId": victim_order,
+        "orderNumber": f"v{tag}",
+        "occurredAt": now,
+    }
+    foreign_link = {
+        "eventId": f"foreign-{tag}",
+        "type": "linked",
+        "orderId": f"h-{tag}",
+        "orderNumber": f"h{tag}",
+        "occurredAt": now,
+        "items": [{"recipeId": private, "itemId": "1", "itemQuantity": 1}],
+    }
+    own_recipe = new_recipe_id("108")
+    await save_recipe(rig, plain(own_recipe))
+    own_link = {
+        **foreign_link,
+        "eventId": f"own-{tag}",
+        "orderId": f"own-{tag}",
+        "items": [{"recipeId": own_recipe, "itemId": "1", "itemQuantity": 1}],
+        "customer": {"email": PERSONAL[1]},
+    }
+    spoof_at = await rig.probe.publish(oms_topic, json.dumps(spoofed_cancel).encode(), key=victim_order.encode())
+    foreign_at = await rig.probe.publish(oms_topic, json.dumps(foreign_link).encode(), key=f"h-{tag}".encode())
+    await rig.probe.publish(oms_topic, json.dumps(own_link).encode(), key=f"own-{tag}".encode())
+
+    own = await ended(rig, f"own-{tag}", within=NORMAL_S)
+    assert {d["status"] for d in own.values()} == {"succeeded"}, own
+    assert _hook_calls(rig, "hostile", f"own-{tag}"), "the OMS topic's own order did not reach the hostile hook"
+
+    def letters_at(partition_offset: tuple[int, int]) -> list[dict[str, Any]]:
+        partition, offset = partition_offset
+        return [
+            value
+            for _, value in rig.watcher.decoded(DELIVERIES_DEAD)
+            if value.get("sourceTopic") == oms_topic
+            and (value.get("partition"), value.get("offset")) == (partition, offset)
+        ]
+
+    async def both_parked() -> bool:
+        return bool(letters_at(spoof_at)) and bool(letters_at(foreign_at))
+
+    await rig.eventually(both_parked, within=NORMAL_S, what="the spoofed events dead-lettered")
+    assert "not 'hostile'" in letters_at(spoof_at)[0]["reason"]
+    assert "items/0/recipeId" in letters_at(foreign_at)[0]["reason"]
+    orders = await rig.api.orders(VICTIM, orderId=victim_order)
+    assert [o["status"] for o in orders] == ["open"]
+    # The victim's factory got its one order, never a cancellation.
+    assert [call["event"] for call in _hook_calls(rig, "victim", victim_order)] == ["order_linked"]
+    assert await rig.api.orders(TENANT, orderId=f"h-{tag}") == []
+    assert not _hook_calls(rig, "hostile", f"h-{tag}")
+    # The OMS's personal data never got further than its own topic.
+    assert not [r for r in rig.watcher.on(DELIVERIES_DEAD) if PERSONAL[1].encode() in r.value]
+
+
+MALFORMED = (
+    b"GET /api/v2/orders?apikey={key}\x01 HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /api/v2/orders?orderId=1 HTTP/1.1\r\nAuthorization: Bearer {key}\r\nBad\x00Header: 1\r\n\r\n",
+    b"GET /api/v2/orders?apikey={key}&" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"POST /api/v2/recipe/order?apikey={key} HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{key}\r\n",
+    b"GET /recipe/{key}.json HTTP/1.1\r\nHost: x\r\nContent-Length: {key}\r\n\r\n",
+    b"{key} /api/v2/orders HTTP/1.1\r\n\r\n",
+)
+
+
+async def test_no_api_key_or_secret_anywhere_after_malformed_requests(rig: Rig) -> None:
+    """Requests that carry a key in every malformed way: the answers are 4xx, and no key or configured secret
+    (nor a 12-character piece of one) is in any service's log, on any topic, or in a stored object."""
+    key = api_key(TENANT).encode()
+    host, port = rig.api.base.removeprefix("http://").split(":")
+    for template in MALFORMED:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(template.replace(b"{key}", key))
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), timeout=10)
+        writer.close()
+        await writer.wait_closed()
+        assert status_line[9:10] == b"4", (template[:40], status_line)
+    for params in ({"apikey": api_key(TENANT)}, {"apikey": "wrong-" + api_key(VICTIM)}):
+        async with rig.api.session.get(f"{rig.api.base}/api/v2/orders", params={**params, "orderId": "x"}) as response:
+            assert response.status in {200, 401}
+            assert api_key(VICTIM) not in await response.text()
+    env = rig.stack.environment(rig.broker.bootstrap)
+    secrets = {
+        "api keys": [api_key(t) for t in (TENANT, VICTIM)],
+        "configured secrets": [SFTP_PASSWORD, rig.s3.secret_key, env["LINKS_SIGNING_KEY"]],
+        "internal token": [env["ASSOCIATION_STORE_API_TOKEN"]],
+    }
+    pieces = {s[i : i + 12] for values in secrets.values() for s in values for i in range(0, len(s) - 11, 6)}
+    logged = rig.stack.log_path.read_text(errors="replace")
+    on_topics = b"".join(r.value + (r.key or b"") for topic in ALL_TOPICS for r in rig.watcher.on(topic))
+    stored = b"".join(p.read_bytes() for p in rig.objects.rglob("*") if p.is_file() and p.stat().st_size < 1_000_000)
+    assert [p for p in pieces if p in logged] == []
+    assert [p for p in pieces if p.encode() in on_topics] == []
+    assert [p for p in pieces if p.encode() in stored] == []
 
 
 async def test_nothing_of_the_tenant_is_left_unfinished(rig: Rig) -> None:

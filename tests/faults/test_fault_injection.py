@@ -323,7 +323,7 @@ async def _valid_messages(rig: Rig, recipe_id: str) -> dict[str, tuple[bytes, by
                 event_id="dlq-recipe-saved",
                 tenant="dlq",
                 recipe_id=recipe_id,
-                recipe_key=recipe_object_key(recipe_id),
+                recipe_key=recipe_object_key("dlq", recipe_id),
                 created=now,
                 occurred_at=now,
             )
@@ -352,7 +352,7 @@ async def _valid_messages(rig: Rig, recipe_id: str) -> dict[str, tuple[bytes, by
                 trigger_id="dlq-trigger-built",
                 tenant="dlq",
                 recipe_id=recipe_id,
-                recipe_key=recipe_object_key(recipe_id),
+                recipe_key=recipe_object_key("dlq", recipe_id),
                 feed="order",
                 reason="manual",
                 order=order,

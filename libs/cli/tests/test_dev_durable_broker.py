@@ -105,6 +105,10 @@ def test_a_second_broker_on_the_same_directory_is_refused(tmp_path: Path) -> Non
         first.stop()
 
 
+# A key an earlier version generated (token_urlsafe(32)): kept, so links already sent keep working.
+OLD_KEY = "Gm3Yx0kq2c9wKQeXb7v1fT4rJp8sNd6ZhLa5uEoIcWy"
+
+
 class QuietStack(DevStack):
     def say(self, source: str, line: str, colour: str = "1") -> None:
         pass
@@ -116,7 +120,7 @@ async def test_dev_stack_starts_on_a_var_left_by_the_in_memory_broker(tmp_path: 
     (var / "dev" / "logs").mkdir(parents=True)
     (var / "dev" / "logs" / "tansu-9092.log").write_text("INFO tansu: memory storage\n")
     (var / "dev" / "demo-secrets.json").write_text("{}")
-    (var / "dev" / "link-signing-key").write_text("old-key")
+    (var / "dev" / "link-signing-key").write_text(OLD_KEY)
     (var / "association-store.db").write_bytes(b"")
     port = free_port()
     stack = QuietStack(root=ROOT, var=var, api_port=free_port(), demo=False, broker_port=port)
@@ -133,4 +137,4 @@ async def test_dev_stack_starts_on_a_var_left_by_the_in_memory_broker(tmp_path: 
     finally:
         await stack.stop()
     assert (var / "dev" / "broker" / "state.json").is_file()
-    assert (var / "dev" / "link-signing-key").read_text() == "old-key"
+    assert (var / "dev" / "link-signing-key").read_text() == OLD_KEY

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import uuid
-from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +25,7 @@ from relay_contracts.messages import (
     OrderItem,
     OrderLine,
     RecipeSaved,
+    recipe_object_key,
 )
 from relay_platform.errors import TransientError
 
@@ -69,7 +70,7 @@ def recipe_saved(recipe_id: str, *, tenant: str = "acme", temporary: bool = Fals
         event_id=unique("rs"),
         tenant=tenant,
         recipe_id=recipe_id,
-        recipe_key=f"recipe/{recipe_id}.json",
+        recipe_key=recipe_object_key(tenant, recipe_id),
         temporary=temporary,
         created=at(minutes),
         occurred_at=at(minutes),
@@ -90,7 +91,7 @@ def triggered(
         trigger_id=trigger_id or unique("trig"),
         tenant=tenant,
         recipe_id=recipe_id,
-        recipe_key=f"recipe/{recipe_id}.json",
+        recipe_key=recipe_object_key(tenant, recipe_id),
         feed="order" if order_id else "recipe",
         reason="order_linked" if order_id else "recipe_saved",
         order=OrderLine(order_id=order_id, order_number="1001", item_id="i1", item_quantity=1, status="open")
@@ -179,9 +180,6 @@ class MemoryTransaction:
 
     async def save_order(self, change: OrderChange) -> None:
         self.orders[(change.after.tenant, change.after.order_id)] = change.after
-
-    async def recipe_keys(self, tenant: str, recipe_ids: Collection[str]) -> Mapping[str, str]:
-        return {r: self.recipes[(tenant, r)].recipe_key for r in recipe_ids if (tenant, r) in self.recipes}
 
     async def load_delivery(self, delivery_id: str) -> DeliveryRecord | None:
         return self.deliveries.get(delivery_id)

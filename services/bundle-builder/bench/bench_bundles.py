@@ -73,7 +73,7 @@ async def run(bundles: int, concurrency: int) -> float:
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     base = f"http://127.0.0.1:{port}"
-    tenant = Tenant(recipe_prefix="999", allowed_asset_hosts=("127.0.0.1",))
+    tenant = Tenant(recipe_prefix="999", allowed_asset_hosts=("127.0.0.1:*",))
     policy = FetchPolicy(concurrency=16)
     with tempfile.TemporaryDirectory() as directory:
         store = LocalDirectoryStore(Path(directory))
@@ -81,7 +81,7 @@ async def run(bundles: int, concurrency: int) -> float:
         for n in range(bundles):
             recipe_id = f"999-bench{n:05d}"
             await store.put(
-                recipe_object_key(recipe_id),
+                recipe_object_key("bench", recipe_id),
                 json.dumps(_recipe(recipe_id, base)).encode(),
                 content_type="application/json",
             )
@@ -90,7 +90,7 @@ async def run(bundles: int, concurrency: int) -> float:
                     trigger_id=f"bench-{n}",
                     tenant="bench",
                     recipe_id=recipe_id,
-                    recipe_key=recipe_object_key(recipe_id),
+                    recipe_key=recipe_object_key("bench", recipe_id),
                     feed="order",
                     reason="order_created",
                     order=OrderLine(order_id=f"{n}", order_number=f"{1000 + n}", item_id="1", item_quantity=1),

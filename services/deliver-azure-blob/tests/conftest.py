@@ -14,6 +14,7 @@ from relay_platform.objectstore_settings import ObjectStoreSettings
 from relay_platform.settings import KafkaSettings
 from relay_platform.tenants import AzureBlobIntegration, TenantsConfig, load_tenants
 from relay_testing.azurite import AzuriteBlob
+from relay_testing.shared_secrets import link_settings
 
 TENANTS_FILE = Path(__file__).parent / "tenants.yaml"
 CONTAINER = "deliver-azure-orders"
@@ -73,6 +74,7 @@ def settings(kafka_bootstrap: str, artifacts_dir: Path) -> Settings:
     return Settings(
         kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap, transient_backoff_s=0.1),
         object_store=ObjectStoreSettings(url=f"file://{artifacts_dir}"),
+        links=link_settings(),
         tenants_file=TENANTS_FILE,
         client_retry_total=0,
         concurrency=2,

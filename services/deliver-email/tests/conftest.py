@@ -11,10 +11,11 @@ from relay_platform.links import LinkSettings
 from relay_platform.objectstore import LocalDirectoryStore
 from relay_platform.objectstore_settings import ObjectStoreSettings
 from relay_platform.settings import KafkaSettings
+from relay_testing import shared_secrets
 from relay_testing.smtp import SmtpCapture
 
 TENANTS_FILE = Path(__file__).parent / "tenants.yaml"
-LINKS = LinkSettings(public_base_url="http://files.test:8080", ttl_s=3600)
+LINKS = shared_secrets.link_settings(public_base_url="http://files.test:8080", ttl_s=3600)
 
 
 @pytest.fixture(scope="session")

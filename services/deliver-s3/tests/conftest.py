@@ -12,6 +12,7 @@ from relay_platform.objectstore_settings import ObjectStoreSettings
 from relay_platform.settings import KafkaSettings
 from relay_platform.tenants import S3Integration, TenantsConfig, load_tenants
 from relay_testing.seaweedfs import SeaweedS3
+from relay_testing.shared_secrets import link_settings
 
 TENANTS_TEMPLATE = Path(__file__).parent / "tenants.yaml"
 BUCKET = "deliver-s3-orders"
@@ -74,6 +75,7 @@ def settings(kafka_bootstrap: str, tenants_file: Path, artifacts_dir: Path) -> S
     return Settings(
         kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap, transient_backoff_s=0.1),
         object_store=ObjectStoreSettings(url=f"file://{artifacts_dir}"),
+        links=link_settings(),
         tenants_file=tenants_file,
         multipart_threshold_bytes=1 * MIB,
         multipart_part_size_bytes=5 * MIB,

@@ -14,6 +14,7 @@ from relay_platform.objectstore_settings import ObjectStoreSettings
 from relay_platform.settings import KafkaSettings
 from relay_testing.processes import free_port
 from relay_testing.sftp import SftpAccount
+from relay_testing.shared_secrets import link_settings
 
 TENANTS_TEMPLATE = Path(__file__).parent / "tenants.yaml"
 
@@ -64,6 +65,7 @@ async def sftp_app(
         settings = Settings(
             kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap, transient_backoff_s=0.1),
             object_store=ObjectStoreSettings(url=f"file://{store.root}"),
+            links=link_settings(),
             tenants_file=tenants_file,
             concurrency=1,
             connect_timeout_s=5,

@@ -14,12 +14,13 @@ from relay_platform.links import LinkExpiredError, LinkInvalidError, LinkSetting
 from relay_platform.objectstore import LocalDirectoryStore
 from relay_platform.objectstore_settings import ObjectStoreSettings
 from relay_platform.settings import KafkaSettings
+from relay_testing import shared_secrets
 from relay_testing.processes import free_port
 from relay_testing.webhooks import WebhookReceiver
 
 TENANTS_FILE = Path(__file__).parent / "tenants.yaml"
 FILES_PORT = free_port()
-LINKS = LinkSettings(public_base_url=f"http://127.0.0.1:{FILES_PORT}", ttl_s=3600)
+LINKS = shared_secrets.link_settings(public_base_url=f"http://127.0.0.1:{FILES_PORT}", ttl_s=3600)
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ import aiohttp
 from relay_platform.broker import ensure_topics
 from relay_testing.kafka import TansuBroker
 from relay_testing.processes import ServerProcess, free_port
+from relay_testing.shared_secrets import secrets_env
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -70,7 +71,9 @@ async def main(seconds: float, concurrency: int) -> None:
         broker = TansuBroker(Path(tmp)).start()
         await ensure_topics(broker.bootstrap)
         port = free_port()
-        env = os.environ | {
+        env = {
+            **os.environ,
+            **secrets_env(),
             "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
             "INGEST_API_PORT": str(port),
             "RELAY_TENANTS_FILE": str(ROOT / "services/ingest-api/tests/fuzz/fuzz_tenants.yaml"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import secrets
 import signal
 import sys
 import time
@@ -16,6 +15,7 @@ import aiohttp
 
 from relay_cli.demo import DemoDestinations
 from relay_platform.broker import ensure_topics
+from relay_platform.shared_secret import new_shared_secret, secret_problem
 from relay_testing.kafka import DurableTansu
 from relay_testing.processes import free_port, port_answers
 
@@ -63,25 +63,39 @@ class DevStack:
         sys.stdout.write("".join(prefix + part + "\n" for part in line.rstrip("\n").split("\n")))
         sys.stdout.flush()
 
-    def _signing_key(self) -> str:
-        path = self.var / "dev" / "link-signing-key"
-        if not path.exists():
-            path.write_text(secrets.token_urlsafe(32))
-            path.chmod(0o600)
-        return path.read_text().strip()
+    def _secret(self, name: str) -> str:
+        """A random secret kept in ``var/dev/<name>`` (owner-only), made on first use and kept across restarts so
+        links already sent keep working; one the services would refuse (too short, a placeholder) is replaced."""
+        path = self.var / "dev" / name
+        if path.exists():
+            value = path.read_text().strip()
+            if secret_problem(value) is None:
+                return value
+            self.say("relay", f"replacing {path}: too weak for the services to accept")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        value = new_shared_secret()
+        # Created owner-only, never readable by others even for a moment; an existing file is narrowed too.
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as file:
+            file.write(value)
+        path.chmod(0o600)
+        return value
 
     def environment(self, bootstrap: str) -> dict[str, str]:
         association_port = 8081 if not port_answers(8081) else free_port()
+        # One token on both sides of the association store's internal API (its only caller is the ingest API).
+        association_token = os.environ.get("ASSOCIATION_STORE_API_TOKEN") or self._secret("association-store-token")
         return os.environ | {
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "RELAY_TENANTS_FILE": os.environ.get("RELAY_TENANTS_FILE", str(self.root / "config" / "dev.yaml")),
             "RELAY_LOG_FORMAT": os.environ.get("RELAY_LOG_FORMAT", "text"),
             "OBJECT_STORE_URL": os.environ.get("OBJECT_STORE_URL", f"file://{self.var / 'objects'}"),
             "LINKS_PUBLIC_BASE_URL": f"http://127.0.0.1:{self.api_port}",
-            "LINKS_SIGNING_KEY": os.environ.get("LINKS_SIGNING_KEY", self._signing_key()),
+            "LINKS_SIGNING_KEY": os.environ.get("LINKS_SIGNING_KEY") or self._secret("link-signing-key"),
             "INGEST_API_PORT": str(self.api_port),
             "INGEST_API_ASSOCIATION_STORE_URL": f"http://127.0.0.1:{association_port}",
+            "INGEST_API_ASSOCIATION_STORE_TOKEN": association_token,
             "ASSOCIATION_STORE_HTTP_PORT": str(association_port),
+            "ASSOCIATION_STORE_API_TOKEN": association_token,
             "ASSOCIATION_STORE_DATABASE_URL": os.environ.get(
                 "ASSOCIATION_STORE_DATABASE_URL", f"sqlite+aiosqlite:///{self.var / 'association-store.db'}"
             ),

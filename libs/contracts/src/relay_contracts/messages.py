@@ -8,7 +8,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Literal, get_args
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from relay_contracts.topics import (
@@ -22,6 +22,7 @@ from relay_contracts.topics import (
     IntegrationType,
     deliveries_requested,
 )
+from relay_contracts.types import IdText, UtcInstant
 
 SHORT_TEXT = 200
 ID_TEXT = 128
@@ -53,15 +54,15 @@ class RecipeSaved(Message):
     """A recipe was validated and stored; the JSON itself stays in the object store (claim check)."""
 
     schema_version: Literal[1] = 1
-    event_id: str = Field(min_length=1, max_length=ID_TEXT)
-    tenant: str = Field(min_length=1, max_length=ID_TEXT)
-    recipe_id: str = Field(min_length=1, max_length=ID_TEXT)
+    event_id: IdText = Field(min_length=1, max_length=ID_TEXT)
+    tenant: IdText = Field(min_length=1, max_length=ID_TEXT)
+    recipe_id: IdText = Field(min_length=1, max_length=ID_TEXT)
     recipe_key: str = Field(min_length=1, max_length=512, description="Object-store key of the recipe JSON.")
     temporary: bool = False
     name: str | None = Field(default=None, max_length=SHORT_TEXT * 5)
     style_code: str | None = Field(default=None, max_length=SHORT_TEXT)
-    created: AwareDatetime
-    occurred_at: AwareDatetime
+    created: UtcInstant
+    occurred_at: UtcInstant
 
 
 # --- orders.events.v1 ------------------------------------------------------------------------------------------
@@ -72,31 +73,54 @@ OrderEventType = Literal["linked", "created", "updated", "cancelled", "refunded"
 class OrderItem(Message):
     """One line item of an order that uses a recipe. Only non-personal metadata (seed 002)."""
 
-    recipe_id: str = Field(min_length=1, max_length=ID_TEXT)
-    item_id: str = Field(min_length=1, max_length=ID_TEXT)
+    recipe_id: IdText = Field(min_length=1, max_length=ID_TEXT)
+    item_id: IdText = Field(min_length=1, max_length=ID_TEXT)
     item_quantity: int = Field(ge=0, le=1_000_000)
 
 
-class OrderEventOccurred(Message):
+class _OrderEventFields(Message):
+    """What every order event says, whoever publishes it."""
+
+    schema_version: Literal[1] = 1
+    event_id: IdText = Field(min_length=1, max_length=ID_TEXT)
+    type: OrderEventType
+    order_id: IdText = Field(min_length=1, max_length=ID_TEXT)
+    order_number: IdText = Field(min_length=1, max_length=ID_TEXT)
+    items: tuple[OrderItem, ...] | None = Field(default=None, max_length=1000)
+    occurred_at: UtcInstant
+
+
+class OrderEventOccurred(_OrderEventFields):
     """Something happened to an order: a recipe linked to a line item, or a lifecycle change.
 
     Keyed by ``tenant:orderId`` so one order's events stay in order. ``items`` absent means "unchanged";
     for ``linked`` it holds the linked item(s); for ``created``/``updated`` it is the order's full item list.
-    An OMS may publish these itself; the AsyncAPI document is its contract.
+    Only Recipe Relay's ingest-api publishes ``orders.events.v1`` (its tenant comes from the caller's API key);
+    an OMS publishes ``OmsOrderEvent`` to its own tenant's topic instead.
     """
 
-    schema_version: Literal[1] = 1
-    event_id: str = Field(min_length=1, max_length=ID_TEXT)
-    tenant: str = Field(min_length=1, max_length=ID_TEXT)
-    type: OrderEventType
-    order_id: str = Field(min_length=1, max_length=ID_TEXT)
-    order_number: str = Field(min_length=1, max_length=ID_TEXT)
-    items: tuple[OrderItem, ...] | None = Field(default=None, max_length=1000)
-    occurred_at: AwareDatetime
+    tenant: IdText = Field(min_length=1, max_length=ID_TEXT)
 
     @property
     def kafka_key(self) -> bytes:
         return order_key(self.tenant, self.order_id)
+
+
+class OmsOrderEvent(_OrderEventFields):
+    """An order event an OMS publishes to its tenant's own topic (``oms-topic``, default ``oms.<tenant>.orders.v1``).
+
+    The tenant is the topic's: ``tenant`` may be left out, and when given it must name the topic's tenant (a
+    mismatch is dead-lettered, never applied to either tenant). Key by ``orderId`` for per-order order.
+    """
+
+    tenant: IdText | None = Field(default=None, min_length=1, max_length=ID_TEXT)
+
+    def for_tenant(self, tenant: str) -> OrderEventOccurred:
+        """The event as the topic's ``tenant`` says it happened; ``ValueError`` when the payload names another."""
+        if self.tenant is not None and self.tenant != tenant:
+            msg = "the payload's tenant is not the topic's tenant"
+            raise ValueError(msg)
+        return OrderEventOccurred.model_validate({**self.model_dump(exclude={"tenant"}), "tenant": tenant})
 
 
 def order_key(tenant: str, order_id: str) -> bytes:
@@ -128,9 +152,9 @@ Feed = Literal["recipe", "order"]
 class OrderLine(Message):
     """The order context of a trigger: which order and line item used the recipe."""
 
-    order_id: str = Field(max_length=ID_TEXT)
-    order_number: str = Field(max_length=ID_TEXT)
-    item_id: str | None = Field(default=None, max_length=ID_TEXT)
+    order_id: IdText = Field(max_length=ID_TEXT)
+    order_number: IdText = Field(max_length=ID_TEXT)
+    item_id: IdText | None = Field(default=None, max_length=ID_TEXT)
     item_quantity: int | None = Field(default=None, ge=0)
     status: str | None = Field(default=None, max_length=32, description="Order status when triggered.")
 
@@ -139,15 +163,15 @@ class IntegrationsTriggered(Message):
     """These integrations of a tenant must receive this recipe's bundle (keyed by recipe ID)."""
 
     schema_version: Literal[1] = 1
-    trigger_id: str = Field(min_length=1, max_length=ID_TEXT)
-    tenant: str = Field(min_length=1, max_length=ID_TEXT)
-    recipe_id: str = Field(min_length=1, max_length=ID_TEXT)
+    trigger_id: IdText = Field(min_length=1, max_length=ID_TEXT)
+    tenant: IdText = Field(min_length=1, max_length=ID_TEXT)
+    recipe_id: IdText = Field(min_length=1, max_length=ID_TEXT)
     recipe_key: str = Field(min_length=1, max_length=512)
     feed: Feed
     reason: TriggerReason
     order: OrderLine | None = None
     integration_ids: tuple[str, ...] = Field(min_length=1)
-    occurred_at: AwareDatetime
+    occurred_at: UtcInstant
 
 
 # --- deliveries.requested.<type>.v1 ----------------------------------------------------------------------------
@@ -167,18 +191,18 @@ class DeliverBundle(Message):
     """Command to one deliverer: deliver this bundle to this integration (attempt N)."""
 
     schema_version: Literal[1] = 1
-    delivery_id: str = Field(min_length=1, max_length=ID_TEXT)
-    trigger_id: str = Field(min_length=1, max_length=ID_TEXT)
-    tenant: str = Field(min_length=1, max_length=ID_TEXT)
-    integration_id: str = Field(min_length=1, max_length=ID_TEXT)
+    delivery_id: IdText = Field(min_length=1, max_length=ID_TEXT)
+    trigger_id: IdText = Field(min_length=1, max_length=ID_TEXT)
+    tenant: IdText = Field(min_length=1, max_length=ID_TEXT)
+    integration_id: IdText = Field(min_length=1, max_length=ID_TEXT)
     integration_type: IntegrationType
-    recipe_id: str = Field(min_length=1, max_length=ID_TEXT)
+    recipe_id: IdText = Field(min_length=1, max_length=ID_TEXT)
     feed: Feed
     reason: TriggerReason
     order: OrderLine | None = None
     attempt: int = Field(default=1, ge=1)
     files: tuple[BundleFile, ...] = ()
-    requested_at: AwareDatetime
+    requested_at: UtcInstant
 
 
 # --- deliveries.outcomes.v1 ------------------------------------------------------------------------------------
@@ -190,12 +214,12 @@ class DeliveryAttempted(Message):
     """The outcome of one delivery attempt; ``final`` marks the last word on a delivery."""
 
     schema_version: Literal[1] = 1
-    delivery_id: str = Field(min_length=1, max_length=ID_TEXT)
-    trigger_id: str = Field(min_length=1, max_length=ID_TEXT)
-    tenant: str = Field(min_length=1, max_length=ID_TEXT)
-    integration_id: str = Field(min_length=1, max_length=ID_TEXT)
+    delivery_id: IdText = Field(min_length=1, max_length=ID_TEXT)
+    trigger_id: IdText = Field(min_length=1, max_length=ID_TEXT)
+    tenant: IdText = Field(min_length=1, max_length=ID_TEXT)
+    integration_id: IdText = Field(min_length=1, max_length=ID_TEXT)
     integration_type: IntegrationType
-    recipe_id: str = Field(min_length=1, max_length=ID_TEXT)
+    recipe_id: IdText = Field(min_length=1, max_length=ID_TEXT)
     feed: Feed
     reason: TriggerReason
     order: OrderLine | None = None
@@ -206,7 +230,7 @@ class DeliveryAttempted(Message):
     error_class: str | None = Field(default=None, max_length=SHORT_TEXT)
     error_message: str | None = Field(default=None, max_length=2000)
     files: tuple[str, ...] = ()
-    occurred_at: AwareDatetime
+    occurred_at: UtcInstant
 
     @classmethod
     def of(
@@ -252,8 +276,10 @@ class RetryDelivery(Message):
     request: DeliverBundle
     error_class: str = Field(max_length=SHORT_TEXT)
     error_message: str = Field(max_length=2000)
-    retry_after_s: float | None = Field(default=None, ge=0, description="Destination's Retry-After, if any.")
-    failed_at: AwareDatetime
+    retry_after_s: float | None = Field(
+        default=None, ge=0, allow_inf_nan=False, description="Destination's Retry-After, if any."
+    )
+    failed_at: UtcInstant
 
 
 # --- deliveries.dead.v1 ----------------------------------------------------------------------------------------
@@ -334,6 +360,10 @@ def _flatten(annotation: object) -> list[object]:
     return [leaf for arg in args for leaf in _flatten(arg)]
 
 
-def recipe_object_key(recipe_id: str) -> str:
-    """Where a saved recipe's JSON lives in the object store (seed 001: ``recipe/<id>.json``)."""
-    return f"recipe/{recipe_id}.json"
+RECIPES_PREFIX = "recipes"
+
+
+def recipe_object_key(tenant: str, recipe_id: str) -> str:
+    """Where a saved recipe's JSON lives in the object store: under its tenant, so no key of one tenant can name
+    another's recipe (seed 001 serves it publicly as ``/recipe/<id>.json``; that URL is not the storage key)."""
+    return f"{RECIPES_PREFIX}/{tenant}/{recipe_id}.json"

@@ -18,6 +18,18 @@ def deliveries_requested(integration_type: IntegrationType) -> str:
     return f"deliveries.requested.{integration_type}.v1"
 
 
+OMS_TOPIC_PATTERN: Final = r"^[A-Za-z0-9._-]{1,249}$"
+
+
+def oms_orders_topic(tenant: str) -> str:
+    """The default topic one tenant's OMS publishes its order events to (``oms-topic`` in the tenant config).
+
+    The tenant of an event read there is the topic's tenant, never the payload's: production grants each OMS
+    principal WRITE on its own topic only (see ``deploy/kafka-acls.md``), so one tenant cannot write another's.
+    """
+    return f"oms.{tenant}.orders.v1"
+
+
 ALL_TOPICS: Final[tuple[str, ...]] = (
     RECIPES_SAVED,
     ORDERS_EVENTS,

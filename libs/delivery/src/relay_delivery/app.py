@@ -35,7 +35,8 @@ class DelivererSettings(ServiceSettings):
     """Settings every deliverer has; a service subclasses it with its ``env_prefix`` (``DELIVER_SFTP_``).
 
     ``object_store`` and ``links`` read their own ``OBJECT_STORE_*`` / ``LINKS_*`` variables, shared by every
-    service that needs the same store and link key.
+    service that needs the same store and link key. ``LINKS_SIGNING_KEY`` has no default: without it (or with a
+    weak one) a deliverer refuses to start, naming the variable.
     """
 
     object_store: ObjectStoreSettings = Field(default_factory=ObjectStoreSettings)

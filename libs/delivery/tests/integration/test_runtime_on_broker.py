@@ -19,6 +19,7 @@ from relay_platform.objectstore import LocalDirectoryStore, ObjectStore
 from relay_platform.objectstore_settings import ObjectStoreSettings
 from relay_platform.settings import KafkaSettings
 from relay_platform.tenants import EmailIntegration, TenantsConfig
+from relay_testing.shared_secrets import link_settings
 
 pytestmark = pytest.mark.integration
 
@@ -65,6 +66,7 @@ def make_app(
     settings = DelivererSettings(
         kafka=KafkaSettings(bootstrap_servers=bootstrap, transient_backoff_s=0.1),
         object_store=ObjectStoreSettings(url=f"file://{tmp_path}/objects"),
+        links=link_settings(),
         concurrency=concurrency,
         shutdown_grace_s=20,
     )

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from itertools import islice
-from typing import Any
+from typing import IO, Any
 from xml.sax.saxutils import escape
 
 from PIL import Image as PILImage
@@ -78,6 +78,16 @@ COMPONENT_ROWS, COMPONENT_LINES = 250, 800
 ATTACHMENT_ROWS, ATTACHMENT_LINES = 100, 200
 CUSTOM_ROWS, CUSTOM_LINES = 100, 400
 MAX_PREVIEWS = 24
+# A preview is decoded only when its header says it has at most this many pixels (a 40 MP RGBA image is ~160 MB
+# decoded): a small file can claim, or really decompress to, billions of pixels. Pillow's own guard
+# (``MAX_IMAGE_PIXELS``, a warning from ~89 MP and an error from ~179 MP, both raised by ``Image.open`` before this
+# check) is left as it is, a backstop for every other use of Pillow in the process.
+PREVIEW_MAX_PIXELS = 40_000_000
+# The only decoders a preview may reach (the bundle-builder's image types): never EPS (Ghostscript) or other rare
+# formats whose decoders are a larger attack surface.
+PREVIEW_FORMATS = ("PNG", "JPEG", "GIF", "WEBP")
+PREVIEW_UNREADABLE = "(preview unreadable)"
+PREVIEW_TOO_LARGE = "(preview too large for a thumbnail)"
 # A 27 mm QR code stays scannable up to ~250 bytes (version 11, level M), and encoding time grows with the length
 # (pure Python): a longer link falls back to the recipe ID, which the ingest API keeps short.
 QR_MAX_BYTES = 250
@@ -102,10 +112,11 @@ class TicketOrder:
 
 @dataclass(frozen=True, slots=True)
 class TicketImage:
-    """A preview image to show as a thumbnail, captioned with ``label`` (usually the view code or name)."""
+    """A preview image to show as a thumbnail, captioned with ``label`` (usually the view code or name); ``data`` is
+    the encoded image, as bytes or a seekable binary file (read from its start, left open)."""
 
     label: str
-    data: bytes
+    data: bytes | IO[bytes]
 
 
 def _plain(value: object) -> str:
@@ -410,14 +421,24 @@ def _components(styles: _Styles, recipe: Mapping[str, Any]) -> list[Flowable]:
     return [*flow, *table]
 
 
-def _thumbnail(data: bytes) -> Image | None:
-    """A small JPEG copy of a preview (transparent areas on white), or ``None`` when unreadable."""
+def _thumbnail(data: bytes | IO[bytes], max_pixels: int) -> Image | str:
+    """A small JPEG copy of a preview (transparent areas on white), or the note shown instead of one.
+
+    ``Image.open`` reads only the header: an image over ``max_pixels`` is never decoded. Pillow's decompression bomb
+    error (and its warning, when warnings are errors) mean the same.
+    """
+    stream = io.BytesIO(data) if isinstance(data, bytes) else data
     try:
-        with PILImage.open(io.BytesIO(data)) as source:
+        stream.seek(0)
+        with PILImage.open(stream, formats=PREVIEW_FORMATS) as source:
+            if source.width * source.height > max_pixels:
+                return PREVIEW_TOO_LARGE
             source.thumbnail((THUMB_PIXELS, THUMB_PIXELS))
             image = source.convert("RGBA")
-    except (OSError, UnidentifiedImageError, ValueError, PILImage.DecompressionBombError):
-        return None
+    except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning):
+        return PREVIEW_TOO_LARGE
+    except (OSError, UnidentifiedImageError, ValueError):
+        return PREVIEW_UNREADABLE
     flat = PILImage.new("RGB", image.size, "white")
     flat.paste(image, mask=image.getchannel("A"))
     buffer = io.BytesIO()
@@ -427,16 +448,16 @@ def _thumbnail(data: bytes) -> Image | None:
     return Image(buffer, width=flat.width * scale, height=flat.height * scale)
 
 
-def _previews(styles: _Styles, previews: Sequence[TicketImage]) -> list[Flowable]:
+def _previews(styles: _Styles, previews: Sequence[TicketImage], max_pixels: int) -> list[Flowable]:
     if not previews:
         return []
     # The grid's default cell padding is 6 points a side.
     caption_width = CONTENT_WIDTH / THUMBS_PER_ROW - 12
     cells: list[list[Flowable]] = []
     for preview in previews[:MAX_PREVIEWS]:
-        image = _thumbnail(preview.data)
+        image = _thumbnail(preview.data, max_pixels)
         caption = _fit(_short(preview.label, 120), REGULAR, CELL_FONT_SIZE, caption_width, 2)
-        body: Flowable = image if image is not None else _cell("(preview unreadable)", caption_width)
+        body: Flowable = _cell(image, caption_width) if isinstance(image, str) else image
         cells.append([body, Spacer(1, 1 * mm), _Lines(caption, caption_width, centred=True)])
     rows: list[list[list[Flowable] | str]] = []
     for start in range(0, len(cells), THUMBS_PER_ROW):
@@ -699,6 +720,7 @@ def render_pick_ticket(
     previews: Sequence[TicketImage] = (),
     recipe_url: str | None = None,
     banner: str | None = None,
+    max_preview_pixels: int = PREVIEW_MAX_PIXELS,
 ) -> bytes:
     """The pick ticket PDF for ``recipe`` (a seed 001 recipe dict), optionally for one order line.
 
@@ -710,7 +732,8 @@ def render_pick_ticket(
     inputs, so a rebuilt bundle has the same checksum.
 
     Renders for any recipe that passes the schema (and for odd values beyond it): long text wraps, and what
-    exceeds the bounds above (cells, rows, tables, previews) is cut with a note pointing at the recipe JSON.
+    exceeds the bounds above (cells, rows, tables, previews) is cut with a note pointing at the recipe JSON. A
+    preview over ``max_preview_pixels`` (by its header) or unreadable gets a note instead of its thumbnail.
     """
     register_fonts()
     styles = _Styles()
@@ -733,7 +756,7 @@ def render_pick_ticket(
     doc.banner = stamp
     story: list[Flowable] = [
         *_components(styles, recipe),
-        *_previews(styles, previews),
+        *_previews(styles, previews, max_preview_pixels),
         *_attachments(styles, recipe),
         *_custom(styles, recipe),
     ]

@@ -8,7 +8,7 @@ import hashlib
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,9 +42,10 @@ from faststream.security import SASLPlaintext
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import ValidationError
 
-from relay_contracts.messages import MESSAGE_BY_TOPIC, MessageDeadLettered, known_fields_only
+from relay_contracts.messages import MESSAGE_BY_TOPIC, Message, MessageDeadLettered, known_fields_only
 from relay_contracts.topics import ALL_TOPICS, DELIVERIES_DEAD
 from relay_platform.errors import PermanentError, TransientError, error_class_name
+from relay_platform.redact import redact_secrets
 from relay_platform.settings import KafkaSettings
 
 logger = logging.getLogger("relay.broker")
@@ -123,9 +124,12 @@ class ErrorMiddlewareFactory:
       a bounded, PII-free copy goes to ``deliveries.dead.v1`` with its reason and the offset is committed.
     """
 
-    def __init__(self, service: str, settings: KafkaSettings) -> None:
+    def __init__(
+        self, service: str, settings: KafkaSettings, topic_models: Mapping[str, type[Message]] | None = None
+    ) -> None:
         self.service = service
         self.settings = settings
+        self.topic_models: Mapping[str, type[Message]] = {**MESSAGE_BY_TOPIC, **(topic_models or {})}
         self.broker: KafkaBroker | None = None
         # Reads so far of messages that failed transiently, by record; bounded so a long run cannot grow it.
         self._reads: OrderedDict[_RecordId, int] = OrderedDict()
@@ -248,6 +252,7 @@ class _ErrorMiddleware(BaseMiddleware[Any, Any]):
             service=self._factory.service,
             consumer_group=self._consumer_group(),
             max_payload_bytes=self._factory.settings.dead_letter_max_payload_bytes,
+            topic_models=self._factory.topic_models,
         )
         key = getattr(self.msg, "key", None)
         headers = {DEAD_LETTER_REASON_HEADER: reason[:256]}
@@ -276,6 +281,7 @@ def dead_letter_for(
     service: str,
     consumer_group: str | None,
     max_payload_bytes: int,
+    topic_models: Mapping[str, type[Message]] = MESSAGE_BY_TOPIC,
 ) -> MessageDeadLettered:
     """The dead letter of a consumed record: its value kept only as far as it is safe and small enough.
 
@@ -286,7 +292,7 @@ def dead_letter_for(
     if isinstance(value, str):
         value = value.encode()
     topic = str(getattr(record, "topic", ""))
-    payload = _scrubbed_payload(topic, value)
+    payload = _scrubbed_payload(topic_models.get(topic), value)
     complete = payload is not None and len(payload) <= max_payload_bytes
     key = getattr(record, "key", None)
     return MessageDeadLettered(
@@ -296,7 +302,7 @@ def dead_letter_for(
         key=_bounded_key(key),
         consumer_group=consumer_group,
         service=service,
-        reason=reason[:4000],
+        reason=redact_secrets(reason)[:4000],
         error_class=error_class[:200],
         payload_b64=base64.b64encode(payload).decode() if complete and payload is not None else "",
         payload_complete=complete,
@@ -314,7 +320,7 @@ def _bounded_key(key: object) -> str | None:
     return key[:1024]
 
 
-def _scrubbed_payload(topic: str, value: bytes) -> bytes | None:
+def _scrubbed_payload(model: type[Message] | None, value: bytes) -> bytes | None:
     """``value`` as it may be kept, or ``None`` when nothing of it may be (not a JSON object)."""
     try:
         document = json.loads(value)
@@ -322,7 +328,6 @@ def _scrubbed_payload(topic: str, value: bytes) -> bytes | None:
         return None
     if not isinstance(document, dict):
         return None
-    model = MESSAGE_BY_TOPIC.get(topic)
     kept = known_fields_only(model, document) if model is not None else document
     if kept == document:
         return value  # byte for byte, so a replay is the very message that failed
@@ -376,12 +381,21 @@ def consumer_options(settings: KafkaSettings, group_id: str) -> ConsumerOptions:
     )
 
 
-def make_broker(settings: KafkaSettings, *, service: str, tracer_provider: TracerProvider | None) -> KafkaBroker:
+def make_broker(
+    settings: KafkaSettings,
+    *,
+    service: str,
+    tracer_provider: TracerProvider | None,
+    topic_models: Mapping[str, type[Message]] | None = None,
+) -> KafkaBroker:
     """A ``KafkaBroker`` for ``service`` with tracing (``traceparent`` in headers) and the error middleware.
+
+    ``topic_models`` names the message of topics outside ``relay_contracts`` (a tenant's OMS topic), so their
+    dead letters keep only that message's fields too.
 
     Producers wait for all in-sync replicas (``acks=all``) so "published" means durable.
     """
-    errors = ErrorMiddlewareFactory(service, settings)
+    errors = ErrorMiddlewareFactory(service, settings, topic_models)
     broker = KafkaBroker(
         settings.bootstrap_servers,
         client_id=f"relay-{service}",

@@ -4,23 +4,38 @@ from __future__ import annotations
 
 import time
 
-from itsdangerous import BadSignature, URLSafeSerializer
-from pydantic import SecretStr
+from itsdangerous import BadData, URLSafeSerializer
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from relay_platform.errors import PermanentError
+from relay_platform.shared_secret import check_shared_secret
 
+# Binds tokens to this one purpose: the same key with another salt signs nothing a download link accepts.
 _SALT = "relay-download-link"
 
 
 class LinkSettings(BaseSettings):
-    """``LINKS_SIGNING_KEY`` must be the same for the signer (deliverers) and the verifier (ingest API)."""
+    """Where download links point and how they are signed (env ``LINKS_*``).
 
-    model_config = SettingsConfigDict(env_prefix="LINKS_", extra="ignore")
+    ``LINKS_SIGNING_KEY`` has no default: whoever knows the key can mint a link to any object of any tenant, so a
+    published default makes every link forgeable. The signer (deliverers) and the verifier (ingest API) share it;
+    at least 32 random characters, never a placeholder. ``relay dev`` generates one under ``var/dev``.
+    """
 
-    signing_key: SecretStr = SecretStr("dev-only-signing-key-change-me")
+    model_config = SettingsConfigDict(
+        env_prefix="LINKS_", extra="ignore", validate_by_name=True, hide_input_in_errors=True
+    )
+
+    # Aliased to its variable so a missing or weak key stops start-up naming LINKS_SIGNING_KEY.
+    signing_key: SecretStr = Field(validation_alias="LINKS_SIGNING_KEY")
     public_base_url: str = "http://127.0.0.1:8080"
     ttl_s: int = 7 * 24 * 3600
+
+    @field_validator("signing_key")
+    @classmethod
+    def _strong_key(cls, value: SecretStr) -> SecretStr:
+        return check_shared_secret(value)
 
 
 class LinkExpiredError(PermanentError):
@@ -43,10 +58,11 @@ class LinkSigner:
         return f"{self._settings.public_base_url.rstrip('/')}/files/{token}"
 
     def verify(self, token: str, *, now: float | None = None) -> tuple[str, str, str]:
-        """``(key, name, mime_type)`` for a valid, unexpired token."""
+        """``(key, name, mime_type)`` for a valid, unexpired token. The key names the tenant (``bundles/<tenant>/``)
+        and is part of what is signed, so a link cannot be pointed at another tenant's object."""
         try:
             payload = self._serializer.loads(token)
-        except BadSignature as error:
+        except BadData as error:
             raise LinkInvalidError("invalid download link") from error
         if not isinstance(payload, dict) or not {"k", "n", "m", "e"} <= payload.keys():
             raise LinkInvalidError("invalid download link")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import shutil
 import tempfile
 import unicodedata
 from contextlib import suppress
 from pathlib import Path, PurePosixPath
-from typing import Protocol
+from typing import IO, Protocol
 
 from relay_platform.errors import PermanentError, TransientError
 from relay_platform.naming import KEY_MAX_BYTES, SEGMENT_MAX_BYTES
@@ -23,6 +24,10 @@ class ObjectStore(Protocol):
     """Keys are ``/``-separated relative paths; writes are atomic and idempotent (same key overwrites)."""
 
     async def put(self, key: str, data: bytes, *, content_type: str) -> None: ...
+
+    async def put_stream(self, key: str, body: IO[bytes], *, content_type: str) -> None:
+        """Store what ``body`` holds from its current position to its end, read in bounded chunks in a worker
+        thread (never all in memory): for large files spooled to disk."""
 
     async def get(self, key: str) -> bytes: ...
 
@@ -94,6 +99,9 @@ def classify_os_error(error: OSError, what: str) -> PermanentError | TransientEr
     return TransientError(f"{detail}: {_TRANSIENT_ERRNOS.get(code, 'may succeed on a later try')}")
 
 
+_COPY_CHUNK = 1024 * 1024
+
+
 class LocalDirectoryStore:
     """Objects as files under a root directory; rename-into-place makes each write atomic."""
 
@@ -106,14 +114,20 @@ class LocalDirectoryStore:
     async def put(self, key: str, data: bytes, *, content_type: str) -> None:  # noqa: ARG002 - files carry no type
         await asyncio.to_thread(self._put_sync, self._path(key), data)
 
+    async def put_stream(self, key: str, body: IO[bytes], *, content_type: str) -> None:  # noqa: ARG002 - as put
+        await asyncio.to_thread(self._put_sync, self._path(key), body)
+
     @staticmethod
-    def _put_sync(target: Path, data: bytes) -> None:
+    def _put_sync(target: Path, data: bytes | IO[bytes]) -> None:
         tmp_name: str | None = None
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
             with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
+                if isinstance(data, bytes):
+                    handle.write(data)
+                else:
+                    shutil.copyfileobj(data, handle, _COPY_CHUNK)
             Path(tmp_name).replace(target)
         except OSError as error:
             if tmp_name is not None:

@@ -5,9 +5,11 @@ Needs the optional extra ``relay-platform[s3]``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any, TypeVar
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from functools import partial
+from typing import IO, Any, TypeVar
 
 from aiobotocore.session import get_session
 from botocore.config import Config
@@ -23,7 +25,7 @@ from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
 
-from relay_platform.errors import PermanentError, TransientError
+from relay_platform.errors import PermanentError, RelayError, TransientError
 from relay_platform.naming import KEY_MAX_BYTES
 from relay_platform.objectstore import ObjectNotFoundError, checked_key
 
@@ -68,8 +70,22 @@ def translate_botocore_error(error: BotoCoreError, what: str) -> PermanentError 
     return TransientError(f"{what}: {type(error).__name__}")
 
 
+def _read_part(body: IO[bytes], size: int) -> bytes:
+    """Up to ``size`` bytes of ``body``, fewer only at its end (a stream may return short reads)."""
+    pieces: list[bytes] = []
+    remaining = size
+    while remaining > 0 and (piece := body.read(remaining)):
+        pieces.append(piece)
+        remaining -= len(piece)
+    return b"".join(pieces)
+
+
 class S3ObjectStore:
     """Objects in ``bucket`` under ``prefix``; keys are checked like the local store's (no ``..`` escapes)."""
+
+    # ``put_stream``: a body up to one part goes up in one PUT, a larger one as a multipart upload holding one part
+    # in memory at a time (S3 parts but the last must be at least 5 MiB).
+    part_bytes = 8 * 1024 * 1024
 
     def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
         self._client = client
@@ -142,6 +158,39 @@ class S3ObjectStore:
             f"put {key!r}",
             lambda: self._client.put_object(Bucket=self.bucket, Key=s3_key, Body=data, ContentType=content_type),
         )
+
+    async def put_stream(self, key: str, body: IO[bytes], *, content_type: str) -> None:
+        s3_key = self._key(key)
+        what = f"put {key!r}"
+        chunk = await asyncio.to_thread(_read_part, body, self.part_bytes)
+        if len(chunk) < self.part_bytes:
+            await self._call(
+                what,
+                partial(self._client.put_object, Bucket=self.bucket, Key=s3_key, Body=chunk, ContentType=content_type),
+            )
+            return
+        created = await self._call(
+            what,
+            partial(self._client.create_multipart_upload, Bucket=self.bucket, Key=s3_key, ContentType=content_type),
+        )
+        upload = {"Bucket": self.bucket, "Key": s3_key, "UploadId": created["UploadId"]}
+        parts: list[dict[str, Any]] = []
+        try:
+            while chunk:
+                number = len(parts) + 1
+                answer = await self._call(
+                    f"{what} part {number}", partial(self._client.upload_part, **upload, PartNumber=number, Body=chunk)
+                )
+                parts.append({"ETag": answer["ETag"], "PartNumber": number})
+                chunk = await asyncio.to_thread(_read_part, body, self.part_bytes)
+            await self._call(
+                what, partial(self._client.complete_multipart_upload, **upload, MultipartUpload={"Parts": parts})
+            )
+        except BaseException:
+            # Best effort: an upload left behind costs storage until the bucket's lifecycle rule removes it.
+            with suppress(RelayError):
+                await self._call(f"abort {what}", partial(self._client.abort_multipart_upload, **upload))
+            raise
 
     async def get(self, key: str) -> bytes:
         s3_key = self._key(key)

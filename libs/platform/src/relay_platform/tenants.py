@@ -2,17 +2,23 @@
 
 Loaded and validated once at start-up; a bad file stops the service with a message naming the bad path.
 Secrets never appear in the file: secret settings are ``${ENV_NAME}`` references resolved when used.
+
+``allowed-asset-hosts`` lists hosts a tenant trusts to serve its assets from private or loopback addresses (the
+asset fetcher refuses those otherwise). An entry honours ports: ``assets.internal`` allows only the URL scheme's
+default port (80 for http, 443 for https), ``assets.internal:8443`` exactly that port, ``assets.internal:*`` every
+port; IPv6 in brackets (``[fd00::1]:8080``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -26,11 +32,13 @@ from pydantic import (
 )
 
 from relay_contracts.messages import Feed, OrderEventType
-from relay_contracts.topics import IntegrationType
+from relay_contracts.topics import ALL_TOPICS, OMS_TOPIC_PATTERN, IntegrationType, oms_orders_topic
 from relay_platform.errors import PermanentError
 
-Permission = Literal["order-tracking", "recipes:write", "recipes:read", "admin"]
-ALL_PERMISSIONS: tuple[Permission, ...] = ("order-tracking", "recipes:write", "recipes:read", "admin")
+# ``integrations:trigger``: manual re-triggers (seed 000 "Trigger Integrations"); they re-send files to the
+# factory, so the OMS's ``order-tracking`` alone does not grant them.
+Permission = Literal["order-tracking", "recipes:write", "recipes:read", "integrations:trigger", "admin"]
+ALL_PERMISSIONS: tuple[Permission, ...] = get_args(Permission)
 
 _SECRET_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _IDENT = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -107,6 +115,86 @@ def _parse_email_list(value: object) -> tuple[str, ...]:
 SecretSetting = Annotated[SecretRef, BeforeValidator(_parse_secret_ref)]
 MaybeSecretSetting = Annotated[LiteralOrSecret, BeforeValidator(_parse_literal_or_secret)]
 EmailList = Annotated[tuple[str, ...], BeforeValidator(_parse_email_list)]
+
+
+# --- allowed-asset-hosts -------------------------------------------------------------------------------------------
+
+ANY_PORT = "*"
+DEFAULT_PORTS = {"http": 80, "https": 443}
+_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOST_NAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
+_BRACKETED = re.compile(r"^\[([^\]]+)\](?::(.*))?$")
+
+
+@dataclass(frozen=True, slots=True)
+class AssetHost:
+    """One ``allowed-asset-hosts`` entry. ``host`` alone allows only the URL scheme's default port (80 for http,
+    443 for https); ``host:port`` allows exactly that port; ``host:*`` every port (for a trusted host whose port
+    changes, as in tests). IPv6 addresses are written in brackets: ``[fd00::1]:8443``."""
+
+    host: str
+    port: int | None = None
+    any_port: bool = False
+
+    def allows(self, host: str, port: int, scheme: str) -> bool:
+        """Whether a URL ``scheme://host:port`` (``host`` lower case, IPv6 without brackets) is this entry."""
+        if host != self.host:
+            return False
+        if self.any_port:
+            return True
+        return port == (self.port if self.port is not None else DEFAULT_PORTS.get(scheme))
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        if self.any_port:
+            return f"{host}:{ANY_PORT}"
+        return host if self.port is None else f"{host}:{self.port}"
+
+
+def parse_asset_host(entry: str) -> AssetHost:
+    """Parse an ``allowed-asset-hosts`` entry (``host``, ``host:port``, ``host:*``, ``[v6]:port``); ``ValueError``
+    says what is wrong. Host names are compared in lower case, as written (international names in ``xn--`` form)."""
+    text = entry.strip().lower()
+    if not text or re.search(r"[/@?#%\s]", text):
+        raise ValueError(f"{entry!r}: not a host, host:port or [IPv6]:port (no URL, path or IPv6 zone)")
+    port_text: str | None = None
+    if bracketed := _BRACKETED.match(text):
+        host, port_text = bracketed.group(1), bracketed.group(2)
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError as error:
+            raise ValueError(f"{entry!r}: [...] must hold an IPv6 address") from error
+    elif text.count(":") > 1:
+        host = text  # a bare IPv6 address: no port can follow it unambiguously
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError as error:
+            raise ValueError(f"{entry!r}: not a host, host:port or [IPv6]:port") from error
+    else:
+        host, sep, port_text = text.partition(":")
+        if not sep:
+            port_text = None
+        if not _HOST_NAME.match(host):
+            raise ValueError(f"{entry!r}: not a host name, IPv4 address, host:port or [IPv6]:port")
+    canonical = str(ipaddress.IPv6Address(host)) if ":" in host else host
+    if port_text is None:
+        return AssetHost(canonical)
+    if port_text == ANY_PORT:
+        return AssetHost(canonical, any_port=True)
+    if not re.fullmatch(r"[0-9]{1,5}", port_text) or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"{entry!r}: the port must be 1-65535 or {ANY_PORT}")
+    return AssetHost(canonical, int(port_text))
+
+
+def _parse_asset_hosts(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list | tuple):
+        raise ValueError("must be a list of host, host:port or host:* entries")  # noqa: TRY004 - pydantic wants it
+    return tuple(str(parse_asset_host(str(item))) for item in value)
+
+
+AssetHostList = Annotated[tuple[str, ...], BeforeValidator(_parse_asset_hosts)]
 
 
 class ConfigModel(BaseModel):
@@ -217,7 +305,12 @@ class Tenant(ConfigModel):
     recipe_read: Literal["public", "key"] = "public"
     rate_limit: RateLimit = Field(default_factory=RateLimit)
     api_keys: tuple[ApiKey, ...] = ()
-    allowed_asset_hosts: tuple[str, ...] = ()
+    # Hosts whose assets may be fetched even at private/loopback addresses, each ``host`` (the URL scheme's default
+    # port only), ``host:port`` or ``host:*`` (every port), stored in canonical form; see ``AssetHost``.
+    allowed_asset_hosts: AssetHostList = ()
+    # The topic this tenant's OMS publishes order events to (default ``oms.<tenant>.orders.v1``); events read
+    # there belong to this tenant whatever their payload says. Production locks it down with Kafka ACLs.
+    oms_topic: str | None = Field(default=None, pattern=OMS_TOPIC_PATTERN)
     integrations: tuple[Integration, ...] = ()
 
     @model_validator(mode="after")
@@ -245,6 +338,7 @@ class TenantsConfig(ConfigModel):
     @model_validator(mode="after")
     def _unique_prefixes_and_keys(self) -> TenantsConfig:
         prefixes: dict[str, str] = {}
+        topics: dict[str, str] = {}
         hashes: set[str] = set()
         for tenant_id, tenant in self.tenants.items():
             if tenant.recipe_prefix in prefixes:
@@ -253,6 +347,12 @@ class TenantsConfig(ConfigModel):
                     f"and {tenant_id!r}"
                 )
             prefixes[tenant.recipe_prefix] = tenant_id
+            topic = self.oms_topic_of(tenant_id)
+            if topic in ALL_TOPICS:
+                raise ValueError(f"oms-topic of {tenant_id!r} is one of Recipe Relay's own topics: {topic}")
+            if topic in topics:
+                raise ValueError(f"oms-topic {topic!r} used by both {topics[topic]!r} and {tenant_id!r}")
+            topics[topic] = tenant_id
             for key in tenant.api_keys:
                 if key.sha256 in hashes:
                     raise ValueError(f"API key {key.name!r} of {tenant_id!r} is also configured elsewhere")
@@ -278,6 +378,20 @@ class TenantsConfig(ConfigModel):
                 return tenant_id, tenant
         return None
 
+    def owns_recipe(self, tenant_id: str, recipe_id: str) -> bool:
+        """Whether ``recipe_id`` is one of ``tenant_id``'s recipes (its prefix is the tenant's)."""
+        owner = self.tenant_for_recipe(recipe_id)
+        return owner is not None and owner[0] == tenant_id
+
+    def oms_topic_of(self, tenant_id: str) -> str:
+        """The topic ``tenant_id``'s OMS publishes to (configured, or ``oms.<tenant>.orders.v1``)."""
+        configured = self.tenants[tenant_id].oms_topic
+        return configured if configured is not None else oms_orders_topic(tenant_id)
+
+    def oms_topics(self) -> dict[str, str]:
+        """``{topic: tenant}`` for every tenant's OMS topic."""
+        return {self.oms_topic_of(tenant_id): tenant_id for tenant_id in self.tenants}
+
     def iter_integrations(self) -> Iterator[tuple[str, IntegrationBase]]:
         for tenant_id, tenant in self.tenants.items():
             for integration in tenant.integrations:
@@ -286,7 +400,8 @@ class TenantsConfig(ConfigModel):
 
 def hash_api_key(raw_key: str) -> str:
     """The only form in which an API key is stored: its SHA-256 hex digest."""
-    return hashlib.sha256(raw_key.encode()).hexdigest()
+    # surrogatepass: a header of non-UTF-8 bytes reaches us with lone surrogates; it must hash (to no key), not raise.
+    return hashlib.sha256(raw_key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _format_location(loc: tuple[int | str, ...]) -> str:

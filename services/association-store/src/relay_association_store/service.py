@@ -10,7 +10,7 @@ delivery that never ends is visible to the audit (``audit_deliveries``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -19,6 +19,7 @@ from typing import Literal, Protocol
 from relay_contracts.messages import (
     DeliveryAttempted,
     IntegrationsTriggered,
+    OmsOrderEvent,
     OrderEventOccurred,
     OrderEventType,
     OrderLine,
@@ -27,8 +28,9 @@ from relay_contracts.messages import (
     recipe_object_key,
     stable_id,
 )
-from relay_contracts.topics import IntegrationType
+from relay_contracts.topics import ORDERS_EVENTS, IntegrationType
 from relay_platform.errors import PermanentError
+from relay_platform.redact import redact_secrets
 from relay_platform.tenants import IntegrationBase, Tenant, TenantsConfig, integration_type
 
 logger = logging.getLogger("relay.association_store")
@@ -167,7 +169,6 @@ class Transaction(Protocol):
     async def save_recipe(self, record: RecipeRecord, *, exists: bool) -> None: ...
     async def load_order(self, tenant: str, order_id: str) -> OrderState | None: ...
     async def save_order(self, change: OrderChange) -> None: ...
-    async def recipe_keys(self, tenant: str, recipe_ids: Collection[str]) -> Mapping[str, str]: ...
     async def load_delivery(self, delivery_id: str) -> DeliveryRecord | None: ...
     async def save_delivery(self, record: DeliveryRecord, *, exists: bool) -> None: ...
 
@@ -192,6 +193,41 @@ def require_tenant(tenants: TenantsConfig, tenant_id: str) -> Tenant:
     if tenant is None:
         raise PermanentError(f"unknown tenant {tenant_id[:64]!r}")
     return tenant
+
+
+def order_event_from(topic: str, event: OmsOrderEvent, tenant_of_topic: Mapping[str, str]) -> OrderEventOccurred:
+    """The event with its tenant taken from where it was published (``PermanentError`` when it cannot be).
+
+    ``orders.events.v1`` is ingest-api's (it sets the tenant of the authenticated caller); any other topic is a
+    tenant's OMS topic, whose tenant is the topic's whatever the payload says.
+    """
+    if topic == ORDERS_EVENTS:
+        if event.tenant is None:
+            raise PermanentError(f"tenant is required on {ORDERS_EVENTS}")
+        return event.for_tenant(event.tenant)
+    tenant = tenant_of_topic.get(topic)
+    if tenant is None:
+        raise PermanentError(f"no tenant publishes to topic {topic[:64]!r}")
+    try:
+        return event.for_tenant(tenant)
+    except ValueError as error:
+        raise PermanentError(f"tenant in the payload is not {tenant!r}, the tenant of topic {topic!r}") from error
+
+
+def check_recipe_saved(tenants: TenantsConfig, event: RecipeSaved) -> None:
+    """A saved recipe must be its tenant's, stored under its tenant's key (``PermanentError`` otherwise)."""
+    if not tenants.owns_recipe(event.tenant, event.recipe_id):
+        raise PermanentError(f"recipeId is not a recipe of tenant {event.tenant!r}")
+    if event.recipe_key != recipe_object_key(event.tenant, event.recipe_id):
+        raise PermanentError(f"recipeKey is not the key of this recipe of tenant {event.tenant!r}")
+
+
+def check_own_recipes(tenants: TenantsConfig, event: OrderEventOccurred) -> None:
+    """Every item of an order event must use one of the tenant's own recipes: linking another tenant's recipe
+    would send its files to this tenant's destinations (``PermanentError`` naming the item otherwise)."""
+    for position, item in enumerate(event.items or ()):
+        if not tenants.owns_recipe(event.tenant, item.recipe_id):
+            raise PermanentError(f"items/{position}/recipeId is not a recipe of tenant {event.tenant!r}")
 
 
 def recipe_feed_integrations(tenant: Tenant, *, temporary: bool) -> tuple[str, ...]:
@@ -232,9 +268,7 @@ def recipe_trigger(tenant: Tenant, event: RecipeSaved) -> IntegrationsTriggered 
     )
 
 
-def order_triggers(
-    tenant: Tenant, event: OrderEventOccurred, change: OrderChange, recipe_keys: Mapping[str, str]
-) -> tuple[IntegrationsTriggered, ...]:
+def order_triggers(tenant: Tenant, event: OrderEventOccurred, change: OrderChange) -> tuple[IntegrationsTriggered, ...]:
     """One trigger per affected item; IDs derive from the event so a redelivery re-publishes the same ones."""
     integration_ids = order_feed_integrations(tenant, event.type)
     if not integration_ids or not change.applied:
@@ -249,7 +283,8 @@ def order_triggers(
             trigger_id=stable_id(event.event_id, item.recipe_id, item.item_id),
             tenant=event.tenant,
             recipe_id=item.recipe_id,
-            recipe_key=recipe_keys.get(item.recipe_id) or recipe_object_key(item.recipe_id),
+            # Always the tenant's own key, derived here: never one a payload named, never outside the tenant.
+            recipe_key=recipe_object_key(event.tenant, item.recipe_id),
             feed="order",
             reason=ORDER_REASONS[event.type],
             order=OrderLine(
@@ -398,7 +433,8 @@ def _sorted_items(items: Mapping[str, ItemState]) -> list[ItemState]:
 def format_error(error_class: str | None, error_message: str | None) -> str | None:
     if not error_class and not error_message:
         return None
-    return f"{error_class or 'Error'}: {error_message or ''}".rstrip(": ").strip()
+    # Defence in depth: the deliverer scrubbed the message already; lastError must never show a credential.
+    return redact_secrets(f"{error_class or 'Error'}: {error_message or ''}".rstrip(": ").strip())
 
 
 def merge_delivery(
@@ -496,6 +532,7 @@ async def record_recipe_saved(
 ) -> IntegrationsTriggered | None:
     """Store the recipe row and fire the raw recipe feed, publishing before the transaction commits."""
     tenant = require_tenant(tenants, event.tenant)
+    check_recipe_saved(tenants, event)
     async with store.transaction() as tx:
         if not await tx.claim_event(event.tenant, "recipe", event.event_id):
             return None
@@ -515,6 +552,7 @@ async def record_order_event(
 ) -> tuple[IntegrationsTriggered, ...]:
     """Apply an order event (idempotent on event ID and business keys) and fire the order feed."""
     tenant = require_tenant(tenants, event.tenant)
+    check_own_recipes(tenants, event)
     async with store.transaction() as tx:
         if not await tx.claim_event(event.tenant, "order", event.event_id):
             return ()
@@ -523,8 +561,7 @@ async def record_order_event(
         if not change.applied:
             return ()
         await tx.save_order(change)
-        keys = await tx.recipe_keys(event.tenant, {item.recipe_id for item in change.affected})
-        triggers = order_triggers(tenant, event, change, keys)
+        triggers = order_triggers(tenant, event, change)
         if triggers:
             await publish(triggers)
     return triggers

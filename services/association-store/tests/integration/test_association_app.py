@@ -25,7 +25,7 @@ from association_store_factories import (
     unique,
 )
 from faststream import TestApp
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from relay_association_store.main import create_app
 from relay_association_store.settings import Settings
@@ -45,6 +45,7 @@ from relay_contracts.topics import (
 )
 from relay_platform.settings import KafkaSettings
 from relay_testing.processes import free_port
+from relay_testing.shared_secrets import ASSOCIATION_STORE_TOKEN
 
 pytestmark = pytest.mark.integration
 
@@ -114,6 +115,7 @@ class Service:
     http: aiohttp.ClientSession
     reader: TopicReader
     producer: AIOKafkaProducer
+    url: str = ""
 
     async def send(self, topic: str, message: BaseModel | bytes | dict[str, Any], *, key: bytes) -> None:
         if isinstance(message, BaseModel):
@@ -158,6 +160,7 @@ async def svc(
         kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap, transient_backoff_s=0.1),
         database_url=url,
         http_port=port,
+        api_token=SecretStr(ASSOCIATION_STORE_TOKEN),
         tenants_file=Path(TENANTS_FILE),
         # A fresh group per database: Tansu 0.6 can leave a rejoin of a just-emptied group hanging.
         consumer_group=f"association-store-{request.param}-{uuid.uuid4().hex[:8]}",
@@ -177,8 +180,10 @@ async def svc(
                 await app.__aexit__(None, None, None)  # stop whatever did start
             raise
         try:
-            async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
-                yield Service(http=http, reader=reader, producer=producer)
+            async with aiohttp.ClientSession(
+                f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {ASSOCIATION_STORE_TOKEN}"}
+            ) as http:
+                yield Service(http=http, reader=reader, producer=producer, url=f"http://127.0.0.1:{port}")
         finally:
             await app.__aexit__(None, None, None)
     finally:
@@ -275,7 +280,7 @@ async def test_saved_recipes_fire_the_raw_feed_with_the_temporary_filter(svc: Se
     assert svc.reader.triggers(recipe_id=permanent)[0].integration_ids == ("raw-email", "raw-s3")
     assert svc.reader.triggers(recipe_id=temporary)[0].integration_ids == ("raw-s3",)
     assert svc.reader.triggers(recipe_id=globex)[0].integration_ids == ("everything-email",)
-    assert svc.reader.triggers(recipe_id=permanent)[0].recipe_key == f"recipe/{permanent}.json"
+    assert svc.reader.triggers(recipe_id=permanent)[0].recipe_key == f"recipes/acme/{permanent}.json"
 
 
 async def test_personal_data_in_an_oms_event_is_dropped(svc: Service) -> None:
@@ -384,6 +389,19 @@ async def test_health_and_readiness(svc: Service) -> None:
             assert response.status == 200
 
 
+async def test_the_internal_api_answers_only_the_configured_token_and_probes_stay_open(svc: Service) -> None:
+    async with aiohttp.ClientSession(svc.url) as anonymous:
+        for headers in ({}, {"Authorization": "Bearer " + "x" * 43}, {"Authorization": ASSOCIATION_STORE_TOKEN}):
+            for path in ("/internal/v1/orders", "/internal/v1/audit"):
+                async with anonymous.get(path, params={"tenant": "acme", "orderId": "O1"}, headers=headers) as response:
+                    assert response.status == 401
+                    assert (await response.json())["error"] == "unauthorized"
+        for path in ("/healthz", "/readyz"):
+            async with anonymous.get(path) as response:
+                assert response.status == 200
+    assert await svc.orders(tenant="acme", orderId="no-such-order") == []
+
+
 async def test_malformed_messages_on_each_topic_are_dead_lettered_and_the_next_is_processed(svc: Service) -> None:
     order_id, recipe_id, delivery = unique("O"), unique("ACME"), unique("d")
     keys = {
@@ -487,7 +505,7 @@ async def test_a_manual_recipe_trigger_is_audited_without_an_order(svc: Service)
         trigger_id=str(uuid.uuid4()),
         tenant="acme",
         recipe_id=recipe_id,
-        recipe_key=f"recipe/{recipe_id}.json",
+        recipe_key=f"recipes/acme/{recipe_id}.json",
         feed="recipe",
         reason="manual",
         integration_ids=("raw-s3", "not-configured"),
@@ -504,3 +522,46 @@ async def test_a_manual_recipe_trigger_is_audited_without_an_order(svc: Service)
     [entry] = found
     assert (entry["integration"], entry["type"], entry["trigger"], entry["orderId"]) == ("raw-s3", "s3", "manual", None)
     assert entry["deliveryId"] == stable_id(manual.trigger_id, "raw-s3")
+
+
+async def test_an_oms_topic_speaks_for_its_own_tenant_only(svc: Service) -> None:
+    """acme's OMS publishes to acme's topic: the tenant is the topic's. A payload claiming globex, or linking a
+    globex recipe, is dead-lettered (PII-free) and globex's orders never change."""
+    own, spoofed, foreign_recipe = unique("O"), unique("O"), unique("O")
+    base = {"type": "linked", "orderNumber": "1022", "occurredAt": "2026-11-01T12:00:00Z"}
+
+    def event(order_id: str, recipe_id: str, **extra: object) -> dict[str, Any]:
+        items = [{"recipeId": recipe_id, "itemId": "i1", "itemQuantity": 1}]
+        return {**base, "eventId": unique("e"), "orderId": order_id, "items": items, **extra}
+
+    # No tenant in the payload: the topic says acme. Customer fields are dropped on decode and never stored.
+    await svc.send("oms.acme.orders.v1", event(own, "ACME-1", customerEmail="jane@example.com"), key=own.encode())
+    await svc.send("oms.acme.orders.v1", event(spoofed, "GLX-1", tenant="globex"), key=spoofed.encode())
+    await svc.send("oms.acme.orders.v1", event(foreign_recipe, "GLX-1"), key=foreign_recipe.encode())
+    order = await svc.wait_order("acme", own, what="the OMS's own order")
+    assert order["items"] == [{"recipeId": "ACME-1", "itemId": "i1", "itemQuantity": 1}]
+    assert "jane" not in json.dumps(order)
+    await eventually(lambda: len(svc.reader.dead(spoofed.encode())) == 1, what="the spoofed event dead-lettered")
+    await eventually(lambda: len(svc.reader.dead(foreign_recipe.encode())) == 1, what="the foreign recipe refused")
+    spoof = svc.reader.dead(spoofed.encode())[0]
+    assert spoof.source_topic == "oms.acme.orders.v1"
+    assert "not 'acme'" in spoof.reason
+    assert "items/0/recipeId" in svc.reader.dead(foreign_recipe.encode())[0].reason
+    for order_id in (spoofed, foreign_recipe):
+        assert await svc.orders(tenant="globex", orderId=order_id) == []
+        assert await svc.orders(tenant="acme", orderId=order_id) == []
+        assert svc.reader.triggers(order_id=order_id) == []
+
+
+async def test_the_order_lookup_pages_by_order_id(svc: Service) -> None:
+    recipe_id = unique("ACME")
+    order_ids = sorted(unique("P") for _ in range(3))
+    await svc.send_order(*(order_event("linked", o, [(recipe_id, "i1", 1)]) for o in order_ids))
+    await eventually(lambda: len(svc.reader.triggers(recipe_id=recipe_id)) == 3, what="three linked orders")
+    async with svc.http.get("/internal/v1/orders", params={"tenant": "acme", "recipeId": recipe_id}) as response:
+        first = await response.json()
+    assert [o["orderId"] for o in first["orders"]] == order_ids
+    assert first["next"] is None
+    params = {"tenant": "acme", "recipeId": recipe_id, "after": order_ids[0]}
+    async with svc.http.get("/internal/v1/orders", params=params) as response:
+        assert [o["orderId"] for o in (await response.json())["orders"]] == order_ids[1:]

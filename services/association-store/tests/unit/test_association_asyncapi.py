@@ -33,8 +33,12 @@ def test_committed_asyncapi_document_is_current(tmp_path: Path) -> None:
 
 def test_orders_events_channel_documents_the_message_oms_teams_publish() -> None:
     document = json.loads(COMMITTED.read_text())
-    channel = document["channels"]["orders.events.v1:OrderEventOccurred"]
-    assert channel["address"] == "orders.events.v1"
-    payload_names = json.dumps(document["components"]["schemas"])
+    internal = document["channels"]["order-events:OmsOrderEvent:orders.events.v1"]
+    assert internal["address"] == "orders.events.v1"
+    # Each tenant's OMS publishes to its own topic (the tenant comes from the topic, locked down by ACLs).
+    oms = document["channels"]["order-events:OmsOrderEvent:oms.demo.orders.v1"]
+    assert oms["address"] == "oms.demo.orders.v1"
+    assert "deploy/kafka-acls.md" in json.dumps(oms)
+    payload_names = json.dumps(document["components"]["schemas"]["OmsOrderEvent"])
     for field in ("orderId", "orderNumber", "occurredAt", "eventId", "items"):
         assert field in payload_names

@@ -40,7 +40,9 @@ def test_bad_tenant_config_exits_non_zero_with_the_config_error(tmp_path: Path) 
 
 
 class DownStore:
-    async def find_orders(self, tenant: str, by: OrderLookup, value: str) -> list[OrderView]:
+    async def find_orders(
+        self, tenant: str, by: OrderLookup, value: str, *, after: str | None = None, limit: int = 100
+    ) -> list[OrderView]:
         raise TransientError("database unavailable (ConnectionRefusedError)")
 
     async def ping(self, timeout_s: float = 2.0) -> bool:
@@ -63,7 +65,9 @@ async def test_database_down_makes_readyz_and_queries_answer_503() -> None:
 
 
 class AuditOnlyStore(MemoryStore):
-    async def find_orders(self, tenant: str, by: OrderLookup, value: str) -> list[OrderView]:
+    async def find_orders(
+        self, tenant: str, by: OrderLookup, value: str, *, after: str | None = None, limit: int = 100
+    ) -> list[OrderView]:
         return []
 
     async def ping(self, timeout_s: float = 2.0) -> bool:

@@ -26,7 +26,7 @@ def test_raw_feed_fires_enabled_recipe_integrations_only(tenants: TenantsConfig)
     trigger = service.recipe_trigger(tenants.tenants["acme"], recipe_saved("ACME-1"))
     assert trigger is not None
     assert trigger.integration_ids == ("raw-email", "raw-s3")  # not order-only ones, not the disabled one
-    assert (trigger.feed, trigger.reason, trigger.recipe_key) == ("recipe", "recipe_saved", "recipe/ACME-1.json")
+    assert (trigger.feed, trigger.reason, trigger.recipe_key) == ("recipe", "recipe_saved", "recipes/acme/ACME-1.json")
     assert trigger.order is None
 
 
@@ -66,14 +66,15 @@ def test_linked_event_creates_open_order_and_one_trigger_per_item(tenants: Tenan
     assert change.applied
     assert change.after.status == "open"
     assert change.after.order_number == "1022"
-    triggers = service.order_triggers(tenants.tenants["acme"], event, change, {"ACME-1": "recipe/custom.json"})
+    triggers = service.order_triggers(tenants.tenants["acme"], event, change)
     assert [(t.recipe_id, t.order and t.order.item_id) for t in triggers] == [("ACME-1", "i1"), ("ACME-2", "i2")]
     first = triggers[0]
     assert first.reason == "order_linked"
     assert first.feed == "order"
     assert first.integration_ids == ("orders-sftp",)
-    assert first.recipe_key == "recipe/custom.json"
-    assert triggers[1].recipe_key == "recipe/ACME-2.json"
+    # Always the tenant's own key, derived from tenant and recipe ID: never one a message named.
+    assert first.recipe_key == "recipes/acme/ACME-1.json"
+    assert triggers[1].recipe_key == "recipes/acme/ACME-2.json"
     assert first.order is not None
     assert (first.order.order_number, first.order.item_quantity, first.order.status) == ("1022", 2, "open")
     assert first.trigger_id == stable_id(event.event_id, "ACME-1", "i1")
@@ -141,7 +142,7 @@ def test_status_events_trigger_every_item_with_the_new_status(tenants: TenantsCo
     ).after
     event = order_event("refunded", "O1", minutes=2)
     change = service.apply_order_event(state, event)
-    triggers = service.order_triggers(tenants.tenants["acme"], event, change, {})
+    triggers = service.order_triggers(tenants.tenants["acme"], event, change)
     assert [t.integration_ids for t in triggers] == [("orders-zapier",), ("orders-zapier",)]
     assert {t.order.status for t in triggers if t.order} == {"refunded"}
     assert {t.reason for t in triggers} == {"order_refunded"}
@@ -156,7 +157,7 @@ def test_cancelled_order_is_not_sent_to_manufacturing_again(tenants: TenantsConf
     change = service.apply_order_event(state, event)
     assert change.after.status == "cancelled"
     assert service.order_feed_integrations(tenant, late)
-    assert service.order_triggers(tenant, event, change, {}) == ()
+    assert service.order_triggers(tenant, event, change) == ()
 
 
 def test_delivery_outcome_is_never_regressed_by_a_late_older_attempt() -> None:

@@ -19,6 +19,7 @@ from relay_contracts.messages import (
 )
 from relay_contracts.topics import DELIVERIES_OUTCOMES, IntegrationType, deliveries_requested
 from relay_platform.errors import PermanentError, TransientError
+from relay_platform.redact import redact_secrets
 from relay_platform.tenants import Tenant, integration_type
 
 AssetKind = Literal["production", "preview", "variant", "attachment"]
@@ -266,9 +267,10 @@ def failure_of(error: Exception) -> tuple[str, str]:
     A classified error's text is written for people (and holds no secret); anything else is reported by its
     class only, since its text was never reviewed for what it may carry.
     """
+    # Reviewed texts may still quote an asset URL, and a URL may carry a signature or token: redacted by pattern.
     if isinstance(error, BundleFailedError):
         cause = error.__cause__ if isinstance(error.__cause__, Exception) else error
-        return type(cause).__name__, str(error)
+        return type(cause).__name__, redact_secrets(str(error))
     if isinstance(error, PermanentError | TransientError):
-        return type(error).__name__, f"bundle not built: {error}"
+        return type(error).__name__, redact_secrets(f"bundle not built: {error}")
     return type(error).__name__, f"bundle not built: unexpected {type(error).__name__} (see the bundle-builder log)"

@@ -51,6 +51,8 @@ def create_app(settings: Settings | None = None, *, tracer_provider: TracerProvi
                     time_s=settings.bundle_time_budget_s,
                     max_assets=settings.bundle_max_assets,
                     max_asset_bytes=settings.bundle_max_asset_bytes,
+                    max_memory_bytes=settings.bundle_max_memory_bytes,
+                    max_preview_pixels=settings.preview_max_pixels,
                 ),
             )
             try:

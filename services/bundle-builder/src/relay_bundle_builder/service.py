@@ -10,10 +10,11 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from relay_bundle_builder.domain import (
     AssetError,
+    AssetRef,
     AssetUnavailableError,
     BundleFailedError,
     EventPlan,
@@ -40,34 +41,59 @@ from relay_bundle_builder.naming import (
     object_key,
     unique_names,
 )
-from relay_contracts.messages import BundleFile, DeliverBundle, DeliveryAttempted, IntegrationsTriggered, OrderLine
-from relay_pickticket import TicketImage, TicketOrder, render_pick_ticket
+from relay_bundle_builder.spool import AssetSpool
+from relay_contracts.messages import (
+    BundleFile,
+    DeliverBundle,
+    DeliveryAttempted,
+    IntegrationsTriggered,
+    OrderLine,
+    recipe_object_key,
+)
+from relay_pickticket import PREVIEW_MAX_PIXELS, TicketImage, TicketOrder, render_pick_ticket
 from relay_platform.errors import PermanentError, RelayError, TransientError
 from relay_platform.objectstore import ObjectNotFoundError, ObjectStore
 from relay_platform.tenants import Tenant, TenantsConfig
 
 logger = logging.getLogger("relay.bundle_builder")
 
+T = TypeVar("T")
+
 # --- ports -------------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class FetchedAsset:
-    data: bytes
+    """An asset's bytes, spooled (in memory or a temporary file): whoever receives it closes ``body``."""
+
+    body: AssetSpool
     content_type: str
 
 
 class ByteBudget:
-    """The bytes one bundle may still fetch; shared by its concurrent downloads, charged as chunks arrive."""
+    """The bytes one bundle may still fetch; shared by its concurrent downloads, charged as chunks arrive. Of
+    those, at most ``memory_limit`` stay in memory (``hold``/``release``); the rest are spooled to disk."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, *, memory_limit: int = 16 * 1024 * 1024) -> None:
         self.limit = limit
         self.used = 0
+        self.memory_limit = memory_limit
+        self.in_memory = 0
 
     def charge(self, size: int, *, label: str) -> None:
         self.used += size
         if self.used > self.limit:
             raise AssetError(f"{label}: the bundle's assets exceed its {self.limit}-byte budget")
+
+    def hold(self, size: int) -> bool:
+        """Take ``size`` bytes of the memory allowance; ``False`` (nothing taken) when it has no room."""
+        if self.in_memory + size > self.memory_limit:
+            return False
+        self.in_memory += size
+        return True
+
+    def release(self, size: int) -> None:
+        self.in_memory -= size
 
 
 class AssetFetcher(Protocol):
@@ -89,7 +115,7 @@ Publish = Callable[[Sequence[tuple[str, DeliverBundle | DeliveryAttempted]]], Aw
 class BuiltFile:
     name: str
     mime_type: str
-    data: bytes
+    data: bytes | AssetSpool
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +132,10 @@ class BundleBudget:
     time_s: float = 120.0
     max_assets: int = 200
     max_asset_bytes: int = 512 * 1024 * 1024
+    # Of the fetched bytes, what may stay in memory (each asset up to 1 MiB); the rest wait in temporary files.
+    max_memory_bytes: int = 16 * 1024 * 1024
+    # A preview with more pixels (by its header) is not decoded: the ticket notes it, the file is still delivered.
+    max_preview_pixels: int = PREVIEW_MAX_PIXELS
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +178,7 @@ async def request_deliveries(
     publications: Sequence[tuple[str, DeliverBundle | DeliveryAttempted]]
     try:
         try:
+            check_ownership(trigger, tenants)
             async with asyncio.timeout(ctx.budget.time_s):
                 bundle = await build_bundle(trigger, tenant, ctx)
         except TimeoutError as error:
@@ -168,6 +199,15 @@ async def request_deliveries(
         publications = delivery_requests(trigger, tenant, bundle.files, datetime.now(UTC))
     await publish(publications)
     return publications
+
+
+def check_ownership(trigger: IntegrationsTriggered, tenants: TenantsConfig) -> None:
+    """A trigger builds only its own tenant's recipe, from its own tenant's key (``BundleFailedError`` otherwise):
+    whoever wrote the trigger, another tenant's recipe, ticket and assets never reach this tenant's destinations."""
+    if not tenants.owns_recipe(trigger.tenant, trigger.recipe_id):
+        raise BundleFailedError(f"recipe {trigger.recipe_id} is not a recipe of tenant {trigger.tenant}")
+    if trigger.recipe_key != recipe_object_key(trigger.tenant, trigger.recipe_id):
+        raise BundleFailedError(f"the recipe key of trigger {trigger.trigger_id} is not its tenant's key")
 
 
 def _failed(
@@ -227,24 +267,63 @@ async def build_bundle(trigger: IntegrationsTriggered, tenant: Tenant, ctx: Buil
     refs = asset_refs(recipe)
     if len(refs) > ctx.budget.max_assets:
         raise BundleFailedError(f"the recipe lists {len(refs)} asset files; a bundle takes {ctx.budget.max_assets}")
-    budget = ByteBudget(ctx.budget.max_asset_bytes)
+    budget = ByteBudget(ctx.budget.max_asset_bytes, memory_limit=ctx.budget.max_memory_bytes)
     try:
-        fetched = await asyncio.gather(
-            *(
-                ctx.fetcher.fetch(ref.url, label=ref.label, allowed_hosts=tenant.allowed_asset_hosts, budget=budget)
-                for ref in refs
-            )
-        )
+        fetched = await _fetch_all(ctx, refs, tenant.allowed_asset_hosts, budget)
     except AssetError as error:
         raise BundleFailedError(f"bundle incomplete: {error}") from error
     except AssetUnavailableError as error:
         raise BundleFailedError(
             f"bundle incomplete: {error}; retries exhausted, trigger the integrations again to rebuild"
         ) from error
+    try:
+        return await _render_and_store(trigger, ctx, recipe, raw_recipe, list(zip(refs, fetched, strict=True)))
+    finally:
+        for asset in fetched:
+            asset.body.close()
 
+
+async def _fetch_all(
+    ctx: BuildContext, refs: Sequence[AssetRef], allowed_hosts: Sequence[str], budget: ByteBudget
+) -> list[FetchedAsset]:
+    """Every ref's asset, fetched concurrently; on the first failure the other fetches are cancelled and what was
+    already fetched is closed (its temporary file deleted) before the error is raised."""
+    tasks = [
+        asyncio.ensure_future(ctx.fetcher.fetch(ref.url, label=ref.label, allowed_hosts=allowed_hosts, budget=budget))
+        for ref in refs
+    ]
+    try:
+        return await _all_or_none(tasks)
+    except BaseException:
+        for task in tasks:
+            if task.done() and not task.cancelled() and task.exception() is None:
+                task.result().body.close()
+        raise
+
+
+async def _all_or_none(tasks: Sequence[asyncio.Future[T]]) -> list[T]:
+    """The tasks' results; on the first failure (or cancellation) the others are cancelled and awaited first, so
+    none is left running (reading a spool about to be closed, say)."""
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+async def _render_and_store(
+    trigger: IntegrationsTriggered,
+    ctx: BuildContext,
+    recipe: Mapping[str, Any],
+    raw_recipe: bytes,
+    assets: list[tuple[AssetRef, FetchedAsset]],
+) -> Bundle:
+    # The render thread reads previews straight from their spools; Pillow decodes at most the first MAX_PREVIEWS.
     previews = [
-        TicketImage(ref.view or ref.stem, asset.data)
-        for ref, asset in zip(refs, fetched, strict=True)
+        TicketImage(ref.view or ref.stem, asset.body.reader())
+        for ref, asset in assets
         if ref.kind == "preview" and _is_image(asset.content_type)
     ]
     # One thumbnail per view: the PNG if there is one, else the JPG.
@@ -253,14 +332,14 @@ async def build_bundle(trigger: IntegrationsTriggered, tenant: Tenant, ctx: Buil
     ticket = await asyncio.to_thread(render) if ctx.render_in_thread else render()
 
     prefix = name_prefix(trigger.recipe_id, trigger.order)
-    planned: list[tuple[str, str, bytes]] = [
+    planned: list[tuple[str, str, bytes | AssetSpool]] = [
         (file_name(prefix, RECIPE_FILE, "json"), "application/json", raw_recipe),
         (file_name(prefix, TICKET_FILE, "pdf"), "application/pdf", ticket),
     ]
-    for ref, asset in zip(refs, fetched, strict=True):
+    for ref, asset in assets:
         extension = ref.extension or content_type_extension(asset.content_type)
         planned.append(
-            (file_name(prefix, ref.stem, extension), mime_type_for(extension, asset.content_type), asset.data)
+            (file_name(prefix, ref.stem, extension), mime_type_for(extension, asset.content_type), asset.body)
         )
     names = unique_names([name for name, _, _ in planned])
     built = [BuiltFile(name, mime, data) for name, (_, mime, data) in zip(names, planned, strict=True)]
@@ -293,7 +372,10 @@ def _render_args(
 ) -> Callable[[], bytes]:
     order = _ticket_order(trigger.order)
     url = ctx.recipe_url(trigger.recipe_id)
-    return lambda: render_pick_ticket(recipe, order=order, previews=thumbnails, recipe_url=url, banner=banner)
+    max_pixels = ctx.budget.max_preview_pixels
+    return lambda: render_pick_ticket(
+        recipe, order=order, previews=thumbnails, recipe_url=url, banner=banner, max_preview_pixels=max_pixels
+    )
 
 
 async def _store(
@@ -306,19 +388,25 @@ async def _store(
         BundleFile(
             name=f.name,
             mime_type=f.mime_type,
-            size=len(f.data),
-            sha256=(digest := _sha256(f.data)),
+            size=f.data.size if isinstance(f.data, AssetSpool) else len(f.data),
+            sha256=(digest := f.data.sha256 if isinstance(f.data, AssetSpool) else _sha256(f.data)),
             key=object_key(directory, f.name, digest),
         )
         for f in built
     )
     limit = asyncio.Semaphore(ctx.store_concurrency)
 
-    async def put(key: str, data: bytes, mime: str) -> None:
+    async def put(key: str, data: bytes | AssetSpool, mime: str) -> None:
         async with limit:
-            await ctx.store.put(key, data, content_type=mime)
+            if isinstance(data, AssetSpool):
+                # Streamed from the spool in bounded chunks: a 100 MB asset never sits in memory whole.
+                await ctx.store.put_stream(key, data.reader(), content_type=mime)
+            else:
+                await ctx.store.put(key, data, content_type=mime)
 
-    await asyncio.gather(*(put(meta.key, f.data, f.mime_type) for meta, f in zip(files, built, strict=True)))
+    await _all_or_none(
+        [asyncio.ensure_future(put(meta.key, f.data, f.mime_type)) for meta, f in zip(files, built, strict=True)]
+    )
     manifest_key = f"{directory}/{MANIFEST_FILE}"
     await ctx.store.put(manifest_key, manifest_json(trigger, files), content_type="application/json")
     return Bundle(directory=directory, files=files, manifest_key=manifest_key)

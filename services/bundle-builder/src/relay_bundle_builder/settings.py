@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from relay_pickticket import PREVIEW_MAX_PIXELS
 from relay_platform.objectstore_settings import ObjectStoreSettings
 from relay_platform.settings import ServiceSettings
 
@@ -26,6 +27,11 @@ class Settings(ServiceSettings):
     bundle_time_budget_s: float = Field(default=120.0, gt=0)
     bundle_max_assets: int = Field(default=200, ge=0)
     bundle_max_asset_bytes: int = Field(default=512 * 1024 * 1024, ge=1, description="All assets of one bundle.")
+    # Of those, what one bundle keeps in memory (each asset up to 1 MiB); the rest wait in temporary files (TMPDIR),
+    # so a bundle takes at most this much memory for its assets and bundle_max_asset_bytes of disk.
+    bundle_max_memory_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
+    # Previews with more pixels (by their header) are not decoded: the ticket says so, the file is still delivered.
+    preview_max_pixels: int = Field(default=PREVIEW_MAX_PIXELS, ge=1)
     # The QR code on the pick ticket points here (the ingest API serves GET /recipe/<id>.json).
     recipe_base_url: str = "http://127.0.0.1:8080/recipe/"
 

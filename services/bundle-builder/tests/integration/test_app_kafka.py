@@ -110,7 +110,7 @@ def trigger(
         trigger_id=uuid.uuid4().hex,
         tenant="bb",
         recipe_id=recipe_id,
-        recipe_key=recipe_object_key(recipe_id),
+        recipe_key=recipe_object_key("bb", recipe_id),
         feed="order",
         reason=reason,
         order=order,
@@ -137,7 +137,7 @@ def pdf_text(data: bytes) -> str:
 async def test_order_trigger_requests_one_delivery_per_listed_integration(running: Running, make_recipe: Any) -> None:
     recipe_id = f"999-{uuid.uuid4().hex[:12]}"
     await running.store.put(
-        recipe_object_key(recipe_id), json.dumps(make_recipe(recipe_id)).encode(), content_type="application/json"
+        recipe_object_key("bb", recipe_id), json.dumps(make_recipe(recipe_id)).encode(), content_type="application/json"
     )
     event = trigger(recipe_id, ("factory-mail", "zap", "unknown-integration"))
     await running.producer.publish(event, INTEGRATIONS_TRIGGERED, key=recipe_id.encode())
@@ -165,7 +165,9 @@ async def test_missing_asset_publishes_final_failure_per_integration(
 ) -> None:
     recipe_id = f"999-{uuid.uuid4().hex[:12]}"
     recipe = make_recipe(recipe_id, extra_views=[{"code": "side", "production": asset_server.url("/missing.png")}])
-    await running.store.put(recipe_object_key(recipe_id), json.dumps(recipe).encode(), content_type="application/json")
+    await running.store.put(
+        recipe_object_key("bb", recipe_id), json.dumps(recipe).encode(), content_type="application/json"
+    )
     event = trigger(recipe_id, ("factory-mail", "archive"))
     await running.producer.publish(event, INTEGRATIONS_TRIGGERED, key=recipe_id.encode())
 
@@ -190,7 +192,9 @@ async def test_cancellation_delivers_the_cancellation_json_and_a_cancelled_ticke
     recipe_id = f"999-{uuid.uuid4().hex[:12]}"
     tag = uuid.uuid4().hex
     recipe = make_failing_recipe(recipe_id, tag)
-    await running.store.put(recipe_object_key(recipe_id), json.dumps(recipe).encode(), content_type="application/json")
+    await running.store.put(
+        recipe_object_key("bb", recipe_id), json.dumps(recipe).encode(), content_type="application/json"
+    )
     cancelled = ORDER.model_copy(update={"status": "cancelled"})
     event = trigger(recipe_id, EVERY_INTEGRATION, reason="order_cancelled", order=cancelled)
     await running.producer.publish(event, INTEGRATIONS_TRIGGERED, key=recipe_id.encode())
@@ -240,7 +244,9 @@ async def test_refund_and_return_deliver_an_event_only_bundle(
     recipe_id = f"999-{uuid.uuid4().hex[:12]}"
     tag = uuid.uuid4().hex
     recipe = make_failing_recipe(recipe_id, tag)
-    await running.store.put(recipe_object_key(recipe_id), json.dumps(recipe).encode(), content_type="application/json")
+    await running.store.put(
+        recipe_object_key("bb", recipe_id), json.dumps(recipe).encode(), content_type="application/json"
+    )
     event = trigger(recipe_id, ("factory-mail", "zap"), reason=reason, order=ORDER.model_copy(update={"status": stem}))
     await running.producer.publish(event, INTEGRATIONS_TRIGGERED, key=recipe_id.encode())
 
@@ -263,7 +269,7 @@ async def test_update_redelivers_the_bundle_under_the_same_names_with_the_new_qu
 ) -> None:
     recipe_id = f"999-{uuid.uuid4().hex[:12]}"
     await running.store.put(
-        recipe_object_key(recipe_id), json.dumps(make_recipe(recipe_id)).encode(), content_type="application/json"
+        recipe_object_key("bb", recipe_id), json.dumps(make_recipe(recipe_id)).encode(), content_type="application/json"
     )
     created = trigger(recipe_id, ("factory-sftp",))
     await running.producer.publish(created, INTEGRATIONS_TRIGGERED, key=recipe_id.encode())
@@ -307,10 +313,14 @@ async def test_hostile_asset_ends_the_trigger_and_the_next_trigger_on_the_partit
     recipe_id = f"999-{uuid.uuid4().hex[:12]}"
     url = asset_server.url(asset_url) if asset_url.startswith("/") else asset_url
     hostile = make_recipe(recipe_id, extra_views=[{"code": "side", "production": url}])
-    await running.store.put(recipe_object_key(recipe_id), json.dumps(hostile).encode(), content_type="application/json")
+    await running.store.put(
+        recipe_object_key("bb", recipe_id), json.dumps(hostile).encode(), content_type="application/json"
+    )
     ordinary_id = f"999-{uuid.uuid4().hex[:12]}"
     await running.store.put(
-        recipe_object_key(ordinary_id), json.dumps(make_recipe(ordinary_id)).encode(), content_type="application/json"
+        recipe_object_key("bb", ordinary_id),
+        json.dumps(make_recipe(ordinary_id)).encode(),
+        content_type="application/json",
     )
     bad = trigger(recipe_id, ("factory-mail", "zap"))
     ordinary = trigger(ordinary_id, ("factory-mail", "zap"))

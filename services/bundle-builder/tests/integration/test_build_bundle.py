@@ -42,7 +42,7 @@ def trigger_for(
         trigger_id=f"t-{recipe_id}-{reason}",
         tenant=tenant,
         recipe_id=recipe_id,
-        recipe_key=recipe_object_key(recipe_id),
+        recipe_key=recipe_object_key(tenant, recipe_id),
         feed="order" if order else "recipe",
         reason=reason or ("order_created" if order else "recipe_saved"),
         order=order,
@@ -64,7 +64,11 @@ def context(store: ObjectStore, fetcher: HttpAssetFetcher) -> BuildContext:
 
 async def save_recipe(store: ObjectStore, recipe: dict[str, Any]) -> bytes:
     raw = json.dumps(recipe, ensure_ascii=False).encode()
-    await store.put(recipe_object_key(recipe["id"]), raw, content_type="application/json")
+    await store.put(
+        recipe_object_key("strict" if recipe["id"].startswith("777-") else "bb", recipe["id"]),
+        raw,
+        content_type="application/json",
+    )
     return raw
 
 

@@ -18,6 +18,7 @@ from relay_bundle_builder.naming import (
     unique_names,
 )
 from relay_contracts.messages import ID_TEXT, OrderLine
+from relay_contracts.types import check_id_text
 from relay_platform.naming import KEY_MAX_BYTES, SEGMENT_MAX_BYTES, utf8_len
 
 PROPERTIES = settings(database=None, max_examples=200, deadline=None)
@@ -32,8 +33,20 @@ ids = st.one_of(
     st.text(alphabet=st.characters(min_codepoint=0x10000, max_codepoint=0x10FFFF), min_size=100, max_size=ID_TEXT),
 )
 required_ids = ids.filter(bool)
-orders = st.builds(
-    OrderLine, order_id=ids, order_number=ids, item_id=st.one_of(st.none(), ids), item_quantity=st.just(1)
+
+
+def _acceptable_id(text: str) -> bool:
+    try:
+        check_id_text(text)
+    except ValueError:
+        return False
+    return True
+
+
+# What a message may carry (no control characters, not only blanks); the names are still built from hostile text.
+line_ids = ids.filter(_acceptable_id)
+orders = st.tuples(line_ids, line_ids, st.one_of(st.none(), line_ids)).map(
+    lambda ids: OrderLine(order_id=ids[0], order_number=ids[1], item_id=ids[2], item_quantity=1)
 )
 stems = st.one_of(any_text, st.text(min_size=200, max_size=2000))
 extensions = st.one_of(st.sampled_from(["pdf", "json", "png", "dst", "bin"]), any_text)

@@ -18,6 +18,7 @@ from relay_bundle_builder.service import (
     Publish,
     request_deliveries,
 )
+from relay_bundle_builder.spool import AssetSpool
 from relay_contracts.messages import (
     DeliverBundle,
     DeliveryAttempted,
@@ -44,7 +45,7 @@ def trigger(tenant: str = "bb", integrations: tuple[str, ...] = INTEGRATIONS) ->
         trigger_id="t-unit",
         tenant=tenant,
         recipe_id=RECIPE_ID,
-        recipe_key=recipe_object_key(RECIPE_ID),
+        recipe_key=recipe_object_key(tenant, RECIPE_ID),
         feed="order",
         reason="order_created",
         order=ORDER,
@@ -78,7 +79,7 @@ class Fetcher:
             raise self.error
         if budget is not None:
             budget.charge(len(self.data), label=label)
-        return FetchedAsset(self.data, "image/png")
+        return FetchedAsset(AssetSpool.of(self.data), "image/png")
 
 
 class BrokenStore(LocalDirectoryStore):
@@ -119,7 +120,7 @@ async def run(
 
 async def stored(tmp_path: Path, document: dict[str, object]) -> LocalDirectoryStore:
     store = LocalDirectoryStore(tmp_path)
-    await store.put(recipe_object_key(RECIPE_ID), json.dumps(document).encode(), content_type="application/json")
+    await store.put(recipe_object_key("bb", RECIPE_ID), json.dumps(document).encode(), content_type="application/json")
     return store
 
 

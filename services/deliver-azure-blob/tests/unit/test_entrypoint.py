@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 
 from relay_deliver_azure_blob.settings import Settings
+from relay_testing.shared_secrets import LINK_SIGNING_KEY, secrets_env
 
 
 def test_settings_come_from_the_deliver_azure_blob_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DELIVER_AZURE_BLOB_UPLOAD_CONCURRENCY", "8")
     monkeypatch.setenv("DELIVER_AZURE_BLOB_CONCURRENCY", "5")
+    monkeypatch.setenv("LINKS_SIGNING_KEY", LINK_SIGNING_KEY)
 
     settings = Settings()
 
@@ -25,7 +27,12 @@ def test_bad_tenant_config_exits_non_zero_with_the_message(tmp_path: Path) -> No
         "tenants:\n  acme:\n    recipe-prefix: '999'\n    integrations:\n"
         "      - {id: up, type: azure-blob, connection-string-secure: 'literal-secret', container: orders}\n"
     )
-    env = {**os.environ, "DELIVER_AZURE_BLOB_TENANTS_FILE": str(bad), "DELIVER_AZURE_BLOB_LOG_JSON": "false"}
+    env = {
+        **os.environ,
+        **secrets_env(),
+        "DELIVER_AZURE_BLOB_TENANTS_FILE": str(bad),
+        "DELIVER_AZURE_BLOB_LOG_JSON": "false",
+    }
 
     result = subprocess.run(
         [sys.executable, "-m", "relay_deliver_azure_blob"],

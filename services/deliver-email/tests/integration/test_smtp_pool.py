@@ -9,6 +9,7 @@ from pydantic import SecretStr
 from relay_deliver_email.adapters.smtp import SmtpPool
 from relay_deliver_email.settings import Settings
 from relay_platform.errors import TransientError
+from relay_testing import shared_secrets
 from relay_testing.processes import free_port
 from relay_testing.smtp import SmtpCapture
 
@@ -28,6 +29,7 @@ async def test_pooled_connection_sends_consecutive_messages(smtp_server: SmtpCap
         smtp_security="none",
         smtp_username=smtp_server.username,
         smtp_password=SecretStr(smtp_server.password or ""),
+        links=shared_secrets.link_settings(),
         tenants_file=tmp_path / "unused.yaml",
     )
     pool = SmtpPool(settings, size=1)
@@ -42,7 +44,13 @@ async def test_pooled_connection_sends_consecutive_messages(smtp_server: SmtpCap
 
 
 async def test_unreachable_smtp_server_is_transient(tmp_path: Path) -> None:
-    settings = Settings(smtp_port=free_port(), smtp_security="none", smtp_timeout_s=2, tenants_file=tmp_path / "x")
+    settings = Settings(
+        smtp_port=free_port(),
+        smtp_security="none",
+        smtp_timeout_s=2,
+        links=shared_secrets.link_settings(),
+        tenants_file=tmp_path / "x",
+    )
     pool = SmtpPool(settings, size=1)
     with pytest.raises(TransientError, match=r"SMTP server 127\.0\.0\.1"):
         await pool.send(mail("nowhere"))

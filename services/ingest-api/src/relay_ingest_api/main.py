@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -13,9 +12,22 @@ from relay_ingest_api import handlers
 from relay_ingest_api.adapters.association_store import AssociationStoreClient
 from relay_ingest_api.adapters.kafka import EventPublisher
 from relay_ingest_api.middleware import SafeAccessLogger, error_middleware
-from relay_ingest_api.ratelimit import KeyRateLimiter
+from relay_ingest_api.ratelimit import FailedKeyThrottle, FanOutLimiter, KeyRateLimiter
+from relay_ingest_api.renders import ClientRateLimiter, PickTicketRenders
 from relay_ingest_api.settings import SERVICE, Settings
-from relay_ingest_api.state import ASSOCIATIONS, LIMITER, OBJECTS, PUBLISHER, RENDERS, SETTINGS, SIGNER, TENANTS
+from relay_ingest_api.state import (
+    ASSOCIATIONS,
+    FAILED_KEYS,
+    FANOUT,
+    LIMITER,
+    OBJECTS,
+    PUBLISHER,
+    RENDERS,
+    SETTINGS,
+    SIGNER,
+    TENANTS,
+)
+from relay_pickticket import render_pick_ticket
 from relay_platform.links import LinkSigner
 from relay_platform.objectstore_settings import open_object_store
 from relay_platform.tenants import load_tenants
@@ -28,8 +40,18 @@ def create_app(settings: Settings | None = None, *, tracer_provider: TracerProvi
     app[SETTINGS] = settings
     app[TENANTS] = load_tenants(settings.tenants_file)
     app[LIMITER] = KeyRateLimiter()
+    app[FANOUT] = FanOutLimiter(settings.trigger_fanout_per_s, settings.max_trigger_fanout)
+    app[FAILED_KEYS] = FailedKeyThrottle(settings.failed_key_per_s, settings.failed_key_burst)
     app[SIGNER] = LinkSigner(settings.links)
-    app[RENDERS] = asyncio.Semaphore(settings.max_concurrent_renders)
+    app[RENDERS] = renders = PickTicketRenders(
+        render_pick_ticket,
+        cache_bytes=settings.render_cache_bytes,
+        slots=settings.max_concurrent_renders,
+        slot_wait_s=settings.render_slot_wait_s,
+        retry_after_s=settings.retry_after_s,
+        limiter=ClientRateLimiter(settings.render_rate_per_s, settings.render_burst),
+        trusted_proxies=settings.trusted_proxies,
+    )
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         publisher = EventPublisher(
@@ -49,13 +71,20 @@ def create_app(settings: Settings | None = None, *, tracer_provider: TracerProvi
                 app[PUBLISHER] = publisher
                 app[OBJECTS] = objects
                 app[ASSOCIATIONS] = AssociationStoreClient(
-                    session, settings.association_store_url, retry_after_s=settings.retry_after_s
+                    session,
+                    settings.association_store_url,
+                    retry_after_s=settings.retry_after_s,
+                    token=settings.association_store_token,
                 )
                 yield
         finally:
             await publisher.close()
 
+    async def close_renders(_app: web.Application) -> None:
+        await renders.close()
+
     app.cleanup_ctx.append(resources)
+    app.on_cleanup.append(close_renders)
     app.add_routes(handlers.routes)
     return app
 

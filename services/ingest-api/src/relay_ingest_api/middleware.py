@@ -15,7 +15,7 @@ from opentelemetry.trace import SpanKind, TracerProvider
 from relay_ingest_api.adapters.association_store import UpstreamError
 from relay_ingest_api.ratelimit import RateLimitedError
 from relay_ingest_api.schemas import ErrorBody, Problem
-from relay_ingest_api.service import IngestError
+from relay_ingest_api.service import IngestError, UnreadableBodyError
 from relay_platform.errors import TransientError
 from relay_platform.links import LinkExpiredError, LinkInvalidError
 from relay_platform.objectstore import ObjectNotFoundError
@@ -76,7 +76,11 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except IngestError as error:
         headers = {"WWW-Authenticate": 'Bearer realm="recipe-relay"'} if error.status == 401 else None
-        return error_response(error.status, error.code, error.message, error.problems, headers)
+        response = error_response(error.status, error.code, error.message, error.problems, headers)
+        if isinstance(error, UnreadableBodyError):
+            # aiohttp closes the connection after this answer (it cannot skip the rest): say so to the client.
+            response.force_close()
+        return response
     except RateLimitedError as error:
         return error_response(429, "rate_limited", str(error), headers={"Retry-After": str(error.retry_after_s)})
     except LinkExpiredError:

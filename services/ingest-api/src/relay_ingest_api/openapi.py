@@ -10,7 +10,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from relay_contracts.recipe import recipe_schema
+from relay_contracts.recipe import RECIPE_LIMITS, RecipeLimits, recipe_schema
+from relay_contracts.types import ID_PATTERN
 from relay_ingest_api.schemas import (
     Accepted,
     AuditReport,
@@ -24,7 +25,13 @@ from relay_ingest_api.schemas import (
     TriggerRequest,
     TriggersAccepted,
 )
-from relay_ingest_api.service import DEFAULT_AUDIT_LIMIT, DEFAULT_OLDER_THAN, DURATION_PATTERN, MAX_AUDIT_LIMIT
+from relay_ingest_api.service import (
+    DEFAULT_AUDIT_LIMIT,
+    DEFAULT_MAX_TRIGGER_FANOUT,
+    DEFAULT_OLDER_THAN,
+    DURATION_PATTERN,
+    MAX_AUDIT_LIMIT,
+)
 
 _REF = "#/components/schemas/{model}"
 _SECURED: list[dict[str, list[str]]] = [{"apiKeyQuery": []}, {"bearerAuth": []}]
@@ -35,7 +42,11 @@ _ERRORS = {
     "403": ("ForbiddenError", "The API key lacks the needed permission."),
     "404": ("NotFoundError", "No such resource (also for another tenant's key-protected recipe)."),
     "410": ("Gone", "The download link has expired."),
-    "413": ("TooLargeError", "Too many items or too many bytes."),
+    "413": (
+        "TooLargeError",
+        "Too many items (in a batch, or in a recipe's arrays: `problems` names the array and the limit) "
+        "or too many bytes.",
+    ),
     "429": ("TooManyRequests", "Over the API key's rate limit; retry after `Retry-After` seconds."),
     "502": ("BadGateway", "The association store gave an unusable answer."),
     "503": ("Unavailable", "A backing service is unreachable; retry after `Retry-After` seconds."),
@@ -68,8 +79,20 @@ def _model_schemas() -> dict[str, Any]:
     return schemas
 
 
-def _recipe_schemas() -> dict[str, Any]:
-    """The seed 001 schema with its ``$defs`` hoisted into components (refs rewritten to match)."""
+def recipe_limits_note(limits: RecipeLimits) -> str:
+    """The recipe limits in words (the seed schema has none; these are checked besides it)."""
+    return (
+        f"Limits (INGEST_API_RECIPE_MAX_*): at most {limits.max_components} components, {limits.max_views} views, "
+        f"{limits.max_attachments} attachments and {limits.max_array_items} items in any other array (413 "
+        f"`recipe_too_large` beyond, naming the array); strings and object keys of at most "
+        f"{limits.max_string_length} characters, without NUL or lone surrogates; at most {limits.max_depth} levels "
+        "of nesting; integers within 64 bits, no NaN or Infinity (400 `invalid_recipe` otherwise, by JSON pointer)."
+    )
+
+
+def _recipe_schemas(limits: RecipeLimits) -> dict[str, Any]:
+    """The seed 001 schema with its ``$defs`` hoisted into components (refs rewritten to match); the input form
+    also carries the API's limits (``maxItems`` where the limit is on one array, the rest in its description)."""
     text = json.dumps(recipe_schema()).replace('"#/$defs/', '"#/components/schemas/')
     schema: dict[str, Any] = json.loads(text)
     defs: dict[str, Any] = schema.pop("$defs", {})
@@ -77,12 +100,16 @@ def _recipe_schemas() -> dict[str, Any]:
         schema.pop(keyword, None)
     saved = copy.deepcopy(schema)
     saved["title"] = "RecipeInput"
-    saved["description"] = "A recipe to save; `id` and `created` are assigned when absent."
+    note = recipe_limits_note(limits)
+    saved["description"] = f"A recipe to save; `id` and `created` are assigned when absent. {note}"
     saved.pop("required", None)
     # The API also insists the ID is the tenant's: ``<prefix>-<1-100 safe characters>``.
     saved["properties"] = {
         **saved["properties"],
         "id": {**saved["properties"]["id"], "pattern": "^[A-Za-z0-9]{1,16}-[A-Za-z0-9_-]{1,100}$"},
+        "components": {**saved["properties"]["components"], "maxItems": limits.max_components},
+        "views": {**saved["properties"]["views"], "maxItems": limits.max_views},
+        "attachments": {**saved["properties"]["attachments"], "maxItems": limits.max_attachments},
     }
     return {**defs, "Recipe": schema, "RecipeInput": saved}
 
@@ -120,10 +147,17 @@ def _accepted() -> dict[str, Any]:
 
 
 @cache
-def openapi_document(*, max_items: int, max_body: int) -> dict[str, Any]:
+def openapi_document(
+    *,
+    max_items: int,
+    max_body: int,
+    recipe_limits: RecipeLimits = RECIPE_LIMITS,
+    max_trigger_fanout: int = DEFAULT_MAX_TRIGGER_FANOUT,
+) -> dict[str, Any]:
     """Every endpoint, its parameters, bodies, status codes and security, as OpenAPI 3.1."""
-    schemas = {**_model_schemas(), **_recipe_schemas()}
-    criterion = {"type": "string", "minLength": 1, "maxLength": 128}
+    schemas = {**_model_schemas(), **_recipe_schemas(recipe_limits)}
+    # Like every ID: no control characters, U+FFFD (a bad percent-encoding) or lone surrogates, not only blanks.
+    criterion = {"type": "string", "minLength": 1, "maxLength": 128, "pattern": ID_PATTERN}
     lookup_params = [
         {
             # One exploded object so the document can say "exactly one of" (form style: ?orderNumber=1001).
@@ -168,6 +202,7 @@ def openapi_document(*, max_items: int, max_body: int) -> dict[str, Any]:
             "post": {
                 "operationId": "saveRecipe",
                 "summary": "Save a recipe (seed 001 schema); it is then served at /recipe/<id>.json.",
+                "description": f"{recipe_limits_note(recipe_limits)} At most {max_body} bytes.",
                 "security": _SECURED,
                 "requestBody": {"required": True, "content": _json_content("RecipeInput")},
                 "responses": _responses(
@@ -215,7 +250,9 @@ def openapi_document(*, max_items: int, max_body: int) -> dict[str, Any]:
                 "operationId": "getRecipePickTicket",
                 "summary": "The recipe's PDF pick ticket (its humanReadable link), rendered from the stored recipe.",
                 "description": "Same access rules as /recipe/{id}.json. No preview thumbnails: the bundle's "
-                "ticket has them.",
+                "ticket has them. Rendered once per recipe version and cached; a render is charged to the caller "
+                "(its API key, else its address: 429 past its rate) and waits briefly for a render slot (503 when "
+                "none frees). `ETag` is the PDF's SHA-256; `If-None-Match` with it answers 304.",
                 "security": [{}, *_SECURED],
                 "parameters": [
                     {
@@ -229,9 +266,16 @@ def openapi_document(*, max_items: int, max_body: int) -> dict[str, Any]:
                     {
                         "200": {
                             "description": 'The pick ticket, `inline; filename="<id>.pdf"`.',
-                            "headers": {"Content-Disposition": {"schema": {"type": "string"}}},
+                            "headers": {
+                                "Content-Disposition": {"schema": {"type": "string"}},
+                                "ETag": {"schema": {"type": "string"}},
+                            },
                             "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
-                        }
+                        },
+                        "304": {
+                            "description": "`If-None-Match` names this ticket's ETag: no body.",
+                            "headers": {"ETag": {"schema": {"type": "string"}}},
+                        },
                     },
                     "401",
                     "403",
@@ -265,7 +309,18 @@ def openapi_document(*, max_items: int, max_body: int) -> dict[str, Any]:
                 "operationId": "findOrders",
                 "summary": "The caller's tenant's orders by order number, order ID or recipe ID.",
                 "security": _SECURED,
-                "parameters": lookup_params,
+                "description": "At most 100 orders per page, by order ID; `next` in the answer, passed back as "
+                "`after`, gives the following page.",
+                "parameters": [
+                    *lookup_params,
+                    {
+                        "name": "after",
+                        "in": "query",
+                        "required": False,
+                        "description": "The `next` of the previous page.",
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+                    },
+                ],
                 "responses": _responses(
                     {"200": {"description": "Matching orders.", "content": _json_content("OrdersFound")}},
                     "400",
@@ -281,11 +336,24 @@ def openapi_document(*, max_items: int, max_body: int) -> dict[str, Any]:
             "post": {
                 "operationId": "triggerIntegrations",
                 "summary": "Re-run bundle and delivery for an order, or for a recipe and every order using it.",
-                "description": "Needs the order-tracking (or admin) permission. Exactly one of recipeId, orderId or "
-                "orderNumber. One order-feed trigger per matching order item; for a recipeId also one raw-feed "
-                "trigger when an integration takes that feed. Every trigger gets a new ID, so its deliveries "
-                "appear as new attempts in the order lookup.",
+                "description": "Needs the integrations:trigger (or admin) permission. Exactly one of recipeId, "
+                "orderId or orderNumber; a recipeId must be one of the caller's tenant's recipes (400 naming "
+                "/recipeId otherwise). One order-feed trigger per matching order item, over every page of matching "
+                "orders; for a recipeId also one raw-feed trigger when an integration takes that feed. More than "
+                f"{max_trigger_fanout} triggers: 413, nothing sent. Each trigger costs one token of the tenant's "
+                "fan-out budget (429 with Retry-After when spent). Every trigger gets a new ID, so its deliveries "
+                "appear as new attempts in the order lookup, unless the request carries an Idempotency-Key: the "
+                "same key gives the same triggers (a resent request delivers nothing twice).",
                 "security": _SECURED,
+                "parameters": [
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": False,
+                        "description": "1-128 visible ASCII characters; scoped to the caller's tenant.",
+                        "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,128}$"},
+                    }
+                ],
                 "requestBody": {"required": True, "content": _json_content("TriggerRequest")},
                 "responses": _responses(
                     {

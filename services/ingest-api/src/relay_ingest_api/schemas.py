@@ -5,12 +5,27 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+)
 from pydantic.alias_generators import to_camel
 
 from relay_contracts.messages import ID_TEXT
+from relay_contracts.types import ID_PATTERN, check_id_text, check_utc_instant
 
-Id = Annotated[StrictStr, Field(min_length=1, max_length=ID_TEXT)]
+# The pattern documents the rule (no control characters, U+FFFD or lone surrogates, not blank); check_id_text is it.
+Id = Annotated[
+    StrictStr,
+    Field(min_length=1, max_length=ID_TEXT, json_schema_extra={"pattern": ID_PATTERN}),
+    AfterValidator(check_id_text),
+]
 
 
 def _json_integer(value: object) -> object:
@@ -22,7 +37,7 @@ def _json_integer(value: object) -> object:
 
 Quantity = Annotated[StrictInt, Field(ge=0, le=1_000_000), BeforeValidator(_json_integer)]
 
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})", re.ASCII)
 
 
 def _rfc3339_text(value: object) -> object:
@@ -32,7 +47,8 @@ def _rfc3339_text(value: object) -> object:
     return value
 
 
-Rfc3339 = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
+# Years 1-9998 once in UTC (check_utc_instant): 0001-01-01T00:00:00+01:00 has no UTC form at all.
+Rfc3339 = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(check_utc_instant)]
 
 
 class ApiModel(BaseModel):
@@ -80,7 +96,9 @@ class OrderLifecycleEvent(ApiModel):
     items: Annotated[list[LifecycleItem], Field(max_length=1000)] | None = Field(
         default=None, description="The order's full item list; absent means unchanged."
     )
-    occurred_at: Rfc3339 = Field(description="When it happened in the OMS (RFC 3339 with a time zone).")
+    occurred_at: Rfc3339 = Field(
+        description="When it happened in the OMS (RFC 3339 with a time zone; years 0001-9998 once in UTC)."
+    )
 
 
 class Accepted(ApiModel):
@@ -186,6 +204,10 @@ class OrderLookup(PassThrough):
 
 class OrdersFound(PassThrough):
     orders: list[OrderLookup]
+    next: str | None = Field(
+        default=None,
+        description="More orders match: pass this as `after` for the next page (orders come by order ID).",
+    )
 
 
 class AuditDelivery(PassThrough):

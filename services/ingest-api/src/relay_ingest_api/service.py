@@ -13,14 +13,16 @@ import secrets
 import string
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import quote
 
-from pydantic import AwareDatetime, BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from relay_contracts.messages import (
+    ID_TEXT,
     SHORT_TEXT,
     Feed,
     IntegrationsTriggered,
@@ -31,7 +33,8 @@ from relay_contracts.messages import (
     recipe_object_key,
     stable_id,
 )
-from relay_contracts.recipe import validate_recipe
+from relay_contracts.recipe import RECIPE_LIMITS, RecipeLimits, json_pointer, recipe_bound_problems, validate_recipe
+from relay_contracts.types import UtcInstant, check_id_text, has_lone_surrogate
 from relay_ingest_api.schemas import (
     LifecycleItem,
     OrderAssociation,
@@ -79,6 +82,11 @@ class TooLargeError(IngestError):
     status = 413
 
 
+class UnreadableBodyError(InvalidInputError):
+    """The body's bytes could not be read (a Content-Encoding that does not decode): the answer closes the
+    connection, as the rest of the body cannot be skipped."""
+
+
 class NothingToTriggerError(IngestError):
     status = 404
 
@@ -111,18 +119,117 @@ def pointer(*parts: object) -> str:
     return "".join("/" + escape_pointer_part(p) for p in parts)
 
 
-def parse_json(raw: bytes) -> object:
-    """The request body as JSON; a malformed one becomes a 400 that does not echo the input."""
+class _Unusable:
+    """Stands in, while parsing, for a number JSON cannot carry (``NaN``, ``1e400``, an integer past 64 bits)."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+_NON_FINITE = _Unusable("must be a finite number (NaN and Infinity are not JSON numbers)")
+_HUGE_INT = _Unusable("must be an integer from -2^63 to 2^63-1")
+_SURROGATE = "holds a lone surrogate (\\ud800-\\udfff alone is not Unicode text)"
+_BAD_KEY = _Unusable(f"its key {_SURROGATE}")
+_INT64_DIGITS = 19
+MAX_BODY_PROBLEMS = 50
+
+
+# Set by the parse hooks when they put a marker in; a ContextVar, so concurrent parses (threads) keep apart.
+_MARKED: ContextVar[bool] = ContextVar("unusable_json_values", default=False)
+
+
+def _non_finite(_text: str) -> _Unusable:
+    _MARKED.set(True)
+    return _NON_FINITE
+
+
+def _finite_float(text: str) -> float | _Unusable:
+    value = float(text)
+    return value if math.isfinite(value) else _non_finite(text)
+
+
+def _int64(text: str) -> int | _Unusable:
+    if len(text.lstrip("-")) <= _INT64_DIGITS:
+        value = int(text)
+        if -(2**63) <= value < 2**63:
+            return value
+    _MARKED.set(True)
+    return _HUGE_INT
+
+
+# Built once (json.loads with hooks would build a decoder per call). parse_float sees only numbers with a fraction
+# or an exponent, so integers keep the C fast path; the second decoder, for the rare retry, checks them too.
+_DECODER = json.JSONDecoder(parse_float=_finite_float, parse_constant=_non_finite)
+_DECODER_MARKING_INTS = json.JSONDecoder(parse_float=_finite_float, parse_constant=_non_finite, parse_int=_int64)
+
+
+def _unusable_values(document: object) -> list[Problem]:
+    """Markers and lone surrogates (in values and keys) by JSON pointer, at most MAX_BODY_PROBLEMS."""
+    problems: list[Problem] = []
+    stack: list[tuple[object, tuple[str | int, ...]]] = [(document, ())]
+    while stack and len(problems) < MAX_BODY_PROBLEMS:
+        value, path = stack.pop()
+        if isinstance(value, _Unusable):
+            problems.append(Problem(pointer=json_pointer(path), message=value.message))
+        elif isinstance(value, str):
+            if has_lone_surrogate(value):
+                problems.append(Problem(pointer=json_pointer(path), message=_SURROGATE))
+        elif isinstance(value, list):
+            stack.extend((value[i], (*path, i)) for i in range(len(value) - 1, -1, -1))
+        elif isinstance(value, dict):
+            for key, item in reversed(value.items()):
+                # A bad key is stacked like a value, so problems stay in document order.
+                stack.append((_BAD_KEY if has_lone_surrogate(key) else item, (*path, key)))
+    return problems
+
+
+def _may_hold_surrogate_escapes(raw: bytes) -> bool:
+    # A one-byte search is memchr-fast; most bodies hold no backslash at all.
+    return b"\\" in raw and (b"\\ud" in raw or b"\\uD" in raw)
+
+
+def _encodes(document: object) -> bool:
     try:
-        document: object = json.loads(raw)
+        json.dumps(document, ensure_ascii=False).encode()
+    except (UnicodeEncodeError, RecursionError):
+        return False
+    return True
+
+
+def parse_json(raw: bytes) -> object:
+    """The request body as JSON; a malformed one becomes a 400 that does not echo the input.
+
+    Strict UTF-8 (a leading byte-order mark is ignored, as RFC 8259 allows). ``NaN``, ``Infinity``, numbers that
+    overflow a double and integers of more than 4300 digits are refused by JSON pointer, and so are lone surrogates
+    (``"\\ud800"``) anywhere: no consumer could store or even encode them.
+    """
+    try:
+        text = raw.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as error:
         raise InvalidInputError("malformed_json", "request body is not UTF-8 encoded JSON") from error
+    _MARKED.set(False)
+    try:
+        try:
+            document = _DECODER.decode(text)
+        except json.JSONDecodeError:
+            raise
+        except ValueError:
+            # int() refuses over 4300 digits (CVE-2020-10735) with a plain ValueError: parse again, marking them.
+            document = _DECODER_MARKING_INTS.decode(text)
     except json.JSONDecodeError as error:
         raise InvalidInputError(
             "malformed_json", f"request body is not valid JSON: {error.msg} at line {error.lineno}"
         ) from error
     except RecursionError as error:
         raise InvalidInputError("malformed_json", "request body is nested too deeply") from error
+    # Only a \ud800-\udfff escape makes a lone surrogate (raw surrogate bytes are not UTF-8): most bodies skip the walk,
+    # and escaped pairs (emoji from ensure_ascii clients) pass a C-speed encode instead of the Python walk.
+    if _MARKED.get() or (_may_hold_surrogate_escapes(raw) and not _encodes(document)):
+        problems = _unusable_values(document)
+        if problems:
+            raise InvalidInputError("invalid_json_value", f"{len(problems)} value(s) JSON cannot carry", problems)
     return document
 
 
@@ -277,20 +384,39 @@ class PreparedRecipe:
     style_code: str | None
     created: datetime
 
-    @property
-    def key(self) -> str:
-        return recipe_object_key(self.recipe_id)
+
+_created = TypeAdapter(UtcInstant)
 
 
-_aware = TypeAdapter(AwareDatetime)
+def _check_recipe_bounds(document: dict[str, Any], limits: RecipeLimits) -> None:
+    """413 when an array is over its count limit, else 400 for a string too long, nesting too deep or a value no
+    consumer can store; each problem names its JSON pointer and the ``recipe_max_*`` setting it breaks."""
+    found = recipe_bound_problems(document, limits, max_problems=MAX_BODY_PROBLEMS)
+    if not found:
+        return
+    problems = [
+        Problem(pointer=p.pointer, message=p.message if p.limit is None else f"{p.message} (recipe_{p.limit})")
+        for p in found
+    ]
+    too_large = [problem for problem, p in zip(problems, found, strict=True) if p.too_large]
+    shown = too_large or problems
+    summary = "; ".join(f"{p.pointer or '/'}: {p.message}" for p in shown[:3]) + ("; ..." if len(shown) > 3 else "")
+    if too_large:
+        raise TooLargeError("recipe_too_large", f"the recipe is over a size limit: {summary}", too_large)
+    raise InvalidInputError("invalid_recipe", f"the recipe has {len(problems)} unusable value(s): {summary}", problems)
 
 
-def prepare_recipe(document: object, *, tenant_prefix: str, now: datetime) -> PreparedRecipe:
-    """Assign ``id``/``created`` when absent, check the ID belongs to the tenant, validate against seed 001."""
+def prepare_recipe(
+    document: object, *, tenant_prefix: str, now: datetime, limits: RecipeLimits = RECIPE_LIMITS
+) -> PreparedRecipe:
+    """Assign ``id``/``created`` when absent, check the ID belongs to the tenant, check ``limits`` (413 for a
+    count, 400 otherwise), validate against seed 001, and insist ``created`` converts to UTC."""
     if not isinstance(document, dict):
         raise InvalidInputError(
             "invalid_recipe", "a recipe must be a JSON object", [Problem(pointer="", message="must be an object")]
         )
+    # Before the schema: bounded input keeps the schema check, the stored JSON and every consumer bounded too.
+    _check_recipe_bounds(document, limits)
     recipe = dict(document)
     problems: list[Problem] = []
     recipe.setdefault("id", new_recipe_id(tenant_prefix))
@@ -307,15 +433,17 @@ def prepare_recipe(document: object, *, tenant_prefix: str, now: datetime) -> Pr
     if problems:
         raise InvalidInputError("invalid_recipe", f"the recipe breaks the schema in {len(problems)} place(s)", problems)
     try:
-        created = _aware.validate_python(recipe["created"])
+        created = _created.validate_python(recipe["created"])
     except ValidationError as error:
+        message = error.errors(include_url=False)[0]["msg"]
         raise InvalidInputError(
-            "invalid_recipe", "created is not a usable timestamp", [Problem(pointer="/created", message="invalid")]
+            "invalid_recipe", "created is not a usable timestamp", [Problem(pointer="/created", message=message)]
         ) from error
     name, style_code = recipe.get("name"), recipe.get("styleCode")
     return PreparedRecipe(
         recipe_id=str(recipe_id),
-        body=json.dumps(recipe, ensure_ascii=False).encode(),
+        # Checked above: no NaN, no lone surrogate, bounded depth, so neither step can raise.
+        body=json.dumps(recipe, ensure_ascii=False, allow_nan=False).encode(),
         temporary=recipe.get("temporaryRecipe") is True,
         name=name[: SHORT_TEXT * 5] if isinstance(name, str) else None,
         style_code=style_code[:SHORT_TEXT] if isinstance(style_code, str) else None,
@@ -329,7 +457,7 @@ def recipe_saved(tenant: str, recipe: PreparedRecipe, occurred_at: datetime) -> 
         event_id=stable_id("recipe-saved", tenant, recipe.recipe_id, hashlib.sha256(recipe.body).hexdigest()),
         tenant=tenant,
         recipe_id=recipe.recipe_id,
-        recipe_key=recipe.key,
+        recipe_key=recipe_object_key(tenant, recipe.recipe_id),
         temporary=recipe.temporary,
         name=recipe.name,
         style_code=recipe.style_code,
@@ -355,15 +483,41 @@ def recipe_access(
 
 
 def lookup_query(params: Mapping[str, str]) -> tuple[LookupField, str]:
-    """Exactly one of ``orderNumber``, ``orderId``, ``recipeId``."""
-    given = [(name, params[name]) for name in LOOKUP_FIELDS if name in params]
+    """Exactly one of ``orderNumber``, ``orderId``, ``recipeId``, given once, and usable as an ID.
+
+    A bad percent-encoding (``%ED%A0%80``, ``%FF``) arrives decoded as U+FFFD, refused like control characters.
+    """
+    # A multidict's items() repeats a parameter given twice: ``?orderId=a&orderId=b`` is ambiguous, so refused.
+    given = [(name, value) for name, value in params.items() if name in LOOKUP_FIELDS]
     if len(given) != 1:
-        raise InvalidInputError("invalid_query", "give exactly one of orderNumber, orderId or recipeId")
+        raise InvalidInputError("invalid_query", "give exactly one of orderNumber, orderId or recipeId, once")
     name, value = given[0]
-    if not 1 <= len(value) <= 128:
-        raise InvalidInputError("invalid_query", f"{name} must be 1-128 characters")
+    problem = None
+    if not 1 <= len(value) <= ID_TEXT:
+        problem = f"must be 1-{ID_TEXT} characters"
+    else:
+        try:
+            check_id_text(value)
+        except ValueError:
+            problem = "must be percent-encoded UTF-8 without control characters, and not only whitespace"
+    if problem is not None:
+        raise InvalidInputError("invalid_query", f"{name} {problem}", [Problem(pointer=pointer(name), message=problem)])
     field: LookupField = "orderNumber" if name == "orderNumber" else "orderId" if name == "orderId" else "recipeId"
     return field, value
+
+
+def page_after(params: Mapping[str, str]) -> str | None:
+    """``after``: the ``next`` of the previous page of a lookup (an order ID), or absent for the first page."""
+    after = params.get("after")
+    if after is None:
+        return None
+    if not 1 <= len(after) <= 128 or not after.isprintable():
+        raise InvalidInputError(
+            "invalid_query",
+            "after must be the 'next' value of the previous page",
+            [Problem(pointer=pointer("after"), message="must be 1-128 printable characters")],
+        )
+    return after
 
 
 DEFAULT_OLDER_THAN = "15m"
@@ -539,9 +693,62 @@ def feed_integrations(
     )
 
 
-def new_trigger_id() -> str:
-    """A fresh ID per manual trigger: new delivery IDs downstream, so the lookup shows the new attempts."""
-    return str(uuid.uuid4())
+DEFAULT_MAX_TRIGGER_FANOUT = 5000
+"""Triggers one manual re-trigger may publish (``INGEST_API_MAX_TRIGGER_FANOUT``); 413 past it."""
+
+TriggerIds = Callable[[str, str | None, str | None], str]
+"""A trigger's ID from ``(recipe_id, order_id, item_id)``."""
+
+
+def trigger_ids(tenant_id: str, idempotency_key: str | None) -> TriggerIds:
+    """Fresh IDs per manual trigger (new delivery IDs downstream, so the lookup shows the new attempts), unless
+    the operator sent an ``Idempotency-Key``: a resent request then yields the very same triggers, deliveries
+    and object keys, so it sends nothing twice."""
+    if idempotency_key is None:
+        return lambda _recipe, _order, _item: str(uuid.uuid4())
+    return lambda recipe, order, item: stable_id(
+        "manual", tenant_id, idempotency_key, recipe, order or "\x00", item or "\x00"
+    )
+
+
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
+
+
+def parse_idempotency_key(header: str | None) -> str | None:
+    """The ``Idempotency-Key`` header: 1-128 visible ASCII characters, or absent."""
+    if header is None:
+        return None
+    if not IDEMPOTENCY_KEY.fullmatch(header):
+        raise InvalidInputError(
+            "invalid_header",
+            "Idempotency-Key must be 1-128 visible ASCII characters",
+            [Problem(pointer="/Idempotency-Key", message="must be 1-128 visible ASCII characters")],
+        )
+    return header
+
+
+def foreign_recipes(owns: Callable[[str], bool], recipe_ids: Sequence[tuple[str, str]], prefix: str) -> None:
+    """Refuse recipe IDs that are not the caller's tenant's: ``recipe_ids`` are ``(JSON pointer, recipe ID)``.
+
+    A recipe is its tenant's alone (its ID starts with the tenant's ``recipe-prefix``): linking, triggering or
+    cancelling another tenant's recipe would send that tenant's recipe to this tenant's destinations.
+    """
+    message = f"not a recipe of this tenant (its recipe IDs start with '{prefix}-')"
+    problems = [Problem(pointer=at, message=message) for at, recipe_id in recipe_ids if not owns(recipe_id)]
+    if problems:
+        raise InvalidInputError("foreign_recipe", f"{len(problems)} recipe ID(s) of another tenant", problems)
+
+
+def association_recipe_ids(records: Sequence[OrderAssociation]) -> list[tuple[str, str]]:
+    return [(pointer(index, "recipeId"), record.recipe_id) for index, record in enumerate(records)]
+
+
+def lifecycle_recipe_ids(records: Sequence[OrderLifecycleEvent]) -> list[tuple[str, str]]:
+    return [
+        (pointer(index, "items", position, "recipeId"), item.recipe_id)
+        for index, record in enumerate(records)
+        for position, item in enumerate(record.items or ())
+    ]
 
 
 def manual_order_triggers(
@@ -550,17 +757,20 @@ def manual_order_triggers(
     integration_ids: tuple[str, ...],
     *,
     now: datetime,
+    owns: Callable[[str], bool],
     only_recipe: str | None = None,
-    new_id: Callable[[], str] = new_trigger_id,
+    new_id: TriggerIds | None = None,
 ) -> list[IntegrationsTriggered]:
-    """One ``feed="order"`` trigger per order item (of ``only_recipe`` when given)."""
+    """One ``feed="order"`` trigger per order item (of ``only_recipe`` when given) using one of the tenant's own
+    recipes (an item naming another tenant's recipe is never built: ``owns``)."""
     if not integration_ids:
         return []
+    ids = new_id or trigger_ids(tenant_id, None)
     triggers = []
     try:
         for order in found.orders:
             for item in order.items:
-                if only_recipe is not None and item.recipe_id != only_recipe:
+                if (only_recipe is not None and item.recipe_id != only_recipe) or not owns(item.recipe_id):
                     continue
                 line = OrderLine(
                     order_id=order.order_id,
@@ -571,10 +781,10 @@ def manual_order_triggers(
                 )
                 triggers.append(
                     IntegrationsTriggered(
-                        trigger_id=new_id(),
+                        trigger_id=ids(item.recipe_id, order.order_id, item.item_id),
                         tenant=tenant_id,
                         recipe_id=item.recipe_id,
-                        recipe_key=recipe_object_key(item.recipe_id),
+                        recipe_key=recipe_object_key(tenant_id, item.recipe_id),
                         feed="order",
                         reason="manual",
                         order=line,
@@ -593,14 +803,14 @@ def manual_recipe_trigger(
     integration_ids: tuple[str, ...],
     *,
     now: datetime,
-    new_id: Callable[[], str] = new_trigger_id,
+    new_id: TriggerIds | None = None,
 ) -> IntegrationsTriggered:
     """The raw recipe feed, re-run for one stored recipe."""
     return IntegrationsTriggered(
-        trigger_id=new_id(),
+        trigger_id=(new_id or trigger_ids(tenant_id, None))(recipe_id, None, None),
         tenant=tenant_id,
         recipe_id=recipe_id,
-        recipe_key=recipe_object_key(recipe_id),
+        recipe_key=recipe_object_key(tenant_id, recipe_id),
         feed="recipe",
         reason="manual",
         integration_ids=integration_ids,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,15 +16,15 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 from opentelemetry.sdk.trace import TracerProvider
+from pydantic import SecretStr
 
 from relay_ingest_api.main import create_app, start_server
 from relay_ingest_api.settings import Settings
-from relay_platform.links import LinkSettings
 from relay_platform.objectstore_settings import ObjectStoreSettings
 from relay_platform.settings import KafkaSettings
+from relay_testing.shared_secrets import ASSOCIATION_STORE_TOKEN, link_settings
 
 TENANTS_FILE = Path(__file__).parent.parent / "tenants.yaml"
-SIGNING_KEY = "test-signing-key"
 PUBLIC_BASE = "http://relay.test"
 
 DEMO_WRITER = "demo-writer"
@@ -41,9 +41,11 @@ def bearer(key: str) -> dict[str, str]:
 
 @dataclass
 class AssociationStub:
-    """The association store's internal HTTP API, recording every lookup it receives."""
+    """The association store's internal HTTP API, recording every lookup it receives. Like the real one it
+    answers ``/internal/*`` only with ``ASSOCIATION_STORE_TOKEN`` as the bearer token (401 otherwise)."""
 
     url: str = ""
+    refused: int = 0
     lookups: list[dict[str, str]] = field(default_factory=list)
     ready: bool = True
     # Canned answers by (tenant, criterion, value); any other query gets one generic order.
@@ -52,6 +54,7 @@ class AssociationStub:
     # The audit's deliveries by tenant, and an answer that replaces the whole body (status, JSON) when set.
     audit_deliveries: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     audit_override: tuple[int, dict[str, Any]] | None = None
+    page_size: int = 100
 
     def answer(self, tenant: str, criterion: str, value: str, orders: list[dict[str, Any]]) -> None:
         self.answers[(tenant, criterion, value)] = orders
@@ -72,7 +75,12 @@ async def _start_stub(stub: AssociationStub) -> web.AppRunner:
         tenant = query["tenant"]
         for (answer_tenant, criterion, value), orders in stub.answers.items():
             if answer_tenant == tenant and query.get(criterion) == value:
-                return web.json_response({"orders": orders})
+                # Pages like the real store: by order ID, ``after`` the previous page's ``next``.
+                after = query.get("after", "")
+                rest = sorted((o for o in orders if o["orderId"] > after), key=lambda o: o["orderId"])
+                page = rest[: stub.page_size]
+                more = len(rest) > stub.page_size
+                return web.json_response({"orders": page, "next": page[-1]["orderId"] if more else None})
         body = {
             "orders": [
                 {
@@ -106,7 +114,18 @@ async def _start_stub(stub: AssociationStub) -> web.AppRunner:
     async def readyz(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"}, status=200 if stub.ready else 503)
 
-    app = web.Application()
+    expected = f"Bearer {ASSOCIATION_STORE_TOKEN}"
+
+    @web.middleware
+    async def token_required(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if request.path.startswith("/internal/") and request.headers.get("Authorization") != expected:
+            stub.refused += 1
+            return web.json_response({"error": "unauthorized", "message": "token required"}, status=401)
+        return await handler(request)
+
+    app = web.Application(middlewares=[token_required])
     app.router.add_get("/internal/v1/orders", orders)
     app.router.add_get("/internal/v1/audit", audit)
     app.router.add_get("/readyz", readyz)
@@ -129,6 +148,7 @@ async def association_stub() -> AsyncIterator[AssociationStub]:
 
 def make_settings(bootstrap: str, objects_dir: Path, association_store_url: str, **overrides: Any) -> Settings:
     kafka = overrides.pop("kafka", None) or KafkaSettings(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+    overrides.setdefault("association_store_token", SecretStr(ASSOCIATION_STORE_TOKEN))
     return Settings(
         host="127.0.0.1",
         port=0,
@@ -136,7 +156,7 @@ def make_settings(bootstrap: str, objects_dir: Path, association_store_url: str,
         tenants_file=TENANTS_FILE,
         association_store_url=association_store_url,
         object_store=ObjectStoreSettings(url=f"file://{objects_dir}"),
-        links=LinkSettings.model_validate({"signing_key": SIGNING_KEY, "public_base_url": PUBLIC_BASE}),
+        links=link_settings(public_base_url=PUBLIC_BASE),
         **overrides,
     )
 
@@ -228,12 +248,12 @@ def tail(kafka_bootstrap: str) -> Callable[[str], TopicTail]:
 
 @pytest.fixture
 def ingest_server() -> Callable[..., AbstractAsyncContextManager[tuple[str, aiohttp.ClientSession]]]:
-    """``async with ingest_server(bootstrap, workdir, association_url, ready=False) as (url, session)``:
+    """``async with ingest_server(bootstrap, workdir, association_url, ready=False, **settings) as (url, session)``:
     a separate app instance (short publish timeout) for broker/association-store outage tests."""
 
     @asynccontextmanager
     async def run(
-        bootstrap: str, workdir: Path, association_url: str, *, ready: bool = False
+        bootstrap: str, workdir: Path, association_url: str, *, ready: bool = False, **overrides: Any
     ) -> AsyncIterator[tuple[str, aiohttp.ClientSession]]:
         settings = make_settings(
             bootstrap,
@@ -241,6 +261,7 @@ def ingest_server() -> Callable[..., AbstractAsyncContextManager[tuple[str, aioh
             association_url,
             kafka=KafkaSettings(bootstrap_servers=bootstrap, request_timeout_ms=2000),
             publish_timeout_s=2.0,
+            **overrides,
         )
         runner, url = await serve(settings)
         try:

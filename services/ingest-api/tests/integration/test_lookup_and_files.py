@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
+from itsdangerous import URLSafeSerializer
+from pydantic import SecretStr
 
 from relay_platform.links import LinkSettings, LinkSigner
 from relay_platform.objectstore import LocalDirectoryStore
+from relay_platform.shared_secret import new_shared_secret
 
 pytestmark = pytest.mark.integration
 
@@ -59,12 +63,52 @@ async def test_signed_link_serves_the_file_and_expired_link_is_410(api: Any) -> 
         assert response.status == 410
         assert (await response.json())["error"] == "link_expired"
 
-    forged = LinkSigner(LinkSettings.model_validate({"signing_key": "other"})).url_for("x", "x", "text/plain")
+    other_key = LinkSettings(signing_key=SecretStr(new_shared_secret()))
+    forged = LinkSigner(other_key).url_for("artifacts/t1/ticket.pdf", "t.pdf", "application/pdf")
     async with api.session.get(f"{api.url}/files/{forged.rsplit('/', 1)[1]}") as response:
         assert response.status == 404
     missing = signer.url_for("artifacts/none.pdf", "n.pdf", "application/pdf")
     async with api.session.get(f"{api.url}{missing.removeprefix('http://relay.test')}") as response:
         assert response.status == 404
+
+
+async def test_tampered_or_cross_purpose_tokens_are_404(api: Any) -> None:
+    store = LocalDirectoryStore(api.objects_dir)
+    await store.put("bundles/acme/t2/ticket.pdf", b"%PDF-1.7 acme", content_type="application/pdf")
+    signer = LinkSigner(api.settings.links)
+    token = signer.url_for("bundles/demo/t2/ticket.pdf", "t.pdf", "application/pdf").rsplit("/", 1)[1]
+    payload, signature = token.rsplit(".", 1)
+    # Another tenant's object under the same signature: the key is signed, so the swap breaks it.
+    swapped = URLSafeSerializer("unused").dump_payload(
+        {"k": "bundles/acme/t2/ticket.pdf", "n": "t.pdf", "m": "application/pdf", "e": 4102444800}
+    )
+    flipped = signature[:-1] + ("A" if signature[-1] != "A" else "B")
+    # Signed with the right key for another purpose (salt): not a download link.
+    key = api.settings.links.signing_key.get_secret_value()
+    other_purpose = URLSafeSerializer(key, salt="relay-something-else").dumps(
+        {"k": "bundles/acme/t2/ticket.pdf", "n": "t.pdf", "m": "application/pdf", "e": 4102444800}
+    )
+    for bad in (f"{swapped.decode()}.{signature}", f"{payload}.{flipped}", other_purpose, "garbage", payload):
+        async with api.session.get(f"{api.url}/files/{bad}") as response:
+            assert response.status == 404, bad
+            assert (await response.json())["error"] == "not_found"
+
+
+async def test_a_wrong_association_store_token_is_refused_and_answered_502(
+    kafka_bootstrap: str, association_stub: Any, ingest_server: Any, tmp_path: Path
+) -> None:
+    refused = association_stub.refused
+    wrong = SecretStr(new_shared_secret())
+    async with (
+        ingest_server(kafka_bootstrap, tmp_path, association_stub.url, association_store_token=wrong) as (url, session),
+        session.get(
+            f"{url}/api/v2/orders", params={"orderNumber": "1001"}, headers={"Authorization": "Bearer acme-writer"}
+        ) as response,
+    ):
+        assert response.status == 502
+        body = await response.text()
+    assert association_stub.refused == refused + 1
+    assert wrong.get_secret_value() not in body
 
 
 async def test_health_and_openapi(api: Any) -> None:

@@ -13,13 +13,16 @@ import aiohttp
 import pytest
 
 from relay_testing.processes import free_port
+from relay_testing.shared_secrets import secrets_env
 
 pytestmark = pytest.mark.integration
 
 
 async def test_module_entrypoint_serves_health(kafka_bootstrap: str, tmp_path: Path) -> None:
     port = free_port()
-    env = os.environ | {
+    env = {
+        **os.environ,
+        **secrets_env(),
         "INGEST_API_PORT": str(port),
         "INGEST_API_TENANTS_FILE": str(Path(__file__).parent.parent / "tenants.yaml"),
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,

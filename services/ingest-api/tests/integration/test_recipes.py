@@ -34,11 +34,11 @@ async def test_saved_recipe_is_stored_announced_and_served(api: Any, tail: Any) 
         records = await t.wait_for(lambda rs: any(r.key == recipe_id.encode() for r in rs))
     (event,) = [RecipeSaved.model_validate_json(r.value) for r in records if r.key == recipe_id.encode()]
     assert event.tenant == "demo"
-    assert event.recipe_key == f"recipe/{recipe_id}.json"
+    assert event.recipe_key == f"recipes/demo/{recipe_id}.json"
     assert event.temporary is True
     assert event.name == "Custom Sneaker"
 
-    stored = json.loads((api.objects_dir / "recipe" / f"{recipe_id}.json").read_bytes())
+    stored = json.loads((api.objects_dir / "recipes" / "demo" / f"{recipe_id}.json").read_bytes())
     assert stored["id"] == recipe_id
     assert stored["created"].endswith("Z")
     assert stored["styleCode"] == "SNK-1"

@@ -83,7 +83,7 @@ async def test_order_number_trigger_publishes_one_manual_order_trigger_per_item(
         assert key == summary.recipe_id.encode()
         assert trigger.tenant == "demo"
         assert (trigger.reason, trigger.feed) == ("manual", "order")
-        assert trigger.recipe_key == f"recipe/{summary.recipe_id}.json"
+        assert trigger.recipe_key == f"recipes/demo/{summary.recipe_id}.json"
         # Enabled integrations taking the order feed: not the disabled one, not the raw-feed-only one.
         assert trigger.integration_ids == ("demo-email", "demo-both")
     _, first = published[accepted.triggers[0].trigger_id]
@@ -181,18 +181,19 @@ async def test_another_tenants_integration_is_400_and_lookups_use_the_keys_tenan
     status, body = await _trigger(api, {"orderNumber": "5001", "tenant": "demo"}, key="acme-writer")
     assert status == 400  # no "tenant" field: the tenant is the key's
     assert [p["pointer"] for p in body["problems"]] == ["/tenant"]
-    status, body = await _trigger(api, {"orderNumber": "5001"}, key="acme-orders-only")
+    status, body = await _trigger(api, {"orderNumber": "5001"}, key="acme-writer")
     assert status == 202, body
     assert association_stub.lookups[-1] == {"tenant": "acme", "orderNumber": "5001"}
     (only,) = TriggersAccepted.model_validate(body).triggers
     assert (only.order_id, only.integration_ids) == ("acme-5001", ["acme-email"])
 
 
-async def test_another_tenants_recipe_is_404(api: Any, association_stub: Any) -> None:
+async def test_another_tenants_recipe_is_400_naming_it(api: Any, association_stub: Any) -> None:
     recipe_id = await _save(api, {"name": "Acme only"}, key="acme-writer")
     association_stub.answer("demo", "recipeId", recipe_id, [])
     status, body = await _trigger(api, {"recipeId": recipe_id})
-    assert (status, body["error"]) == (404, "not_found")
+    assert (status, body["error"]) == (400, "foreign_recipe")
+    assert [p["pointer"] for p in body["problems"]] == ["/recipeId"]
 
 
 async def test_recipe_missing_from_the_object_store_is_404(api: Any, association_stub: Any) -> None:
@@ -209,7 +210,7 @@ async def test_nothing_found_is_404_json(api: Any, association_stub: Any) -> Non
     assert (status, body["error"]) == (404, "not_found")
 
 
-async def test_trigger_needs_order_tracking_permission(api: Any) -> None:
+async def test_trigger_needs_the_integrations_trigger_permission(api: Any) -> None:
     status, body = await _trigger(api, {"orderNumber": "1022"}, key="demo-reader")
     assert (status, body["error"]) == (403, "forbidden")
     async with api.session.post(f"{api.url}{URL}", json={"orderNumber": "1022"}) as response:

@@ -106,9 +106,9 @@ def test_prepare_recipe_assigns_id_and_created_and_keeps_the_rest() -> None:
     stored = json.loads(recipe.body)
     assert stored["created"] == "2025-05-01T12:00:00.000Z"
     assert stored["id"] == recipe.recipe_id
-    assert recipe.key == f"recipe/{recipe.recipe_id}.json"
     assert recipe.temporary
     event = service.recipe_saved("demo", recipe, NOW)
+    assert event.recipe_key == f"recipes/demo/{recipe.recipe_id}.json"  # under its tenant
     assert (event.recipe_id, event.temporary, event.name) == (recipe.recipe_id, True, "n")
 
 

@@ -61,29 +61,78 @@ def test_raw_feed_only_integration_cannot_fire_for_an_order() -> None:
     service.check_integration_ids(TENANT, TriggerTarget(field="recipeId", value="999-x", integration_ids=("raw",)))
 
 
-def test_order_triggers_cover_each_item_of_the_recipe_with_fresh_ids() -> None:
-    found = OrdersFound.model_validate(
+def _found(*items: tuple[str, str]) -> OrdersFound:
+    return OrdersFound.model_validate(
         {
             "orders": [
                 {
                     "orderId": "o1",
                     "orderNumber": "1",
                     "status": "open",
-                    "items": [
-                        {"recipeId": "999-a", "itemId": "i1", "itemQuantity": 1},
-                        {"recipeId": "999-b", "itemId": "i2", "itemQuantity": 2},
-                    ],
+                    "items": [{"recipeId": r, "itemId": i, "itemQuantity": 1} for r, i in items],
                 }
             ]
         }
     )
+
+
+def _demo_owns(recipe_id: str) -> bool:
+    return recipe_id.startswith("999-")
+
+
+def test_order_triggers_cover_each_item_of_the_recipe_with_fresh_ids() -> None:
+    found = _found(("999-a", "i1"), ("999-b", "i2"))
     ids = (f"t{n}" for n in count())
-    everything = service.manual_order_triggers("demo", found, ("mail",), now=NOW, new_id=lambda: next(ids))
-    assert [(t.trigger_id, t.recipe_id, t.reason, t.feed) for t in everything] == [
-        ("t0", "999-a", "manual", "order"),
-        ("t1", "999-b", "manual", "order"),
+    everything = service.manual_order_triggers(
+        "demo", found, ("mail",), now=NOW, owns=_demo_owns, new_id=lambda *_: next(ids)
+    )
+    assert [(t.trigger_id, t.recipe_id, t.reason, t.feed, t.recipe_key) for t in everything] == [
+        ("t0", "999-a", "manual", "order", "recipes/demo/999-a.json"),
+        ("t1", "999-b", "manual", "order", "recipes/demo/999-b.json"),
     ]
-    only_a = service.manual_order_triggers("demo", found, ("mail",), now=NOW, only_recipe="999-a")
+    only_a = service.manual_order_triggers("demo", found, ("mail",), now=NOW, owns=_demo_owns, only_recipe="999-a")
     assert [t.order.item_id for t in only_a if t.order] == ["i1"]
-    assert service.manual_order_triggers("demo", found, (), now=NOW) == []
-    assert service.new_trigger_id() != service.new_trigger_id()
+    assert service.manual_order_triggers("demo", found, (), now=NOW, owns=_demo_owns) == []
+    fresh = service.trigger_ids("demo", None)
+    assert fresh("999-a", "o1", "i1") != fresh("999-a", "o1", "i1")
+
+
+def test_an_item_using_another_tenants_recipe_is_never_triggered() -> None:
+    found = _found(("999-a", "i1"), ("777-theirs", "i2"))
+    triggers = service.manual_order_triggers("demo", found, ("mail",), now=NOW, owns=_demo_owns)
+    assert [t.recipe_id for t in triggers] == ["999-a"]
+
+
+def test_an_idempotency_key_gives_the_same_triggers_again() -> None:
+    found = _found(("999-a", "i1"), ("999-b", "i2"))
+
+    def run(key: str | None, tenant: str = "demo") -> list[str]:
+        triggers = service.manual_order_triggers(
+            tenant, found, ("mail",), now=NOW, owns=_demo_owns, new_id=service.trigger_ids(tenant, key)
+        )
+        return [t.trigger_id for t in triggers]
+
+    assert run("k-1") == run("k-1")
+    assert len(set(run("k-1"))) == 2  # one per item
+    assert run("k-1") != run("k-2")
+    assert run("k-1") != run("k-1", tenant="acme")  # scoped to the tenant
+
+
+@pytest.mark.parametrize("header", ["", " ", "x" * 129, "ключ", "a b", "a\tb"])
+def test_a_malformed_idempotency_key_is_refused(header: str) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        service.parse_idempotency_key(header)
+    assert [p.pointer for p in caught.value.problems or []] == ["/Idempotency-Key"]
+    assert service.parse_idempotency_key("order-1022/retry#2") == "order-1022/retry#2"
+    assert service.parse_idempotency_key(None) is None
+
+
+def test_foreign_recipe_ids_are_refused_with_their_pointers() -> None:
+    service.foreign_recipes(_demo_owns, [("/0/recipeId", "999-a")], "999")
+    with pytest.raises(InvalidInputError) as caught:
+        service.foreign_recipes(
+            _demo_owns, [("/0/recipeId", "999-a"), ("/1/recipeId", "777-b"), ("/2/recipeId", "999")], "999"
+        )
+    assert caught.value.code == "foreign_recipe"
+    assert [p.pointer for p in caught.value.problems or []] == ["/1/recipeId", "/2/recipeId"]
+    assert "'999-'" in (caught.value.problems or [])[0].message

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from relay_contracts.messages import DeliveryAttempted, stable_id
+from relay_platform.redact import redact_secrets
 from relay_platform.tenants import IntegrationBase, TenantsConfig
 
 SERVICE = "notifier"
@@ -115,7 +116,10 @@ def retrigger_instructions(outcome: DeliveryAttempted) -> list[str]:
 
 
 def _failure_body(outcome: DeliveryAttempted, integration: IntegrationBase) -> str:
-    error = f"{outcome.error_class or 'unknown error'}: {outcome.error_message or ''}".strip().rstrip(":")
+    # Defence in depth: the deliverer scrubbed the message already; a notice must never carry a credential.
+    error = redact_secrets(
+        f"{outcome.error_class or 'unknown error'}: {outcome.error_message or ''}".strip().rstrip(":")
+    )
     lines = [
         f"A delivery to the integration {_label(integration)!r} failed after {outcome.attempt} "
         f"attempt{'s' if outcome.attempt != 1 else ''} and will not be retried automatically.",

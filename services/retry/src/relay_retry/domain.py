@@ -26,6 +26,7 @@ from relay_contracts.messages import (
     delivery_key,
 )
 from relay_contracts.topics import deliveries_requested
+from relay_platform.redact import redact_secrets
 from relay_platform.tenants import RetryPolicy, TenantsConfig
 
 SERVICE = "retry"
@@ -179,18 +180,20 @@ def plan_retry(
 def give_up(retry: RetryDelivery, policy: RetryPolicy, *, now: datetime) -> GiveUp:
     """The final failed outcome and a dead letter carrying the request, replayable as a fresh first attempt."""
     request = retry.request
+    # Defence in depth: the deliverer scrubbed the message already; the final outcome must carry no credential.
+    error_message = redact_secrets(retry.error_message)[:_MAX_ERROR_MESSAGE]
     outcome = DeliveryAttempted.of(
         request,
         status="failed",
         final=True,
         occurred_at=now,
         error_class=retry.error_class,
-        error_message=retry.error_message,
+        error_message=error_message,
     )
     reason = (
         f"delivery {request.delivery_id} to {request.tenant}/{request.integration_id} ({request.integration_type}) "
         f"failed after {request.attempt} of {policy.max_attempts} attempts; last error "
-        f"{retry.error_class}: {retry.error_message}"
+        f"{retry.error_class}: {error_message}"
     )
     return GiveUp(outcome=outcome, dead_letter=_replayable(request, reason, retry.error_class or "TransientError", now))
 

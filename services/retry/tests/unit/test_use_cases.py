@@ -216,8 +216,9 @@ async def test_order_notices_keep_their_retries_when_the_order_is_cancelled(sche
 
 async def test_extreme_offsets_are_stored_and_compared_exactly(schedule: SqlRetrySchedule) -> None:
     outbox = Outbox()
-    latest = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone(-timedelta(hours=23, minutes=59)))
-    earliest = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=23, minutes=59)))
+    # The extremes a message may carry (years 0001-9998 in UTC), written with the most distant offsets.
+    latest = datetime(9998, 12, 30, 23, 59, 59, 999999, tzinfo=timezone(-timedelta(hours=23, minutes=59)))
+    earliest = datetime(1, 1, 2, tzinfo=timezone(timedelta(hours=23, minutes=59)))
     await event_in(schedule, outbox, order_event("created", latest))
     await event_in(schedule, outbox, order_event("cancelled", earliest))
     state = await schedule.order_state("rt", "o1")

@@ -1,18 +1,23 @@
 """The internal query API (read by ingest-api) and health probes, served by aiohttp inside the FastStream app.
 
-``GET /internal/v1/orders?tenant=<t>&(orderNumber|orderId|recipeId)=<v>`` and
+``GET /internal/v1/orders?tenant=<t>&(orderNumber|orderId|recipeId)=<v>[&after=<orderId>]`` (pages of 100 by
+order ID; ``next`` names the following page) and
 ``GET /internal/v1/audit?tenant=<t>&olderThanS=<s>&limit=<n>`` answer strictly within the tenant (see README).
 No secrets or PII are stored, so none can be returned: only order/line IDs, quantities and delivery status.
+With a token configured, ``/internal/*`` answers only ``Authorization: Bearer <token>``; the probes stay open.
 """
 
 from __future__ import annotations
 
+import hmac
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+from pydantic import SecretStr
 
 from relay_association_store import service
 from relay_association_store.adapters.repository import OrderLookup
@@ -21,14 +26,19 @@ from relay_platform.errors import RelayError
 
 LOOKUPS: tuple[OrderLookup, ...] = ("orderNumber", "orderId", "recipeId")
 MAX_PARAM = 128
+# Orders per lookup page; ``next`` (the page's last order ID) is passed back as ``after`` for the following one.
+PAGE_SIZE = 100
 DEFAULT_OLDER_THAN_S = 15 * 60
 MAX_OLDER_THAN_S = 3650 * 24 * 3600  # ten years: far past any retention, still a representable cutoff
 DEFAULT_AUDIT_LIMIT = 100
 _DIGITS = re.compile(r"[0-9]{1,12}")
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 
 
 class OrderQueries(AuditQueries, Protocol):
-    async def find_orders(self, tenant: str, by: OrderLookup, value: str) -> list[OrderView]: ...
+    async def find_orders(
+        self, tenant: str, by: OrderLookup, value: str, *, after: str | None = None, limit: int = ...
+    ) -> list[OrderView]: ...
     async def ping(self, timeout_s: float = 2.0) -> bool: ...
 
 
@@ -94,11 +104,19 @@ async def get_orders(request: web.Request) -> web.Response:
     value = query[by].strip()
     if not value or len(value) > MAX_PARAM or len(tenant) > MAX_PARAM:
         return _bad_request(f"'{by}' and 'tenant' must be 1 to {MAX_PARAM} characters")
+    after = query.get("after")
+    if after is not None and not 1 <= len(after) <= MAX_PARAM:
+        return _bad_request(f"'after' must be 1 to {MAX_PARAM} characters")
     try:
-        views = await request.app[STORE].find_orders(tenant, by, value)
+        # One more than a page: whether there is a next page without a second query.
+        views = await request.app[STORE].find_orders(tenant, by, value, after=after, limit=PAGE_SIZE + 1)
     except RelayError:
         return _unavailable()
-    return web.json_response({"orders": [order_json(view) for view in views]})
+    page = views[:PAGE_SIZE]
+    more = len(views) > PAGE_SIZE and page
+    return web.json_response(
+        {"orders": [order_json(view) for view in page], "next": page[-1].order.order_id if more else None}
+    )
 
 
 def _whole_number(query: Mapping[str, str], name: str, *, default: int, low: int, high: int) -> int:
@@ -171,9 +189,34 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "database unavailable"}, status=503)
 
 
-def create_internal_api(store: OrderQueries) -> web.Application:
-    """The aiohttp application; started and stopped by the FastStream lifespan (see ``main``)."""
-    app = web.Application()
+def _unauthorized() -> web.Response:
+    return web.json_response(
+        {"error": "unauthorized", "message": "a valid 'Authorization: Bearer <token>' header is required"},
+        status=401,
+        headers={"WWW-Authenticate": 'Bearer realm="association-store"'},
+    )
+
+
+def bearer_token_middleware(token: SecretStr) -> Middleware:
+    """Answers 401 to a request without ``token`` as its bearer token (compared in constant time). Only the
+    probes pass without it, so orchestrators need no secret; any other path, known or not, needs the token."""
+    expected = f"Bearer {token.get_secret_value()}".encode()
+
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path not in OPEN_PATHS:
+            presented = request.headers.get("Authorization", "").encode("utf-8", "replace")
+            if not hmac.compare_digest(presented, expected):
+                return _unauthorized()
+        return await handler(request)
+
+    return check
+
+
+def create_internal_api(store: OrderQueries, *, token: SecretStr | None = None) -> web.Application:
+    """The aiohttp application; started and stopped by the FastStream lifespan (see ``main``). ``token``: the
+    bearer token ``/internal/*`` requires (``None`` only on loopback; ``Settings`` enforces that)."""
+    app = web.Application(middlewares=[bearer_token_middleware(token)] if token is not None else [])
     app[STORE] = store
     app.router.add_get("/internal/v1/orders", get_orders)
     app.router.add_get("/internal/v1/audit", get_audit)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Collection, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -150,8 +150,11 @@ class SqlStore:
             async with self.engine.begin() as connection:
                 yield SqlTransaction(connection)
 
-    async def find_orders(self, tenant: str, by: OrderLookup, value: str) -> list[OrderView]:
-        """Orders of ``tenant`` (only) by order ID, order number, or a recipe used on one of their items."""
+    async def find_orders(
+        self, tenant: str, by: OrderLookup, value: str, *, after: str | None = None, limit: int = MAX_ORDERS
+    ) -> list[OrderView]:
+        """Orders of ``tenant`` (only) by order ID, order number, or a recipe used on one of their items; at most
+        ``limit``, by order ID, those after ``after`` (the last order ID of the previous page)."""
         if by == "orderId":
             where = sa.select(orders.c.order_id).where(orders.c.tenant == tenant, orders.c.order_id == value)
         elif by == "orderNumber":
@@ -162,13 +165,17 @@ class SqlStore:
                 .where(order_items.c.tenant == tenant, order_items.c.recipe_id == value)
                 .distinct()
             )
+        id_column = where.selected_columns[0]
+        if after is not None:
+            where = where.where(id_column > after)
         with translate_db_errors():
             async with self._reader.connect() as connection:
-                ids = list((await connection.execute(where.limit(MAX_ORDERS))).scalars())
+                ids = list((await connection.execute(where.order_by(id_column).limit(limit))).scalars())
                 if not ids:
                     return []
                 tx = SqlTransaction(connection)
-                loaded = [await tx.load_order(tenant, order_id, lock=False) for order_id in sorted(ids)]
+                # In the database's order: its collation is what `after` compares with.
+                loaded = [await tx.load_order(tenant, order_id, lock=False) for order_id in ids]
                 rows = await connection.execute(
                     sa.select(deliveries)
                     .where(deliveries.c.tenant == tenant, deliveries.c.order_id.in_(ids))
@@ -333,16 +340,6 @@ class SqlTransaction:
                     )
                     .values(**item_values)
                 )
-
-    async def recipe_keys(self, tenant: str, recipe_ids: Collection[str]) -> Mapping[str, str]:
-        if not recipe_ids:
-            return {}
-        rows = await self.connection.execute(
-            sa.select(recipes.c.recipe_id, recipes.c.recipe_key).where(
-                recipes.c.tenant == tenant, recipes.c.recipe_id.in_(list(recipe_ids))
-            )
-        )
-        return {row.recipe_id: row.recipe_key for row in rows}
 
     async def load_delivery(self, delivery_id: str) -> DeliveryRecord | None:
         row = (
