@@ -547,6 +547,52 @@ async def test_no_api_key_or_secret_anywhere_after_malformed_requests(rig: Rig) 
     assert [p for p in pieces if p in logged] == []
     assert [p for p in pieces if p.encode() in on_topics] == []
     assert [p for p in pieces if p.encode() in stored] == []
+    # Nor in any database row (the SQLite files of the association store, retry and notifier, with their WALs).
+    rows = b"".join(p.read_bytes() for p in rig.var.rglob("*.db*") if p.is_file())
+    assert rows, "no database file found under the rig"
+    assert [p for p in pieces if p.encode() in rows] == []
+
+
+def ssrf_targets(port: int) -> list[str]:
+    """Ways to name the stack's own loopback API (and the cloud metadata service) that must all be refused."""
+    return [
+        f"http://127.0.0.1:{port}/api/v2/openapi.json",
+        f"http://localhost:{port}/healthz",
+        f"http://2130706433:{port}/healthz",  # 127.0.0.1 as one decimal number
+        f"http://0x7f.1:{port}/healthz",  # ... in hex, with a short form
+        f"http://[::ffff:127.0.0.1]:{port}/healthz",  # IPv4-mapped
+        f"http://[::127.0.0.1]:{port}/healthz",  # IPv4-compatible
+        f"http://[64:ff9b::7f00:1]:{port}/healthz",  # NAT64 of 127.0.0.1
+        f"http://[2002:7f00:1::1]:{port}/healthz",  # 6to4 of 127.0.0.1
+        "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+    ]
+
+
+async def test_asset_urls_that_point_inside_are_refused_and_the_order_fails_with_a_notice(rig: Rig) -> None:
+    port = int(rig.api.base.rsplit(":", 1)[1])
+    tag = uuid.uuid4().hex[:6]
+    orders = {}
+    for n, url in enumerate(ssrf_targets(port)):
+        recipe_id = new_recipe_id("108")
+        body = recipe_body(recipe_id)
+        body["views"] = [{"code": "front", "previewPng": url}]
+        await save_recipe(rig, body)
+        order_id = f"ssrf-{tag}-{n}"
+        await link(rig, recipe_id, f"ss{tag}{n}", order_id)
+        orders[order_id] = url
+    for order_id, url in orders.items():
+        ended_deliveries = await ended(rig, order_id, within=NORMAL_S)
+        for integration_id, delivery in ended_deliveries.items():
+            assert delivery["status"] == "failed", (url, delivery)
+            assert "refused" in (delivery["lastError"] or "") or "non-public" in (delivery["lastError"] or ""), (
+                url,
+                delivery["lastError"],
+            )
+
+            async def notified(i: str = integration_id, o: str = order_id) -> list[str]:
+                return failure_notices(rig, o, i)
+
+            await rig.eventually(notified, within=30, what=f"a failure notice for {integration_id} of {url}")
 
 
 async def test_nothing_of_the_tenant_is_left_unfinished(rig: Rig) -> None:
