@@ -235,7 +235,7 @@ async def test_replay_all_of_one_source_topic_republishes_each_of_them(
     # --all over every source topic refuses as a whole when one letter points at the dead-letter topic itself.
     everything = await _relay(["dlq", "replay", "--all", "--bootstrap", own_broker])
     assert everything.exit_code == 1
-    assert "its source topic is not a Recipe Relay topic" in everything.output
+    assert "its source topic is neither a Recipe Relay topic nor the OMS topic" in everything.output
 
 
 def test_newest_keeps_the_latest_matching_letters_oldest_first() -> None:
@@ -266,3 +266,16 @@ async def test_a_letter_whose_payload_was_not_kept_is_listed_but_not_replayable(
     letter = dlq.DeadLetter(partition=0, offset=3, timestamp_ms=1_700_000_000_000, message=kept_nothing)
     with pytest.raises(dlq.DlqError, match=r"0:3 cannot be replayed: its payload was not kept .* size 900000"):
         await dlq.replay(f"127.0.0.1:{free_port()}", [letter])
+
+
+async def test_a_letter_from_a_tenants_oms_topic_is_replayable_only_when_the_tenant_file_names_it() -> None:
+    from_oms = _dead("oms.acme.orders.v1", b'{"eventId":"e1"}', "o-1", "association store unavailable")
+    letter = dlq.DeadLetter(partition=0, offset=4, timestamp_ms=1_700_000_000_000, message=from_oms)
+    unreachable = f"127.0.0.1:{free_port()}"
+    with pytest.raises(dlq.DlqError, match="0:4 cannot be replayed: its source topic is neither"):
+        await dlq.replay(unreachable, [letter])
+    with pytest.raises(dlq.DlqError, match="0:4 cannot be replayed"):
+        await dlq.replay(unreachable, [letter], oms_topics=("oms.globex.orders.v1",))
+    # Named by the tenant file: accepted, so the replay gets as far as the (here unreachable) broker.
+    with pytest.raises(dlq.DlqError, match="cannot connect to the broker"):
+        await dlq.replay(unreachable, [letter], oms_topics=("oms.acme.orders.v1",))

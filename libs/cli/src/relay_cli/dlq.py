@@ -11,7 +11,7 @@ import asyncio
 import base64
 import binascii
 import fnmatch
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -171,12 +171,16 @@ def summary(text: str, width: int) -> str:
     return line if len(line) <= width else line[: max(width - 1, 0)] + "…"
 
 
-def _replay_target(letter: DeadLetter) -> tuple[str, bytes, bytes | None]:
+def _replay_target(letter: DeadLetter, oms_topics: Collection[str]) -> tuple[str, bytes, bytes | None]:
     message = letter.message
     if message is None:
         raise DlqError(f"{letter.position} cannot be replayed: {letter.problem}")
-    if message.source_topic not in ALL_TOPICS or message.source_topic == DELIVERIES_DEAD:
-        raise DlqError(f"{letter.position} cannot be replayed: its source topic is not a Recipe Relay topic")
+    topic = message.source_topic
+    if (topic not in ALL_TOPICS and topic not in oms_topics) or topic == DELIVERIES_DEAD:
+        raise DlqError(
+            f"{letter.position} cannot be replayed: its source topic is neither a Recipe Relay topic nor the OMS "
+            "topic of a tenant in the tenant file"
+        )
     if not message.payload_complete:
         raise DlqError(
             f"{letter.position} cannot be replayed: its payload was not kept (not a JSON object, or too large); "
@@ -211,11 +215,13 @@ def choose(
     return [by_position[p] for p in dict.fromkeys(positions)]
 
 
-async def replay(bootstrap: str, letters: Sequence[DeadLetter]) -> list[Replayed]:
+async def replay(bootstrap: str, letters: Sequence[DeadLetter], *, oms_topics: Collection[str] = ()) -> list[Replayed]:
     """Re-publish each dead letter's original payload to its source topic with its original key (acks=all).
 
-    Every letter is checked before the first publish, so a bad one replays nothing."""
-    targets = [(letter, *_replay_target(letter)) for letter in letters]
+    A source topic must be one of Recipe Relay's or one of ``oms_topics`` (the tenants' OMS topics: replaying to
+    one needs WRITE on it, as the tenant's OMS has). Every letter is checked before the first publish, so a bad
+    one replays nothing."""
+    targets = [(letter, *_replay_target(letter, oms_topics)) for letter in letters]
     if not targets:
         return []
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", client_id="relay-cli-dlq")

@@ -14,7 +14,7 @@ from relay_cli import audit as deliveries_audit
 from relay_cli import dlq as dead_letters
 from relay_cli.dev import run_dev
 from relay_cli.trigger import DEFAULT_API_URL, Criterion, TriggerFailedError, trigger_integrations
-from relay_platform.tenants import hash_api_key
+from relay_platform.tenants import ConfigError, hash_api_key, load_tenants
 
 app = typer.Typer(help="Recipe Relay operator tool.", no_args_is_help=True)
 keys = typer.Typer(help="API keys.", no_args_is_help=True)
@@ -218,6 +218,12 @@ def dlq_replay(
     replay_all: bool = typer.Option(False, "--all", help="Replay every dead letter (of --source-topic)."),
     source_topic: str | None = typer.Option(None, "--source-topic", help="With --all: only this source topic."),
     bootstrap: str = _bootstrap_option(),
+    tenants_file: Path = typer.Option(
+        Path("config/dev.yaml"),
+        "--tenants-file",
+        envvar="RELAY_TENANTS_FILE",
+        help="Tenant file naming the tenants' OMS topics, whose dead letters may be replayed too.",
+    ),
 ) -> None:
     """Re-publish dead letters' original payloads to their source topics, with their original keys."""
     try:
@@ -232,8 +238,12 @@ def dlq_replay(
     async def run() -> list[dead_letters.Replayed]:
         letters = await dead_letters.read_dead_letters(bootstrap)
         chosen = dead_letters.choose(letters, wanted, replay_all=replay_all, source_topic=source_topic)
-        return await dead_letters.replay(bootstrap, chosen)
+        return await dead_letters.replay(bootstrap, chosen, oms_topics=oms_topics)
 
+    try:
+        oms_topics = tuple(load_tenants(tenants_file).oms_topics()) if tenants_file.is_file() else ()
+    except ConfigError as error:
+        raise fail(str(error)) from error
     try:
         replayed = asyncio.run(run())
     except dead_letters.DlqError as error:
