@@ -15,7 +15,7 @@ import hashlib
 import ipaddress
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -324,6 +324,40 @@ class Tenant(ConfigModel):
     def integration(self, integration_id: str) -> IntegrationBase | None:
         return next((i for i in self.integrations if i.id == integration_id), None)
 
+    def enabled_integrations(self) -> tuple[IntegrationBase, ...]:
+        return tuple(integration for integration in self.integrations if integration.enabled)
+
+    def recipe_feed(self, *, temporary: bool) -> tuple[str, ...]:
+        """The raw recipe feed of a saved recipe: enabled integrations taking the ``recipe`` feed; a temporary
+        recipe only where the integration includes temporary recipes."""
+        return tuple(
+            integration.id
+            for integration in self.enabled_integrations()
+            if "recipe" in integration.feeds and (not temporary or integration.include_temporary_recipes)
+        )
+
+    def order_feed(self, event_type: OrderEventType) -> tuple[str, ...]:
+        """The order feed of an order event: enabled integrations taking the ``order`` feed and this event type."""
+        return tuple(
+            integration.id
+            for integration in self.enabled_integrations()
+            if "order" in integration.feeds and event_type in integration.order_events
+        )
+
+    def manual_feed(
+        self, feed: Feed, named: Sequence[str] | None = None, *, temporary: bool = False
+    ) -> tuple[str, ...]:
+        """The integrations a manual trigger of ``feed`` fires: the ``named`` ones that are enabled and take that
+        feed, else every enabled one taking it (for the raw feed, temporary recipes only where included).
+
+        Unlike the automatic feeds, a manual order trigger ignores ``order-events``: the operator asks for it."""
+        if named is not None:
+            chosen = (self.integration(integration_id) for integration_id in named)
+            return tuple(i.id for i in chosen if i is not None and i.enabled and feed in i.feeds)
+        if feed == "recipe":
+            return self.recipe_feed(temporary=temporary)
+        return tuple(integration.id for integration in self.enabled_integrations() if "order" in integration.feeds)
+
 
 @dataclass(frozen=True, slots=True)
 class KeyMatch:
@@ -391,6 +425,15 @@ class TenantsConfig(ConfigModel):
     def oms_topics(self) -> dict[str, str]:
         """``{topic: tenant}`` for every tenant's OMS topic."""
         return {self.oms_topic_of(tenant_id): tenant_id for tenant_id in self.tenants}
+
+    def tenant(self, tenant_id: str) -> Tenant | None:
+        return self.tenants.get(tenant_id)
+
+    def integration(self, tenant_id: str, integration_id: str) -> IntegrationBase | None:
+        """``tenant_id``'s integration ``integration_id``; ``None`` for an unknown tenant or integration. A
+        message names both, and the integration is looked up only within its tenant."""
+        tenant = self.tenants.get(tenant_id)
+        return tenant.integration(integration_id) if tenant is not None else None
 
     def iter_integrations(self) -> Iterator[tuple[str, IntegrationBase]]:
         for tenant_id, tenant in self.tenants.items():

@@ -1,0 +1,121 @@
+"""The association store's internal HTTP API, read by ingest-api: paths, query parameters and answer bodies.
+
+The one synchronous call between services. Orders and the delivery log live in the association store; the ingest
+API answers its public lookups, audits and manual triggers from them. Both sides use these models: the store
+serialises its answers with them, the ingest API parses them (and relays them unchanged to its callers).
+
+``GET /internal/v1/orders?tenant=<t>&(orderNumber|orderId|recipeId)=<v>[&after=<orderId>]`` -> ``OrdersPage``
+(pages of ``ORDERS_PAGE_SIZE`` by order ID in the database's collation; ``next`` is passed back as ``after``).
+
+``GET /internal/v1/audit?tenant=<t>&olderThanS=<s>&limit=<n>`` -> ``AuditReport``.
+
+Every answer is strictly within ``tenant``. ``/internal/*`` needs ``Authorization: Bearer <token>`` (the store's
+``ASSOCIATION_STORE_API_TOKEN``, the ingest API's ``INGEST_API_ASSOCIATION_STORE_TOKEN``) whenever a token is
+configured; ``/healthz`` and ``/readyz`` stay open. Errors are ``ApiError`` bodies: 400 for a bad query (the message
+names the parameter), 401 without the token, 503 when the database does not answer.
+
+Answer models allow fields they do not name (``extra="allow"``): a newer store may add some, and the ingest API
+relays them rather than dropping them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+ORDERS_PATH = "/internal/v1/orders"
+AUDIT_PATH = "/internal/v1/audit"
+HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
+
+OrderLookupField = Literal["orderNumber", "orderId", "recipeId"]
+ORDER_LOOKUP_FIELDS: tuple[OrderLookupField, ...] = get_args(OrderLookupField)
+
+ORDERS_PAGE_SIZE = 100
+MAX_QUERY_TEXT = 128
+"""Longest ``tenant``, lookup value or ``after`` the API takes."""
+DEFAULT_AUDIT_OLDER_THAN_S = 15 * 60
+MAX_AUDIT_OLDER_THAN_S = 3650 * 24 * 3600
+"""Ten years: far past any retention, still a representable cutoff."""
+DEFAULT_AUDIT_LIMIT = 100
+MAX_AUDIT_LIMIT = 1000
+
+
+class InternalApiModel(BaseModel):
+    """camelCase on the wire; fields this version does not name are kept (see the module docstring)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, validate_by_alias=True, validate_by_name=True, serialize_by_alias=True, extra="allow"
+    )
+
+
+class FoundItem(InternalApiModel):
+    recipe_id: str
+    item_id: str
+    item_quantity: int
+
+
+class FoundDelivery(InternalApiModel):
+    integration: str = Field(description="Integration ID.")
+    type: str = Field(description="Integration type: email, sftp, s3, azure-blob or zapier.")
+    recipe_id: str
+    trigger: str = Field(description="Why it was triggered: order_linked, order_created, ..., recipe_saved, manual.")
+    status: str = Field(
+        description="`pending` (triggered, no outcome yet), `retrying`, `succeeded` or `failed`; more may appear."
+    )
+    attempts: int
+    last_error: str | None = Field(default=None, description="The last failure, secrets scrubbed.")
+    files: list[str] = Field(default_factory=list, description="Names of the files delivered.")
+
+
+class FoundOrder(InternalApiModel):
+    order_id: str
+    order_number: str
+    status: str | None = Field(default=None, description="`open`, `cancelled`, `refunded` or `returned`.")
+    items: list[FoundItem] = Field(default_factory=list)
+    deliveries: list[FoundDelivery] = Field(default_factory=list)
+
+
+class OrdersPage(InternalApiModel):
+    orders: list[FoundOrder]
+    next: str | None = Field(
+        default=None,
+        description="More orders match: pass this as `after` for the next page (orders come by order ID).",
+    )
+
+
+class AuditDelivery(InternalApiModel):
+    """A delivery that has not ended (not final) and has not changed within the deadline."""
+
+    delivery_id: str
+    order_id: str | None = Field(default=None, description="Null for the raw recipe feed.")
+    order_number: str | None = None
+    recipe_id: str
+    integration: str = Field(description="Integration ID.")
+    type: str = Field(description="Integration type: email, sftp, s3, azure-blob or zapier.")
+    trigger: str = Field(description="Why it was triggered: order_linked, order_created, ..., recipe_saved, manual.")
+    trigger_id: str
+    status: str = Field(description="`pending` (no outcome yet) or `retrying`; more may appear.")
+    attempts: int = Field(ge=0)
+    last_error: str | None = None
+    last_change: str = Field(description="RFC 3339 UTC: the last outcome, or when a pending delivery was recorded.")
+    created_at: str | None = Field(default=None, description="RFC 3339 UTC: when the delivery was first recorded.")
+    triggered_at: str | None = Field(default=None, description="RFC 3339 UTC: the trigger's occurredAt, if seen.")
+    reason: str = Field(description="`no outcome yet since <time>` or `retrying: <last error>`.")
+
+
+class AuditReport(InternalApiModel):
+    """The tenant's deliveries that have not ended within the deadline, newest change first."""
+
+    tenant: str
+    older_than_s: int = Field(ge=0, description="The deadline in seconds.")
+    cutoff: str = Field(description="RFC 3339 UTC: deliveries last changed before this instant are listed.")
+    limit: int = Field(ge=1, le=MAX_AUDIT_LIMIT)
+    truncated: bool = Field(description="More deliveries matched than `limit`; the oldest are left out.")
+    deliveries: list[AuditDelivery]
+
+
+class ApiError(InternalApiModel):
+    error: Literal["bad_request", "unauthorized", "unavailable"]
+    message: str
