@@ -24,8 +24,8 @@ import botocore.session
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from relay_testing.azurite import AzuriteBlob
-from relay_testing.processes import free_port, wait_until
+from relay_devservers.azurite import AzuriteBlob
+from relay_devservers.processes import free_port, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -32,13 +32,13 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from relay_cli.dev import DevStack, discover_services
 from relay_contracts.topics import ALL_TOPICS
+from relay_devservers.kafka import TansuBroker
+from relay_devservers.processes import free_port
+from relay_devservers.seaweedfs import SeaweedS3
+from relay_devservers.sftp import AsyncsshSftp
+from relay_devservers.smtp import SmtpCapture
+from relay_devservers.webhooks import WebhookReceiver
 from relay_platform.tenants import hash_api_key
-from relay_testing.kafka import TansuBroker
-from relay_testing.processes import free_port
-from relay_testing.seaweedfs import SeaweedS3
-from relay_testing.sftp import AsyncsshSftp
-from relay_testing.smtp import SmtpCapture
-from relay_testing.webhooks import WebhookReceiver
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = Path(__file__).with_name("fault-tenants.yaml")

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from relay_contracts.topics import ORDERS_EVENTS
-from relay_testing.seaweedfs import SeaweedS3
+from relay_devservers.seaweedfs import SeaweedS3
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fault_harness import OutageRig, TopicWatcher, new_recipe_id, order_line, running_outage_rig

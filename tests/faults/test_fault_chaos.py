@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from relay_testing.seaweedfs import SeaweedS3
+from relay_devservers.seaweedfs import SeaweedS3
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fault_harness import Rig, new_recipe_id, order_line, running_rig

@@ -22,11 +22,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from relay_contracts.topics import ALL_TOPICS, ORDERS_EVENTS
+from relay_devservers.kafka import DurableTansu
+from relay_devservers.processes import free_port
+from relay_devservers.sftp import AsyncsshSftp
+from relay_devservers.webhooks import WebhookReceiver
 from relay_platform.tenants import hash_api_key
-from relay_testing.kafka import DurableTansu
-from relay_testing.processes import free_port
-from relay_testing.sftp import AsyncsshSftp
-from relay_testing.webhooks import WebhookReceiver
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fault_harness import (

@@ -27,9 +27,9 @@ from aiokafka.partitioner import DefaultPartitioner
 from pydantic import SecretStr
 
 from relay_contracts.topics import ALL_TOPICS, DELIVERIES_DEAD, ORDERS_EVENTS
+from relay_devservers.seaweedfs import SeaweedS3
+from relay_devservers.webhooks import Reply
 from relay_platform.links import LinkSettings, LinkSigner
-from relay_testing.seaweedfs import SeaweedS3
-from relay_testing.webhooks import Reply
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fault_harness import SFTP_PASSWORD, Rig, api_key, new_recipe_id, recipe_body, running_rig

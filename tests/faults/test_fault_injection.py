@@ -39,8 +39,8 @@ from relay_contracts.topics import (
     RECIPES_SAVED,
     deliveries_requested,
 )
-from relay_testing.seaweedfs import SeaweedS3
-from relay_testing.webhooks import Reply
+from relay_devservers.seaweedfs import SeaweedS3
+from relay_devservers.webhooks import Reply
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fault_harness import Record, Rig, new_recipe_id, order_line, running_rig, utcnow

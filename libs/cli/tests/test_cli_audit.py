@@ -14,7 +14,7 @@ from typer.testing import CliRunner, Result
 
 from relay_cli.audit import AuditFailedError, fetch_audit
 from relay_cli.main import app
-from relay_testing.processes import free_port
+from relay_devservers.processes import free_port
 
 SECRET_KEY = "sk-admin-do-not-print-0123456789"
 PENDING = {

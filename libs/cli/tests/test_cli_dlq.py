@@ -17,9 +17,9 @@ from relay_cli import dlq
 from relay_cli.main import app
 from relay_contracts.messages import DeliverBundle, MessageDeadLettered
 from relay_contracts.topics import ALL_TOPICS, DELIVERIES_DEAD, ORDERS_EVENTS, deliveries_requested
+from relay_devservers.kafka import TansuBroker
+from relay_devservers.processes import free_port
 from relay_platform.broker import ensure_topics
-from relay_testing.kafka import TansuBroker
-from relay_testing.processes import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner, Result
 
 from relay_cli.main import app
 from relay_cli.trigger import TriggerFailedError, api_error_message, trigger_integrations
-from relay_testing.processes import free_port
+from relay_devservers.processes import free_port
 
 SECRET_KEY = "sk-live-do-not-print-0123456789"
 

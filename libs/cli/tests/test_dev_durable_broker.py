@@ -15,10 +15,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from relay_cli.dev import DevStack
 from relay_contracts.topics import ALL_TOPICS
+from relay_devservers import kafka
+from relay_devservers.kafka import BrokerDataInUseError, DurableTansu
+from relay_devservers.processes import free_port
 from relay_platform.broker import ensure_topics
-from relay_testing import kafka
-from relay_testing.kafka import BrokerDataInUseError, DurableTansu
-from relay_testing.processes import free_port
 
 pytestmark = pytest.mark.integration
 

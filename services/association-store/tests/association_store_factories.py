@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from relay_association_store.service import (
+from relay_association_store.domain import (
     DeliveryRecord,
     EventKind,
     OrderChange,
@@ -153,7 +153,7 @@ async def eventually(condition: Callable[[], object], *, timeout: float = 30.0, 
 
 
 class MemoryTransaction:
-    """In-memory ``service.Transaction`` for unit tests; changes land in the store only on commit."""
+    """In-memory ``ports.Transaction`` for unit tests; changes land in the store only on commit."""
 
     def __init__(self, store: MemoryStore) -> None:
         self.store = store
@@ -189,7 +189,7 @@ class MemoryTransaction:
 
 
 class MemoryStore:
-    """A ``service.Store`` in memory; ``fail_commits`` makes the next N commits fail like a crashed database."""
+    """A ``ports.Store`` in memory; ``fail_commits`` makes the next N commits fail like a crashed database."""
 
     def __init__(self) -> None:
         self.processed: set[tuple[str, str, str]] = set()
@@ -217,7 +217,7 @@ class MemoryStore:
 
 
 class Published:
-    """A ``service.Publish`` that records what was published."""
+    """A ``ports.Publish`` that records what was published."""
 
     def __init__(self) -> None:
         self.messages: list[IntegrationsTriggered] = []

@@ -20,8 +20,10 @@ from typing import Any
 from aiohttp import web
 from PIL import Image
 
-from relay_bundle_builder.adapters.assets import FetchPolicy, HttpAssetFetcher, make_session
-from relay_bundle_builder.service import BuildContext, build_bundle
+from relay_bundle_builder.adapters.assets import HttpAssetFetcher, make_session
+from relay_bundle_builder.ports import BuildContext
+from relay_bundle_builder.service import build_bundle
+from relay_bundle_builder.settings import AssetFetchSettings
 from relay_contracts.messages import IntegrationsTriggered, OrderLine, recipe_object_key
 from relay_platform.objectstore import LocalDirectoryStore
 from relay_platform.tenants import Tenant
@@ -74,7 +76,7 @@ async def run(bundles: int, concurrency: int) -> float:
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     base = f"http://127.0.0.1:{port}"
     tenant = Tenant(recipe_prefix="999", allowed_asset_hosts=("127.0.0.1:*",))
-    policy = FetchPolicy(concurrency=16)
+    policy = AssetFetchSettings(concurrency=16)
     with tempfile.TemporaryDirectory() as directory:
         store = LocalDirectoryStore(Path(directory))
         triggers = []

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from relay_deliver_azure_blob.settings import Settings
+from relay_deliver_azure_blob.settings import BlobSettings, Settings
 from relay_delivery.testing import OutcomeCollector
+from relay_devservers.azurite import AzuriteBlob
 from relay_platform.objectstore import LocalDirectoryStore
 from relay_platform.objectstore_settings import ObjectStoreSettings
 from relay_platform.settings import KafkaSettings
 from relay_platform.tenants import AzureBlobIntegration, TenantsConfig, load_tenants
-from relay_testing.azurite import AzuriteBlob
 from relay_testing.shared_secrets import link_settings
 
 TENANTS_FILE = Path(__file__).parent / "tenants.yaml"
@@ -76,6 +76,6 @@ def settings(kafka_bootstrap: str, artifacts_dir: Path) -> Settings:
         object_store=ObjectStoreSettings(url=f"file://{artifacts_dir}"),
         links=link_settings(),
         tenants_file=TENANTS_FILE,
-        client_retry_total=0,
+        uploads=BlobSettings(client_retry_total=0),
         concurrency=2,
     )

@@ -5,14 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from relay_deliver_email.settings import Settings
+from relay_deliver_email.settings import EmailSmtpSettings, Settings
 from relay_delivery.testing import OutcomeCollector
+from relay_devservers.smtp import SmtpCapture
 from relay_platform.links import LinkSettings
 from relay_platform.objectstore import LocalDirectoryStore
 from relay_platform.objectstore_settings import ObjectStoreSettings
 from relay_platform.settings import KafkaSettings
 from relay_testing import shared_secrets
-from relay_testing.smtp import SmtpCapture
 
 TENANTS_FILE = Path(__file__).parent / "tenants.yaml"
 LINKS = shared_secrets.link_settings(public_base_url="http://files.test:8080", ttl_s=3600)
@@ -51,10 +51,7 @@ def _email_settings(kafka_bootstrap: str, smtp: SmtpCapture, artifacts_dir: Path
         object_store=ObjectStoreSettings(url=f"file://{artifacts_dir}"),
         links=LINKS,
         tenants_file=TENANTS_FILE,
-        smtp_host="127.0.0.1",
-        smtp_port=smtp.port,
-        smtp_security="none",
-        smtp_username=smtp.username,
+        smtp=EmailSmtpSettings(host="127.0.0.1", port=smtp.port, security="none", username=smtp.username),
         from_address="Recipe Relay <relay@relay.test>",
         concurrency=2,
     )

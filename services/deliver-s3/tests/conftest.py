@@ -5,13 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from relay_deliver_s3.settings import MIB, Settings
+from relay_deliver_s3.settings import MIB, Settings, UploadSettings
 from relay_delivery.testing import OutcomeCollector
+from relay_devservers.seaweedfs import SeaweedS3
 from relay_platform.objectstore import LocalDirectoryStore
 from relay_platform.objectstore_settings import ObjectStoreSettings
 from relay_platform.settings import KafkaSettings
 from relay_platform.tenants import S3Integration, TenantsConfig, load_tenants
-from relay_testing.seaweedfs import SeaweedS3
 from relay_testing.shared_secrets import link_settings
 
 TENANTS_TEMPLATE = Path(__file__).parent / "tenants.yaml"
@@ -77,9 +77,11 @@ def settings(kafka_bootstrap: str, tenants_file: Path, artifacts_dir: Path) -> S
         object_store=ObjectStoreSettings(url=f"file://{artifacts_dir}"),
         links=link_settings(),
         tenants_file=tenants_file,
-        multipart_threshold_bytes=1 * MIB,
-        multipart_part_size_bytes=5 * MIB,
-        client_max_attempts=1,
-        connect_timeout_s=2,
+        uploads=UploadSettings(
+            multipart_threshold_bytes=1 * MIB,
+            multipart_part_size_bytes=5 * MIB,
+            client_max_attempts=1,
+            connect_timeout_s=2,
+        ),
         concurrency=2,
     )

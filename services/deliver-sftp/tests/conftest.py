@@ -7,13 +7,13 @@ import pytest
 from faststream import FastStream
 
 from relay_deliver_sftp.main import create_app
-from relay_deliver_sftp.settings import Settings
+from relay_deliver_sftp.settings import Settings, SftpSettings
 from relay_delivery.testing import OutcomeCollector, running_app
+from relay_devservers.processes import free_port
+from relay_devservers.sftp import SftpAccount
 from relay_platform.objectstore import LocalDirectoryStore
 from relay_platform.objectstore_settings import ObjectStoreSettings
 from relay_platform.settings import KafkaSettings
-from relay_testing.processes import free_port
-from relay_testing.sftp import SftpAccount
 from relay_testing.shared_secrets import link_settings
 
 TENANTS_TEMPLATE = Path(__file__).parent / "tenants.yaml"
@@ -68,7 +68,7 @@ async def sftp_app(
             links=link_settings(),
             tenants_file=tenants_file,
             concurrency=1,
-            connect_timeout_s=5,
+            sftp=SftpSettings(connect_timeout_s=5),
         )
         async with running_app(create_app(settings)) as app:
             yield app

@@ -8,15 +8,15 @@ from aiohttp import web
 from faststream import FastStream
 
 from relay_deliver_zapier.main import create_app
-from relay_deliver_zapier.settings import Settings
+from relay_deliver_zapier.settings import HookSettings, Settings
 from relay_delivery.testing import OutcomeCollector, running_app
+from relay_devservers.processes import free_port
+from relay_devservers.webhooks import WebhookReceiver
 from relay_platform.links import LinkExpiredError, LinkInvalidError, LinkSettings, LinkSigner
 from relay_platform.objectstore import LocalDirectoryStore
 from relay_platform.objectstore_settings import ObjectStoreSettings
 from relay_platform.settings import KafkaSettings
 from relay_testing import shared_secrets
-from relay_testing.processes import free_port
-from relay_testing.webhooks import WebhookReceiver
 
 TENANTS_FILE = Path(__file__).parent / "tenants.yaml"
 FILES_PORT = free_port()
@@ -83,7 +83,7 @@ async def zapier_app(
             links=LINKS,
             tenants_file=TENANTS_FILE,
             concurrency=1,
-            request_timeout_s=5,
+            hooks=HookSettings(request_timeout_s=5),
         )
         async with running_app(create_app(settings)) as app:
             yield app

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import aiohttp
 
+from relay_devservers.kafka import TansuBroker
+from relay_devservers.processes import ServerProcess, free_port
 from relay_platform.broker import ensure_topics
-from relay_testing.kafka import TansuBroker
-from relay_testing.processes import ServerProcess, free_port
 from relay_testing.shared_secrets import secrets_env
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -13,12 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from relay_testing.azurite import AzuriteBlob, azurite_binary
-from relay_testing.processes import port_answers
-from relay_testing.seaweedfs import SeaweedS3
-from relay_testing.sftp import AsyncsshSftp
-from relay_testing.smtp import SmtpCapture
-from relay_testing.webhooks import WebhookReceiver
+from relay_devservers.azurite import AzuriteBlob, azurite_binary
+from relay_devservers.processes import port_answers
+from relay_devservers.seaweedfs import SeaweedS3
+from relay_devservers.sftp import AsyncsshSftp
+from relay_devservers.smtp import SmtpCapture
+from relay_devservers.webhooks import WebhookReceiver
 
 DEMO_PORTS = {"smtp": 17025, "sftp": 17022, "s3": 17333, "azurite": 17000, "hooks": 17099}
 DEMO_BUCKET = "demo-orders"

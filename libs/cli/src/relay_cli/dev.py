@@ -14,10 +14,10 @@ from pathlib import Path
 import aiohttp
 
 from relay_cli.demo import DemoDestinations
+from relay_devservers.kafka import DurableTansu
+from relay_devservers.processes import free_port, port_answers
 from relay_platform.broker import ensure_topics
 from relay_platform.shared_secret import new_shared_secret, secret_problem
-from relay_testing.kafka import DurableTansu
-from relay_testing.processes import free_port, port_answers
 
 # A service restarted more than this often within the window is not coming up: stop the suite and say so.
 MAX_RESTARTS = 4

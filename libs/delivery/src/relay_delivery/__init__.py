@@ -14,14 +14,15 @@ A new deliverer (say ``deliver-s3``) needs three pieces::
         return build_deliverer_app(settings, integration_type="s3", integration_class=S3Integration,
                                    open_destination=open_s3, tracer_provider=setup_tracing("deliver-s3"))
 
-The runtime does the rest: the subscriber, tenant lookup, claim-check reads with SHA-256 checks, timing, one
-``DeliveryAttempted`` per attempt, ``RetryDelivery`` for transient failures, secret scrubbing, commit after
-publish, concurrency and the graceful drain. ``relay_delivery.testing`` has helpers for tests.
+The runtime does the rest: the subscriber (``handlers``), tenant lookup, claim-check reads with SHA-256 checks,
+timing, one ``DeliveryAttempted`` per attempt, ``RetryDelivery`` for transient failures (``service``), secret
+scrubbing, commit after publish, concurrency and the graceful drain (``app``). ``relay_delivery.testing`` has
+helpers for tests.
 """
 
-from relay_delivery.app import DelivererSettings, OpenDestination, build_deliverer_app, publish_result
-from relay_delivery.links import DownloadLinks, PresigningStore
-from relay_delivery.port import Destination, FetchedFile
+from relay_delivery.app import OpenDestination, build_deliverer_app
+from relay_delivery.links import DownloadLinks
+from relay_delivery.ports import Destination, FetchedFile, PresigningStore
 from relay_delivery.scrub import Scrubber, integration_secrets
 from relay_delivery.service import (
     ArtifactCorruptError,
@@ -30,6 +31,7 @@ from relay_delivery.service import (
     IntegrationUnavailableError,
     fetch_files,
 )
+from relay_delivery.settings import DelivererSettings
 
 __all__ = [
     "ArtifactCorruptError",
@@ -46,5 +48,4 @@ __all__ = [
     "build_deliverer_app",
     "fetch_files",
     "integration_secrets",
-    "publish_result",
 ]

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
-
 from relay_contracts.messages import BundleFile
+from relay_delivery.ports import PresigningStore
 from relay_platform.links import LinkSettings, LinkSigner
 from relay_platform.objectstore import ObjectStore
 
 # SigV4 presigned URLs cannot live longer than seven days.
 _MAX_PRESIGN_S = 7 * 24 * 3600
-
-
-@runtime_checkable
-class PresigningStore(Protocol):
-    """An artifact store that can hand out its own time-limited GET links (the S3 store)."""
-
-    async def presigned_get_url(
-        self, key: str, *, expires_s: int = 3600, filename: str | None = None, content_type: str | None = None
-    ) -> str: ...
 
 
 class DownloadLinks:

@@ -1,4 +1,5 @@
-"""One delivery attempt, broker-free: find the integration, fetch the files, call the destination, classify."""
+"""The deliverers' use case, broker-free: one delivery attempt finds the integration, fetches the files, calls the
+destination and classifies what happened into the outcome (and retry command) to publish."""
 
 from __future__ import annotations
 
@@ -11,12 +12,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
-from relay_contracts.messages import BundleFile, DeliverBundle, DeliveryAttempted, DeliveryStatus, RetryDelivery
-from relay_contracts.topics import IntegrationType
-from relay_delivery.port import Destination, FetchedFile
+from relay_contracts.messages import (
+    BundleFile,
+    DeliverBundle,
+    DeliveryAttempted,
+    DeliveryStatus,
+    RetryDelivery,
+    delivery_key,
+)
+from relay_contracts.topics import DELIVERIES_OUTCOMES, DELIVERIES_RETRY, IntegrationType
+from relay_delivery.ports import Destination, FetchedFile
 from relay_delivery.scrub import Scrubber, integration_secrets
 from relay_platform.errors import PermanentError, RelayError, TransientError, error_class_name
 from relay_platform.objectstore import ObjectStore
+from relay_platform.outgoing import Outgoing
 from relay_platform.tenants import IntegrationBase, TenantsConfig
 
 logger = logging.getLogger("relay.delivery")
@@ -40,6 +49,15 @@ class AttemptResult:
 
     outcome: DeliveryAttempted
     retry: RetryDelivery | None = None
+
+    def messages(self) -> list[Outgoing]:
+        """What to publish: the outcome, and the retry command of a transient failure, both keyed by delivery ID
+        so every attempt of one delivery stays in order."""
+        key = delivery_key(self.outcome.delivery_id)
+        messages = [Outgoing(DELIVERIES_OUTCOMES, self.outcome, key)]
+        if self.retry is not None:
+            messages.append(Outgoing(DELIVERIES_RETRY, self.retry, key))
+        return messages
 
 
 async def fetch_files(store: ObjectStore, files: Sequence[BundleFile]) -> list[FetchedFile]:
@@ -87,10 +105,9 @@ class Deliverer(Generic[IntegrationT]):
 
     def integration_for(self, request: DeliverBundle) -> IntegrationT:
         """The enabled integration of this type that ``request`` names, or ``IntegrationUnavailableError``."""
-        tenant = self.tenants.tenants.get(request.tenant)
-        if tenant is None:
+        if self.tenants.tenant(request.tenant) is None:
             raise IntegrationUnavailableError(f"tenant {request.tenant!r} is not configured")
-        integration = tenant.integration(request.integration_id)
+        integration = self.tenants.integration(request.tenant, request.integration_id)
         if integration is None:
             raise IntegrationUnavailableError(
                 f"integration {request.integration_id!r} is not configured for tenant {request.tenant!r}"

@@ -1,33 +1,43 @@
-"""Helpers for deliverer tests: build bundles in a store, start an app, collect outcomes from a real broker."""
+"""Helpers for deliverer tests: build bundles in a store, start an app, collect outcomes from a real broker or run
+the app on FastStream's in-memory broker."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import uuid
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self
 
-from faststream import FastStream
-from faststream.kafka import KafkaBroker
+from faststream import FastStream, TestApp
+from faststream.kafka import KafkaBroker, TestKafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from faststream.middlewares import AckPolicy
+from pydantic import ValidationError
 
 from relay_contracts.messages import (
     BundleFile,
     DeliverBundle,
     DeliveryAttempted,
     Feed,
+    MessageDeadLettered,
     OrderLine,
     RetryDelivery,
     delivery_key,
 )
-from relay_contracts.topics import DELIVERIES_OUTCOMES, DELIVERIES_RETRY, IntegrationType, deliveries_requested
+from relay_contracts.topics import (
+    DELIVERIES_DEAD,
+    DELIVERIES_OUTCOMES,
+    DELIVERIES_RETRY,
+    IntegrationType,
+    deliveries_requested,
+)
 from relay_platform.objectstore import ObjectStore
+from relay_platform.settings import KafkaSettings
+from relay_platform.subscriber import on_topic, subscribe, topic_of
 
 
 async def store_bundle(
@@ -94,24 +104,28 @@ class OutcomeCollector:
     async def __aenter__(self) -> Self:
         group = f"test-outcomes-{uuid.uuid4().hex[:8]}"
         broker = KafkaBroker(self.bootstrap, logger=None)
-
         # One consumer for both topics: each group join costs seconds on Tansu.
-        @broker.subscriber(
+        consumer = subscribe(
+            broker,
             DELIVERIES_OUTCOMES,
             DELIVERIES_RETRY,
+            kafka=KafkaSettings(bootstrap_servers=self.bootstrap),
             group_id=group,
-            auto_offset_reset="earliest",
-            ack_policy=AckPolicy.ACK,
+            title="test:outcomes",
+            description="Every outcome and retry command, for the tests to wait on.",
         )
+
+        @consumer
         async def collect(message: KafkaMessage) -> None:
-            body = message.body
             async with self._changed:
-                if getattr(message.raw_message, "topic", None) == DELIVERIES_RETRY:
-                    retry = RetryDelivery.model_validate_json(body)
-                    self.retries.setdefault(retry.request.delivery_id, []).append(retry)
-                else:
-                    outcome = DeliveryAttempted.model_validate_json(body)
-                    self.outcomes.setdefault(outcome.delivery_id, []).append(outcome)
+                # Another test's malformed message is nothing to wait for: read on (it is not for us to judge).
+                with suppress(ValidationError):
+                    if topic_of(message) == DELIVERIES_RETRY:
+                        retry = RetryDelivery.model_validate_json(message.body)
+                        self.retries.setdefault(retry.request.delivery_id, []).append(retry)
+                    else:
+                        outcome = DeliveryAttempted.model_validate_json(message.body)
+                        self.outcomes.setdefault(outcome.delivery_id, []).append(outcome)
                 self._changed.notify_all()
 
         await broker.start()
@@ -156,3 +170,76 @@ async def running_app(app: FastStream) -> AsyncIterator[FastStream]:
         yield app
     finally:
         await app.stop()
+
+
+@dataclass
+class InMemoryDeliverer:
+    """A deliverer app running on FastStream's in-memory broker, and what it published (with the keys)."""
+
+    broker: KafkaBroker
+    outcomes: list[tuple[DeliveryAttempted, bytes | None]] = field(default_factory=list)
+    retries: list[tuple[RetryDelivery, bytes | None]] = field(default_factory=list)
+    dead: list[MessageDeadLettered] = field(default_factory=list)
+    _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def publish(self, request: DeliverBundle | dict[str, object], topic: str | None = None) -> None:
+        """Publish a request (or a malformed one, as a dict) to its deliverer's topic, keyed by delivery ID."""
+        if isinstance(request, DeliverBundle):
+            topic = topic or deliveries_requested(request.integration_type)
+            await self.broker.publish(request, topic, key=delivery_key(request.delivery_id))
+        else:
+            if topic is None:
+                raise ValueError("a malformed request needs its topic")
+            await self.broker.publish(request, topic)
+
+    async def wait_for_outcomes(self, count: int, *, deadline_s: float = 10.0) -> list[DeliveryAttempted]:
+        """The first ``count`` outcomes (attempts may run concurrently, after ``publish`` returned)."""
+        async with asyncio.timeout(deadline_s), self._changed:
+            await self._changed.wait_for(lambda: len(self.outcomes) >= count)
+            return [outcome for outcome, _ in self.outcomes]
+
+    async def _record(self, record: Callable[[], None]) -> None:
+        async with self._changed:
+            record()
+            self._changed.notify_all()
+
+
+@asynccontextmanager
+async def in_memory(app: FastStream) -> AsyncIterator[InMemoryDeliverer]:
+    """Run a deliverer ``app`` on FastStream's ``TestKafkaBroker``: its start-up and shutdown as in production
+    (resources opened, drained, closed), no broker process."""
+    if not isinstance(app.broker, KafkaBroker):
+        raise TypeError("a deliverer app runs on a KafkaBroker")
+    collected = InMemoryDeliverer(app.broker)
+    consumer = subscribe(
+        app.broker,
+        DELIVERIES_OUTCOMES,
+        DELIVERIES_RETRY,
+        DELIVERIES_DEAD,
+        kafka=KafkaSettings(),
+        group_id="test-in-memory",
+        title="test:published",
+        description="What the deliverer published, for the test to read.",
+    )
+
+    @consumer(filter=on_topic(DELIVERIES_OUTCOMES))
+    async def on_outcome(outcome: DeliveryAttempted, message: KafkaMessage) -> None:
+        await collected._record(lambda: collected.outcomes.append((outcome, _key(message))))
+
+    @consumer(filter=on_topic(DELIVERIES_RETRY))
+    async def on_retry(retry: RetryDelivery, message: KafkaMessage) -> None:
+        await collected._record(lambda: collected.retries.append((retry, _key(message))))
+
+    @consumer(filter=on_topic(DELIVERIES_DEAD))
+    async def on_dead(letter: MessageDeadLettered) -> None:
+        await collected._record(lambda: collected.dead.append(letter))
+
+    async with TestKafkaBroker(app.broker) as broker, TestApp(app):
+        collected.broker = broker
+        yield collected
+
+
+def _key(message: KafkaMessage) -> bytes | None:
+    record = message.raw_message
+    key = None if isinstance(record, tuple) else record.key
+    return key if isinstance(key, bytes) else None

@@ -69,6 +69,7 @@ def make_app(
         links=link_settings(),
         concurrency=concurrency,
         shutdown_grace_s=20,
+        consumer_group=group,
     )
     return build_deliverer_app(
         settings,
@@ -77,7 +78,6 @@ def make_app(
         open_destination=open_destination,
         tenants=TENANTS,
         topic=topic,
-        group_id=group,
     )
 
 

@@ -109,8 +109,12 @@ def _upgrade(connection: Connection, migrations: Path) -> None:
     command.upgrade(config, "head")
 
 
-def run_migrations_on_handed_connection(target_metadata: sa.MetaData) -> None:
-    """The body of every ``migrations/env.py``: run on the connection ``migrate`` handed over."""
+def run_migrations_on_handed_connection(target_metadata: sa.MetaData, *, version_table: str) -> None:
+    """The body of every ``migrations/env.py``: run on the connection ``migrate`` handed over.
+
+    ``version_table`` is the service's own: production may give several services one PostgreSQL database (compose
+    does), and alembic's shared default table would hold only one service's revision, so another service's
+    start-up would fail to find it."""
     from alembic import context
 
     connection = context.config.attributes.get("connection")
@@ -120,6 +124,7 @@ def run_migrations_on_handed_connection(target_metadata: sa.MetaData) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
+        version_table=version_table,
         # SQLite cannot ALTER most things in place; batch mode rebuilds the table instead.
         render_as_batch=connection.dialect.name == "sqlite",
     )

@@ -22,17 +22,18 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter
 from faststream.kafka.subscriber.usecase import LogicSubscriber
-from pydantic import BaseModel
 
 from relay_platform.broker import consumer_options, kafka_error
 from relay_platform.errors import TransientError
+from relay_platform.outgoing import Outgoing
 from relay_platform.settings import KafkaSettings
+
+__all__ = ["Outgoing", "kafka_errors_are_transient", "on_topic", "publish_all", "subscribe", "topic_of"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -97,15 +98,6 @@ def kafka_errors_are_transient(action: str) -> Callable[[Callable[P, Awaitable[R
         return translated
 
     return decorate
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """One message a use case asks to publish: its topic, the message and its partition key."""
-
-    topic: str
-    message: BaseModel
-    key: bytes | None = None
 
 
 async def publish_all(broker: KafkaBroker, outgoing: Iterable[Outgoing]) -> None:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from relay_devservers.seaweedfs import SeaweedS3
 from relay_platform.objectstore import LocalDirectoryStore
 from relay_platform.objectstore_s3 import S3ObjectStore
 from relay_platform.objectstore_settings import open_object_store
-from relay_testing.seaweedfs import SeaweedS3
 
 pytestmark = pytest.mark.integration
 

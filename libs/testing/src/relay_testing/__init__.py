@@ -1,1 +1,2 @@
-"""Real servers for tests and the embedded stack, started on free loopback ports and stopped by PID."""
+"""Test-only helpers: the pytest fixtures that start real servers (from ``relay_devservers``) once per session,
+a throw-away PostgreSQL, and fresh shared secrets per test process."""

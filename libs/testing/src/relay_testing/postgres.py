@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from relay_testing.processes import ServerProcess, free_port
+from relay_devservers.processes import ServerProcess, free_port
 
 INSTALL_HINT = "PostgreSQL is not installed: run `apt-get update && apt-get install -y postgresql` (or `make test`)"
 

@@ -1,28 +1,30 @@
-"""Kafka subscribers: decode, call the service, publish. The offset is committed after the handler returns."""
+"""The routing table: which topic reaches which use case in ``service``. The offset is committed after the handler
+returns; errors follow the broker's taxonomy (``TransientError`` re-read, anything else dead-lettered).
+
+Two consumers in the service's group: one for the order events (``orders.events.v1`` and every tenant's OMS
+topic), one for the three topics only Recipe Relay's own services publish, with a typed handler per topic.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Annotated
 
-from aiokafka.errors import KafkaError
 from faststream import Context
-from faststream.kafka import KafkaMessage, KafkaRouter
-from faststream.middlewares import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter
 
 from relay_association_store import service
-from relay_association_store.adapters.repository import SqlStore
+from relay_association_store.domain import order_event_from
+from relay_association_store.ports import Publish, ServicePorts
+from relay_association_store.settings import Settings
 from relay_contracts.messages import DeliveryAttempted, IntegrationsTriggered, OmsOrderEvent, RecipeSaved
 from relay_contracts.topics import DELIVERIES_OUTCOMES, INTEGRATIONS_TRIGGERED, ORDERS_EVENTS, RECIPES_SAVED
-from relay_platform.errors import PermanentError, TransientError
-from relay_platform.tenants import TenantsConfig
+from relay_platform.subscriber import Outgoing, on_topic, publish_all, subscribe, topic_of
 
-GROUP = "association-store"
 SERVICE_TITLE = "association-store"
 
-Store = Annotated[SqlStore, Context("store")]
-Tenants = Annotated[TenantsConfig, Context("tenants")]
+Ports = Annotated[ServicePorts, Context("ports")]
+Broker = Annotated[KafkaBroker, Context("broker")]
 
 ORDER_EVENTS_DOC = """\
 Order lifecycle events. `orders.events.v1` is written by ingest-api only (the tenant of its API caller); an OMS
@@ -39,7 +41,7 @@ if given, replaces the item list), `cancelled`, `refunded`, `returned`. Malforme
 `deliveries.dead.v1` with the reason."""
 
 INTERNAL_DOC = f"""\
-Topics only Recipe Relay's own services publish, read by one consumer and decoded by topic.
+Topics only Recipe Relay's own services publish, read by one consumer with a typed handler per topic.
 `{RECIPES_SAVED}` (RecipeSaved): record the recipe and fire the raw recipe feed of the tenant's integrations.
 `{INTEGRATIONS_TRIGGERED}` (IntegrationsTriggered, from here or a manual trigger): a `pending` delivery-log row per
 integration the tenant knows, before any outcome, so a delivery that never ends shows in the audit.
@@ -47,72 +49,73 @@ integration the tenant knows, before any outcome, so a delivery that never ends 
 Malformed messages go to `deliveries.dead.v1` with the reason."""
 
 
-def build_router(group_id: str = GROUP, oms_topics: Mapping[str, str] | None = None) -> KafkaRouter:
-    """The subscribers and the trigger publisher; dependencies come from the app context (see ``main``).
+def build_router(settings: Settings, oms_topics: Mapping[str, str] | None = None) -> KafkaRouter:
+    """The consumers and the trigger publisher; their ports come from the app context (``main`` sets them).
 
     ``oms_topics`` maps each tenant's OMS topic to its tenant (``TenantsConfig.oms_topics``).
     """
     tenant_of_topic = dict(oms_topics or {})
     router = KafkaRouter()
-    triggered = router.publisher(
+    # The AsyncAPI entry of what the use cases publish (through ``publish_triggers``, inside their transaction).
+    router.publisher(
         INTEGRATIONS_TRIGGERED,
         title=f"{INTEGRATIONS_TRIGGERED}:IntegrationsTriggered",
         description="These integrations of a tenant must receive this recipe's bundle; keyed by recipe ID.",
         schema=IntegrationsTriggered,
     )
 
-    async def publish(triggers: Sequence[IntegrationsTriggered]) -> None:
-        # Pipelined, each awaited to its broker acknowledgement, before the caller commits its transaction.
-        results = await asyncio.gather(
-            *(triggered.publish(trigger, key=trigger.recipe_id.encode()) for trigger in triggers),
-            return_exceptions=True,
-        )
-        for result in results:
-            if isinstance(result, KafkaError | OSError | TimeoutError):
-                raise TransientError(f"publishing {INTEGRATIONS_TRIGGERED} failed: {type(result).__name__}")
-            if isinstance(result, BaseException):
-                raise result
-
     # One consumer for ingest-api's topic and every OMS topic: per-order order holds within each topic, and a
     # group member per topic would cost a rebalance each at every start.
-    @router.subscriber(
+    order_events = subscribe(
+        router,
         ORDERS_EVENTS,
         *sorted(tenant_of_topic),
-        group_id=group_id,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        auto_offset_reset="earliest",
+        kafka=settings.kafka,
+        group_id=settings.consumer_group,
         title="order-events:OmsOrderEvent",
         description=ORDER_EVENTS_DOC,
     )
-    async def on_order_event(event: OmsOrderEvent, message: KafkaMessage, store: Store, tenants: Tenants) -> None:
-        topic = str(getattr(message.raw_message, "topic", ""))
-        await service.record_order_event(
-            service.order_event_from(topic, event, tenant_of_topic), tenants, store, publish
-        )
 
-    # The topics only Recipe Relay's own services publish share one consumer: every group member joins (and
-    # rebalances the group) on its own, which on Tansu costs seconds per member at each start. ``orders.events.v1``
-    # keeps its typed subscriber: it is the contract OMS teams publish to, documented by the AsyncAPI document.
-    @router.subscriber(
+    @order_events
+    async def on_order_event(event: OmsOrderEvent, message: KafkaMessage, ports: Ports, broker: Broker) -> None:
+        # The topic says whose event it is: ingest-api's topic keeps the tenant it set, an OMS topic is its tenant's.
+        occurred = order_event_from(topic_of(message), event, tenant_of_topic)
+        await service.record_order_event(occurred, ports.tenants, ports.store, publish_triggers(broker))
+
+    # The topics only Recipe Relay's own services publish share one consumer too: every group member joins (and
+    # rebalances the group) on its own, which on Tansu costs seconds per member at each start.
+    internal = subscribe(
+        router,
         RECIPES_SAVED,
         INTEGRATIONS_TRIGGERED,
         DELIVERIES_OUTCOMES,
-        group_id=group_id,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        auto_offset_reset="earliest",
+        kafka=settings.kafka,
+        group_id=settings.consumer_group,
         title=f"{SERVICE_TITLE}:internal",
         description=INTERNAL_DOC,
     )
-    async def on_internal_message(message: KafkaMessage, store: Store, tenants: Tenants) -> None:
-        # Decoded here, by topic; a ValidationError dead-letters the raw message (error middleware).
-        topic = getattr(message.raw_message, "topic", None)
-        if topic == RECIPES_SAVED:
-            await service.record_recipe_saved(RecipeSaved.model_validate_json(message.body), tenants, store, publish)
-        elif topic == INTEGRATIONS_TRIGGERED:
-            await service.record_trigger(IntegrationsTriggered.model_validate_json(message.body), tenants, store)
-        elif topic == DELIVERIES_OUTCOMES:
-            await service.record_delivery_outcome(DeliveryAttempted.model_validate_json(message.body), store)
-        else:
-            raise PermanentError(f"no handler for topic {str(topic)[:64]!r}")
+
+    @internal(filter=on_topic(RECIPES_SAVED))
+    async def on_recipe_saved(event: RecipeSaved, ports: Ports, broker: Broker) -> None:
+        await service.record_recipe_saved(event, ports.tenants, ports.store, publish_triggers(broker))
+
+    @internal(filter=on_topic(INTEGRATIONS_TRIGGERED))
+    async def on_integrations_triggered(trigger: IntegrationsTriggered, ports: Ports) -> None:
+        await service.record_trigger(trigger, ports.tenants, ports.store)
+
+    @internal(filter=on_topic(DELIVERIES_OUTCOMES))
+    async def on_delivery_attempted(outcome: DeliveryAttempted, ports: Ports) -> None:
+        await service.record_delivery_outcome(outcome, ports.store)
 
     return router
+
+
+def publish_triggers(broker: KafkaBroker) -> Publish:
+    """The ``Publish`` port over ``broker``: triggers keyed by recipe ID, pipelined, each acknowledged."""
+
+    async def publish(triggers: Sequence[IntegrationsTriggered]) -> None:
+        await publish_all(
+            broker, (Outgoing(INTEGRATIONS_TRIGGERED, trigger, key=trigger.recipe_id.encode()) for trigger in triggers)
+        )
+
+    return publish

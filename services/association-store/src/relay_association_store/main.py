@@ -1,4 +1,5 @@
-"""Composition root: the FastStream app with its database, tenant config and internal query API."""
+"""Composition root: the broker and its routing table, and the resources the handlers reach through the context
+(the database, the tenant config) with the internal query API served beside them."""
 
 from __future__ import annotations
 
@@ -6,17 +7,18 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from aiohttp import web
 from aiokafka.errors import KafkaError
 from faststream import ContextRepo, FastStream
 from faststream.specification import AsyncAPI
 from opentelemetry.sdk.trace import TracerProvider
 
 from relay_association_store import handlers
-from relay_association_store.adapters.http import create_internal_api
+from relay_association_store.adapters.http import serving_internal_api
 from relay_association_store.adapters.repository import SqlStore
+from relay_association_store.ports import ServicePorts
 from relay_association_store.settings import Settings
 from relay_contracts.messages import OmsOrderEvent
+from relay_platform.app import service_app
 from relay_platform.broker import ensure_topics, make_broker
 from relay_platform.errors import RelayError
 from relay_platform.tenants import TenantsConfig, load_tenants
@@ -56,10 +58,10 @@ def create_app(
         tracer_provider=tracer_provider,
         topic_models=dict.fromkeys(oms_topics, OmsOrderEvent),
     )
-    broker.include_router(handlers.build_router(settings.consumer_group, oms_topics))
+    broker.include_router(handlers.build_router(settings, oms_topics))
 
     @asynccontextmanager
-    async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
+    async def resources(context: ContextRepo) -> AsyncIterator[None]:
         await _ensure_oms_topics(settings, tuple(oms_topics))
         store = SqlStore.open(
             settings.database_url,
@@ -68,25 +70,17 @@ def create_app(
         )
         try:
             await store.migrate()
-            context.set_global("store", store)
-            context.set_global("tenants", config)
-            runner = web.AppRunner(create_internal_api(store, token=settings.api_token))
-            await runner.setup()
-            try:
-                await web.TCPSite(runner, settings.http_host, settings.http_port).start()
-                logger.info("internal query API on %s:%s", settings.http_host, settings.http_port)
-                if settings.api_token is None:
-                    # Settings allow this on loopback only; say so, as every local process can read any tenant.
-                    logger.warning("internal query API has no token (ASSOCIATION_STORE_API_TOKEN unset): loopback only")
+            async with serving_internal_api(
+                store, host=settings.http_host, port=settings.http_port, token=settings.api_token
+            ):
+                context.set_global("ports", ServicePorts(store=store, tenants=config))
                 yield
-            finally:
-                await runner.cleanup()
         finally:
             await store.close()
 
-    return FastStream(
+    return service_app(
         broker,
-        lifespan=lifespan,
+        resources=resources,
         specification=AsyncAPI(
             title="Recipe Relay association-store",
             version="1.0.0",

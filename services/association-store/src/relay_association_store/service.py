@@ -1,530 +1,41 @@
-"""Pure decisions: how an event changes the stored state, and which integrations fire because of it.
+"""The use cases: one per consumed topic and one per internal API route, each over the ports it is handed.
 
-No SQL, broker or HTTP here: the handlers pass in a ``Store`` (a transaction per message) and a ``Publish``
-callable. Ordering rule for order events (seed 003): an event older than the state it would change never
-overwrites it; an event at the same ``occurred_at`` that changes nothing is a resend and fires nothing.
-The delivery log learns of every delivery from its trigger (a ``pending`` row) before its first outcome, so a
-delivery that never ends is visible to the audit (``audit_deliveries``).
+A consumed message is one transaction. Triggers are published through the ``Publish`` port inside it, each
+awaited to the broker's acknowledgement, so they are out before the commit: a crash in between re-reads the
+message and re-publishes the same trigger IDs (derived from the event), and a failed publish commits nothing. The
+use cases return what they published or stored. The rules themselves are in ``domain``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Literal, Protocol
 
-from relay_contracts.messages import (
-    DeliveryAttempted,
-    IntegrationsTriggered,
-    OmsOrderEvent,
-    OrderEventOccurred,
-    OrderEventType,
-    OrderLine,
-    RecipeSaved,
-    TriggerReason,
-    recipe_object_key,
-    stable_id,
+from relay_association_store.domain import (
+    AuditReport,
+    DeliveryRecord,
+    OrderPage,
+    apply_order_event,
+    audit_report,
+    check_own_recipes,
+    check_recipe_saved,
+    merge_delivery,
+    merge_recipe,
+    order_page,
+    order_triggers,
+    pending_deliveries,
+    recipe_trigger,
+    require_tenant,
 )
-from relay_contracts.topics import ORDERS_EVENTS, IntegrationType
-from relay_platform.errors import PermanentError
-from relay_platform.redact import redact_secrets
-from relay_platform.tenants import IntegrationBase, Tenant, TenantsConfig, integration_type
+from relay_association_store.ports import AuditQueries, OrderQueries, Publish, Store
+from relay_contracts.internal_api import MAX_AUDIT_LIMIT, ORDERS_PAGE_SIZE, OrderLookupField
+from relay_contracts.messages import DeliveryAttempted, IntegrationsTriggered, OrderEventOccurred, RecipeSaved
+from relay_platform.tenants import TenantsConfig
 
 logger = logging.getLogger("relay.association_store")
 
-OrderStatus = Literal["open", "cancelled", "refunded", "returned"]
-DeliveryState = Literal["pending", "retrying", "succeeded", "failed"]
-EventKind = Literal["recipe", "order"]
 
-ORDER_REASONS: Mapping[OrderEventType, TriggerReason] = {
-    "linked": "order_linked",
-    "created": "order_created",
-    "updated": "order_updated",
-    "cancelled": "order_cancelled",
-    "refunded": "order_refunded",
-    "returned": "order_returned",
-}
-MANUFACTURING_EVENTS: frozenset[OrderEventType] = frozenset({"linked", "created", "updated"})
-STATUS_BY_EVENT: Mapping[OrderEventType, OrderStatus] = {
-    "created": "open",
-    "cancelled": "cancelled",
-    "refunded": "refunded",
-    "returned": "returned",
-}
-
-
-# --- state ---------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RecipeRecord:
-    tenant: str
-    recipe_id: str
-    recipe_key: str
-    temporary: bool
-    created: datetime
-    saved_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class ItemState:
-    item_id: str
-    recipe_id: str
-    quantity: int
-    occurred_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class OrderState:
-    """An order as stored. ``status_at``/``items_at`` date the last status change / full item-list replacement
-    (``None`` while only ``linked`` events were seen); ``updated_at`` is the newest event applied."""
-
-    tenant: str
-    order_id: str
-    order_number: str
-    status: OrderStatus
-    status_at: datetime | None
-    items_at: datetime | None
-    updated_at: datetime
-    items: Mapping[str, ItemState] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class OrderChange:
-    """What one order event does: ``after`` is the state to store; ``affected`` the items to trigger for."""
-
-    before: OrderState | None
-    after: OrderState
-    applied: bool
-    stale: bool
-    affected: tuple[ItemState, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryRecord:
-    """One row of the delivery log. ``updated_at`` is its last change: the outcome's ``occurred_at``, or for a
-    ``pending`` row when the store learned of it; ``created_at`` when the store first recorded the delivery;
-    ``triggered_at`` the trigger's ``occurred_at`` when the trigger was seen before any outcome."""
-
-    delivery_id: str
-    tenant: str
-    integration_id: str
-    integration_type: IntegrationType
-    recipe_id: str
-    order_id: str | None
-    order_number: str | None
-    trigger_id: str
-    reason: str
-    status: DeliveryState
-    final: bool
-    attempts: int
-    last_error: str | None
-    files: tuple[str, ...]
-    updated_at: datetime
-    created_at: datetime
-    triggered_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class OrderView:
-    """An order with its items and the deliveries made for it (the internal query API's read model)."""
-
-    order: OrderState
-    deliveries: tuple[DeliveryRecord, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
-    """A delivery that has not ended within the deadline, and why."""
-
-    delivery: DeliveryRecord
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class AuditReport:
-    """Unfinished deliveries of one tenant last changed before ``cutoff``, newest first; ``truncated`` when more
-    than ``limit`` matched."""
-
-    tenant: str
-    cutoff: datetime
-    limit: int
-    entries: tuple[AuditEntry, ...]
-    truncated: bool
-
-
-# --- ports -----------------------------------------------------------------------------------------------------
-
-
-class Transaction(Protocol):
-    """One database transaction; committed when the ``Store.transaction()`` block exits without error."""
-
-    async def claim_event(self, tenant: str, kind: EventKind, event_id: str) -> bool:
-        """Record ``event_id`` as processed; ``False`` if it already was."""
-
-    async def load_recipe(self, tenant: str, recipe_id: str) -> RecipeRecord | None: ...
-    async def save_recipe(self, record: RecipeRecord, *, exists: bool) -> None: ...
-    async def load_order(self, tenant: str, order_id: str) -> OrderState | None: ...
-    async def save_order(self, change: OrderChange) -> None: ...
-    async def load_delivery(self, delivery_id: str) -> DeliveryRecord | None: ...
-    async def save_delivery(self, record: DeliveryRecord, *, exists: bool) -> None: ...
-
-
-class Store(Protocol):
-    def transaction(self) -> AbstractAsyncContextManager[Transaction]: ...
-
-
-class AuditQueries(Protocol):
-    async def unfinished_deliveries(self, tenant: str, *, before: datetime, limit: int) -> list[DeliveryRecord]:
-        """Non-final deliveries of ``tenant`` with ``updated_at < before``, newest first, at most ``limit``."""
-
-
-Publish = Callable[[Sequence[IntegrationsTriggered]], Awaitable[None]]
-
-
-# --- which integrations fire -----------------------------------------------------------------------------------
-
-
-def require_tenant(tenants: TenantsConfig, tenant_id: str) -> Tenant:
-    tenant = tenants.tenants.get(tenant_id)
-    if tenant is None:
-        raise PermanentError(f"unknown tenant {tenant_id[:64]!r}")
-    return tenant
-
-
-def order_event_from(topic: str, event: OmsOrderEvent, tenant_of_topic: Mapping[str, str]) -> OrderEventOccurred:
-    """The event with its tenant taken from where it was published (``PermanentError`` when it cannot be).
-
-    ``orders.events.v1`` is ingest-api's (it sets the tenant of the authenticated caller); any other topic is a
-    tenant's OMS topic, whose tenant is the topic's whatever the payload says.
-    """
-    if topic == ORDERS_EVENTS:
-        if event.tenant is None:
-            raise PermanentError(f"tenant is required on {ORDERS_EVENTS}")
-        return event.for_tenant(event.tenant)
-    tenant = tenant_of_topic.get(topic)
-    if tenant is None:
-        raise PermanentError(f"no tenant publishes to topic {topic[:64]!r}")
-    try:
-        return event.for_tenant(tenant)
-    except ValueError as error:
-        raise PermanentError(f"tenant in the payload is not {tenant!r}, the tenant of topic {topic!r}") from error
-
-
-def check_recipe_saved(tenants: TenantsConfig, event: RecipeSaved) -> None:
-    """A saved recipe must be its tenant's, stored under its tenant's key (``PermanentError`` otherwise)."""
-    if not tenants.owns_recipe(event.tenant, event.recipe_id):
-        raise PermanentError(f"recipeId is not a recipe of tenant {event.tenant!r}")
-    if event.recipe_key != recipe_object_key(event.tenant, event.recipe_id):
-        raise PermanentError(f"recipeKey is not the key of this recipe of tenant {event.tenant!r}")
-
-
-def check_own_recipes(tenants: TenantsConfig, event: OrderEventOccurred) -> None:
-    """Every item of an order event must use one of the tenant's own recipes: linking another tenant's recipe
-    would send its files to this tenant's destinations (``PermanentError`` naming the item otherwise)."""
-    for position, item in enumerate(event.items or ()):
-        if not tenants.owns_recipe(event.tenant, item.recipe_id):
-            raise PermanentError(f"items/{position}/recipeId is not a recipe of tenant {event.tenant!r}")
-
-
-def recipe_feed_integrations(tenant: Tenant, *, temporary: bool) -> tuple[str, ...]:
-    """Raw recipe feed: enabled integrations with the ``recipe`` feed; temporary recipes only where included."""
-    return tuple(
-        integration.id
-        for integration in _enabled(tenant)
-        if "recipe" in integration.feeds and (not temporary or integration.include_temporary_recipes)
-    )
-
-
-def order_feed_integrations(tenant: Tenant, event_type: OrderEventType) -> tuple[str, ...]:
-    """Order feed: enabled integrations with the ``order`` feed that subscribe to this event type."""
-    return tuple(
-        integration.id
-        for integration in _enabled(tenant)
-        if "order" in integration.feeds and event_type in integration.order_events
-    )
-
-
-def _enabled(tenant: Tenant) -> tuple[IntegrationBase, ...]:
-    return tuple(integration for integration in tenant.integrations if integration.enabled)
-
-
-def recipe_trigger(tenant: Tenant, event: RecipeSaved) -> IntegrationsTriggered | None:
-    integration_ids = recipe_feed_integrations(tenant, temporary=event.temporary)
-    if not integration_ids:
-        return None
-    return IntegrationsTriggered(
-        trigger_id=stable_id(event.event_id, event.recipe_id),
-        tenant=event.tenant,
-        recipe_id=event.recipe_id,
-        recipe_key=event.recipe_key,
-        feed="recipe",
-        reason="recipe_saved",
-        integration_ids=integration_ids,
-        occurred_at=event.occurred_at,
-    )
-
-
-def order_triggers(tenant: Tenant, event: OrderEventOccurred, change: OrderChange) -> tuple[IntegrationsTriggered, ...]:
-    """One trigger per affected item; IDs derive from the event so a redelivery re-publishes the same ones."""
-    integration_ids = order_feed_integrations(tenant, event.type)
-    if not integration_ids or not change.applied:
-        return ()
-    order = change.after
-    if order.status == "cancelled" and event.type in MANUFACTURING_EVENTS:
-        # A cancelled order is never sent to manufacturing again: a late link or update is recorded, not
-        # delivered (it would overwrite the CANCELLED ticket at the destination).
-        return ()
-    return tuple(
-        IntegrationsTriggered(
-            trigger_id=stable_id(event.event_id, item.recipe_id, item.item_id),
-            tenant=event.tenant,
-            recipe_id=item.recipe_id,
-            # Always the tenant's own key, derived here: never one a payload named, never outside the tenant.
-            recipe_key=recipe_object_key(event.tenant, item.recipe_id),
-            feed="order",
-            reason=ORDER_REASONS[event.type],
-            order=OrderLine(
-                order_id=order.order_id,
-                order_number=order.order_number,
-                item_id=item.item_id,
-                item_quantity=item.quantity,
-                status=order.status,
-            ),
-            integration_ids=integration_ids,
-            occurred_at=event.occurred_at,
-        )
-        for item in change.affected
-    )
-
-
-# --- how state changes -----------------------------------------------------------------------------------------
-
-
-def merge_recipe(stored: RecipeRecord | None, event: RecipeSaved) -> RecipeRecord | None:
-    """The row to write for a saved recipe, or ``None`` when the stored one is newer or identical."""
-    record = RecipeRecord(
-        tenant=event.tenant,
-        recipe_id=event.recipe_id,
-        recipe_key=event.recipe_key,
-        temporary=event.temporary,
-        created=event.created,
-        saved_at=event.occurred_at,
-    )
-    if stored is not None and (stored.saved_at > record.saved_at or stored == record):
-        return None
-    return record
-
-
-def apply_order_event(current: OrderState | None, event: OrderEventOccurred) -> OrderChange:
-    """The order's state after ``event``. Stale events leave it untouched; so do resends (same content)."""
-    at = event.occurred_at
-    base = current or OrderState(
-        tenant=event.tenant,
-        order_id=event.order_id,
-        order_number=event.order_number,
-        status="open",
-        status_at=None,
-        items_at=None,
-        updated_at=at,
-    )
-    if event.type == "linked":
-        return _apply_link(current, base, event)
-    if current is not None and _is_stale(current, event):
-        return OrderChange(before=current, after=current, applied=False, stale=True)
-
-    changed = current is None
-    status, status_at = base.status, base.status_at
-    new_status = STATUS_BY_EVENT.get(event.type)
-    if new_status is not None and (base.status_at is None or new_status != base.status):
-        status, status_at, changed = new_status, at, True
-    items, items_at = base.items, base.items_at
-    if event.type in ("created", "updated") and event.items is not None:
-        replaced = _replace_items(base.items, event)
-        if replaced != base.items or items_at is None:
-            changed = changed or replaced != base.items
-            items, items_at = replaced, at
-    if event.type == "updated" and event.items is None and at > base.updated_at:
-        changed = True  # the OMS says the order changed in ways we do not store; its integrations still hear it
-    newest = at >= base.updated_at
-    if newest and event.order_number != base.order_number:
-        changed = True
-    if not changed:
-        return OrderChange(before=current, after=base, applied=False, stale=False)
-    after = OrderState(
-        tenant=base.tenant,
-        order_id=base.order_id,
-        order_number=event.order_number if newest else base.order_number,
-        status=status,
-        status_at=status_at,
-        items_at=items_at,
-        updated_at=max(base.updated_at, at),
-        items=items,
-    )
-    return OrderChange(
-        before=current, after=after, applied=True, stale=False, affected=tuple(_sorted_items(after.items))
-    )
-
-
-def _is_stale(current: OrderState, event: OrderEventOccurred) -> bool:
-    """Older than the part of the state the event would change."""
-    at = event.occurred_at
-    if event.type in STATUS_BY_EVENT and current.status_at is not None and at < current.status_at:
-        return True
-    if event.type in ("created", "updated") and event.items is not None:
-        return current.items_at is not None and at < current.items_at
-    return event.type == "updated" and at < current.updated_at
-
-
-def _apply_link(current: OrderState | None, base: OrderState, event: OrderEventOccurred) -> OrderChange:
-    """Link item(s) to recipes; idempotent on (tenant, order, item): relinking the same content fires nothing."""
-    at = event.occurred_at
-    items = dict(base.items)
-    affected: list[ItemState] = []
-    stale = bool(event.items)
-    for given in event.items or ():
-        item = ItemState(given.item_id, given.recipe_id, given.item_quantity, at)
-        old = items.get(item.item_id)
-        if (base.items_at is not None and at < base.items_at) or (old is not None and at < old.occurred_at):
-            continue  # a later full item list or link superseded this one
-        stale = False
-        if old is None or (old.recipe_id, old.quantity) != (item.recipe_id, item.quantity):
-            items[item.item_id] = item
-            affected.append(item)
-    if stale:
-        return OrderChange(before=current, after=base, applied=False, stale=True)
-    if not affected and current is not None:
-        return OrderChange(before=current, after=base, applied=False, stale=False)
-    newest = at >= base.updated_at
-    after = replace(
-        base,
-        order_number=event.order_number if newest else base.order_number,
-        updated_at=max(base.updated_at, at),
-        items=items,
-    )
-    return OrderChange(before=current, after=after, applied=True, stale=False, affected=tuple(affected))
-
-
-def _replace_items(stored: Mapping[str, ItemState], event: OrderEventOccurred) -> dict[str, ItemState]:
-    """The full item list of a created/updated event, keeping items linked after it."""
-    at = event.occurred_at
-    given = {
-        item.item_id: ItemState(item.item_id, item.recipe_id, item.item_quantity, at) for item in event.items or ()
-    }
-    result: dict[str, ItemState] = {}
-    for item_id in {*stored, *given}:
-        old, new = stored.get(item_id), given.get(item_id)
-        if old is not None and old.occurred_at > at:
-            result[item_id] = old
-        elif new is not None:
-            # Same content keeps its old stamp, so a resend compares equal and fires nothing.
-            same = old is not None and (old.recipe_id, old.quantity) == (new.recipe_id, new.quantity)
-            result[item_id] = old if same and old is not None else new
-    return result
-
-
-def _sorted_items(items: Mapping[str, ItemState]) -> list[ItemState]:
-    return sorted(items.values(), key=lambda item: item.item_id)
-
-
-def format_error(error_class: str | None, error_message: str | None) -> str | None:
-    if not error_class and not error_message:
-        return None
-    # Defence in depth: the deliverer scrubbed the message already; lastError must never show a credential.
-    return redact_secrets(f"{error_class or 'Error'}: {error_message or ''}".rstrip(": ").strip())
-
-
-def merge_delivery(
-    stored: DeliveryRecord | None, outcome: DeliveryAttempted, *, now: datetime
-) -> DeliveryRecord | None:
-    """The delivery row after an outcome, or ``None`` if nothing changes.
-
-    Outcomes are ordered by ``(attempt, final)``: a late, older attempt never regresses a newer or final one,
-    it can only raise the attempt count. A ``pending`` row (attempt 0) is replaced by any outcome.
-    """
-    record = DeliveryRecord(
-        delivery_id=outcome.delivery_id,
-        tenant=outcome.tenant,
-        integration_id=outcome.integration_id,
-        integration_type=outcome.integration_type,
-        recipe_id=outcome.recipe_id,
-        order_id=outcome.order.order_id if outcome.order else None,
-        order_number=outcome.order.order_number if outcome.order else None,
-        trigger_id=outcome.trigger_id,
-        reason=outcome.reason,
-        status=outcome.status,
-        final=outcome.final,
-        attempts=outcome.attempt,
-        last_error=format_error(outcome.error_class, outcome.error_message),
-        files=outcome.files,
-        updated_at=outcome.occurred_at,
-        created_at=now,
-    )
-    if stored is None:
-        return record
-    if (outcome.attempt, outcome.final) <= (stored.attempts, stored.final):
-        return None
-    return replace(
-        record,
-        last_error=record.last_error or stored.last_error,
-        files=record.files or stored.files,
-        attempts=max(stored.attempts, record.attempts),
-        created_at=stored.created_at,
-        triggered_at=stored.triggered_at,
-    )
-
-
-def pending_deliveries(trigger: IntegrationsTriggered, tenant: Tenant, now: datetime) -> tuple[DeliveryRecord, ...]:
-    """One ``pending`` row per delivery the bundle-builder will request for ``trigger``.
-
-    The bundle-builder's rule: each listed integration the tenant config knows (enabled or not), once, with
-    ``delivery_id = stable_id(trigger_id, integration_id)``; so the first outcome lands on this very row.
-    """
-    order = trigger.order
-    records = []
-    for integration_id in dict.fromkeys(trigger.integration_ids):
-        integration = tenant.integration(integration_id)
-        if integration is None:
-            continue
-        records.append(
-            DeliveryRecord(
-                delivery_id=stable_id(trigger.trigger_id, integration_id),
-                tenant=trigger.tenant,
-                integration_id=integration_id,
-                integration_type=integration_type(integration),
-                recipe_id=trigger.recipe_id,
-                order_id=order.order_id if order else None,
-                order_number=order.order_number if order else None,
-                trigger_id=trigger.trigger_id,
-                reason=trigger.reason,
-                status="pending",
-                final=False,
-                attempts=0,
-                last_error=None,
-                files=(),
-                updated_at=now,
-                created_at=now,
-                triggered_at=trigger.occurred_at,
-            )
-        )
-    return tuple(records)
-
-
-def audit_reason(delivery: DeliveryRecord) -> str:
-    """Why an unfinished delivery is listed, in an operator's words."""
-    if delivery.status == "pending":
-        return f"no outcome yet since {_instant(delivery.updated_at)}"
-    return f"{delivery.status}: {delivery.last_error or 'no error reported'}"
-
-
-def _instant(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-# --- one message, one transaction ------------------------------------------------------------------------------
+# --- consumed messages: one message, one transaction ----------------------------------------------------------
 
 
 async def record_recipe_saved(
@@ -550,7 +61,8 @@ async def record_recipe_saved(
 async def record_order_event(
     event: OrderEventOccurred, tenants: TenantsConfig, store: Store, publish: Publish
 ) -> tuple[IntegrationsTriggered, ...]:
-    """Apply an order event (idempotent on event ID and business keys) and fire the order feed."""
+    """Apply an order event (idempotent on event ID and business keys) and fire the order feed, publishing before
+    the transaction commits."""
     tenant = require_tenant(tenants, event.tenant)
     check_own_recipes(tenants, event)
     async with store.transaction() as tx:
@@ -567,18 +79,6 @@ async def record_order_event(
     return triggers
 
 
-async def record_delivery_outcome(
-    outcome: DeliveryAttempted, store: Store, *, now: datetime | None = None
-) -> DeliveryRecord | None:
-    """Upsert the delivery log row; a final outcome is never regressed by a late, older attempt."""
-    async with store.transaction() as tx:
-        stored = await tx.load_delivery(outcome.delivery_id)
-        record = merge_delivery(stored, outcome, now=now or datetime.now(UTC))
-        if record is not None:
-            await tx.save_delivery(record, exists=stored is not None)
-    return record
-
-
 async def record_trigger(
     trigger: IntegrationsTriggered, tenants: TenantsConfig, store: Store, *, now: datetime | None = None
 ) -> tuple[DeliveryRecord, ...]:
@@ -587,7 +87,7 @@ async def record_trigger(
     Never overwrites: a redelivered trigger finds its rows, and an outcome read first (the topics are not
     ordered relative to each other) already says more than ``pending``.
     """
-    tenant = tenants.tenants.get(trigger.tenant)
+    tenant = tenants.tenant(trigger.tenant)
     if tenant is None:
         # The bundle-builder dead-letters this trigger (it cannot build it); a second dead letter of the same
         # message from here would only make a replay deliver it twice.
@@ -602,7 +102,34 @@ async def record_trigger(
     return tuple(inserted)
 
 
-MAX_AUDIT_LIMIT = 1000
+async def record_delivery_outcome(
+    outcome: DeliveryAttempted, store: Store, *, now: datetime | None = None
+) -> DeliveryRecord | None:
+    """Upsert the delivery log row; a final outcome is never regressed by a late, older attempt."""
+    async with store.transaction() as tx:
+        stored = await tx.load_delivery(outcome.delivery_id)
+        record = merge_delivery(stored, outcome, now=now or datetime.now(UTC))
+        if record is not None:
+            await tx.save_delivery(record, exists=stored is not None)
+    return record
+
+
+# --- the internal query API ------------------------------------------------------------------------------------
+
+
+async def find_orders(
+    queries: OrderQueries,
+    tenant: str,
+    by: OrderLookupField,
+    value: str,
+    *,
+    after: str | None = None,
+    page_size: int = ORDERS_PAGE_SIZE,
+) -> OrderPage:
+    """A page of ``tenant``'s orders by order number, order ID or a recipe on one of their items, by order ID;
+    ``after`` is the previous page's ``next``."""
+    found = await queries.find_orders(tenant, by, value, after=after, limit=page_size + 1)
+    return order_page(found, page_size)
 
 
 async def audit_deliveries(
@@ -613,10 +140,4 @@ async def audit_deliveries(
         raise ValueError(f"limit must be 1 to {MAX_AUDIT_LIMIT}")
     cutoff = (now or datetime.now(UTC)) - older_than
     found = await queries.unfinished_deliveries(tenant, before=cutoff, limit=limit + 1)
-    return AuditReport(
-        tenant=tenant,
-        cutoff=cutoff,
-        limit=limit,
-        entries=tuple(AuditEntry(delivery, audit_reason(delivery)) for delivery in found[:limit]),
-        truncated=len(found) > limit,
-    )
+    return audit_report(tenant, cutoff, limit, found)

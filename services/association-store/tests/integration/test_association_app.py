@@ -43,8 +43,8 @@ from relay_contracts.topics import (
     ORDERS_EVENTS,
     RECIPES_SAVED,
 )
+from relay_devservers.processes import free_port
 from relay_platform.settings import KafkaSettings
-from relay_testing.processes import free_port
 from relay_testing.shared_secrets import ASSOCIATION_STORE_TOKEN
 
 pytestmark = pytest.mark.integration

@@ -26,10 +26,10 @@ from relay_association_store import service
 from relay_association_store.adapters import tables
 from relay_association_store.adapters.repository import MIGRATIONS, SqlStore
 from relay_contracts.messages import stable_id
+from relay_devservers.processes import free_port
 from relay_platform.errors import TransientError
 from relay_platform.tenants import TenantsConfig
 from relay_testing.postgres import PostgresServer
-from relay_testing.processes import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,8 @@ from association_store_factories import MemoryStore, triggered
 
 from relay_association_store import service
 from relay_association_store.adapters.http import create_internal_api
-from relay_association_store.adapters.repository import OrderLookup
-from relay_association_store.service import DeliveryRecord, OrderView
+from relay_association_store.domain import DeliveryRecord, OrderView
+from relay_contracts.internal_api import OrderLookupField
 from relay_contracts.messages import stable_id
 from relay_platform.errors import TransientError
 from relay_platform.tenants import TenantsConfig
@@ -41,7 +41,7 @@ def test_bad_tenant_config_exits_non_zero_with_the_config_error(tmp_path: Path) 
 
 class DownStore:
     async def find_orders(
-        self, tenant: str, by: OrderLookup, value: str, *, after: str | None = None, limit: int = 100
+        self, tenant: str, by: OrderLookupField, value: str, *, after: str | None = None, limit: int = 100
     ) -> list[OrderView]:
         raise TransientError("database unavailable (ConnectionRefusedError)")
 
@@ -66,7 +66,7 @@ async def test_database_down_makes_readyz_and_queries_answer_503() -> None:
 
 class AuditOnlyStore(MemoryStore):
     async def find_orders(
-        self, tenant: str, by: OrderLookup, value: str, *, after: str | None = None, limit: int = 100
+        self, tenant: str, by: OrderLookupField, value: str, *, after: str | None = None, limit: int = 100
     ) -> list[OrderView]:
         return []
 

@@ -1,4 +1,4 @@
-"""service.py: which integrations fire (raw vs order feed), ordering and idempotency of order events."""
+"""domain.py and service.py: which integrations fire (raw vs order feed), ordering and idempotency of order events."""
 
 from __future__ import annotations
 
@@ -16,14 +16,14 @@ from association_store_factories import (
     unique,
 )
 
-from relay_association_store import service
+from relay_association_store import domain, service
 from relay_contracts.messages import OrderEventType, stable_id
 from relay_platform.errors import PermanentError, TransientError
 from relay_platform.tenants import TenantsConfig
 
 
 def test_raw_feed_fires_enabled_recipe_integrations_only(tenants: TenantsConfig) -> None:
-    trigger = service.recipe_trigger(tenants.tenants["acme"], recipe_saved("ACME-1"))
+    trigger = domain.recipe_trigger(tenants.tenants["acme"], recipe_saved("ACME-1"))
     assert trigger is not None
     assert trigger.integration_ids == ("raw-email", "raw-s3")  # not order-only ones, not the disabled one
     assert (trigger.feed, trigger.reason, trigger.recipe_key) == ("recipe", "recipe_saved", "recipes/acme/ACME-1.json")
@@ -31,16 +31,16 @@ def test_raw_feed_fires_enabled_recipe_integrations_only(tenants: TenantsConfig)
 
 
 def test_temporary_recipe_skips_integrations_that_exclude_temporary_recipes(tenants: TenantsConfig) -> None:
-    trigger = service.recipe_trigger(tenants.tenants["acme"], recipe_saved("ACME-2", temporary=True))
+    trigger = domain.recipe_trigger(tenants.tenants["acme"], recipe_saved("ACME-2", temporary=True))
     assert trigger is not None
     assert trigger.integration_ids == ("raw-s3",)
 
 
 def test_no_matching_integration_means_no_trigger(tenants: TenantsConfig) -> None:
-    assert service.order_feed_integrations(tenants.tenants["acme"], "linked") == ("orders-sftp",)
-    assert service.recipe_feed_integrations(tenants.tenants["globex"], temporary=True) == ("everything-email",)
+    assert tenants.tenants["acme"].order_feed("linked") == ("orders-sftp",)
+    assert tenants.tenants["globex"].recipe_feed(temporary=True) == ("everything-email",)
     config = TenantsConfig.model_validate({"tenants": {"bare": {"recipe-prefix": "B"}}})
-    assert service.recipe_trigger(config.tenants["bare"], recipe_saved("B-1", tenant="bare")) is None
+    assert domain.recipe_trigger(config.tenants["bare"], recipe_saved("B-1", tenant="bare")) is None
 
 
 @pytest.mark.parametrize(
@@ -57,16 +57,16 @@ def test_no_matching_integration_means_no_trigger(tenants: TenantsConfig) -> Non
 def test_order_feed_respects_each_integrations_order_events(
     tenants: TenantsConfig, event_type: OrderEventType, expected: tuple[str, ...]
 ) -> None:
-    assert service.order_feed_integrations(tenants.tenants["acme"], event_type) == expected
+    assert tenants.tenants["acme"].order_feed(event_type) == expected
 
 
 def test_linked_event_creates_open_order_and_one_trigger_per_item(tenants: TenantsConfig) -> None:
     event = order_event("linked", "O1", [("ACME-1", "i1", 2), ("ACME-2", "i2", 1)], order_number="1022")
-    change = service.apply_order_event(None, event)
+    change = domain.apply_order_event(None, event)
     assert change.applied
     assert change.after.status == "open"
     assert change.after.order_number == "1022"
-    triggers = service.order_triggers(tenants.tenants["acme"], event, change)
+    triggers = domain.order_triggers(tenants.tenants["acme"], event, change)
     assert [(t.recipe_id, t.order and t.order.item_id) for t in triggers] == [("ACME-1", "i1"), ("ACME-2", "i2")]
     first = triggers[0]
     assert first.reason == "order_linked"
@@ -81,10 +81,10 @@ def test_linked_event_creates_open_order_and_one_trigger_per_item(tenants: Tenan
 
 
 def test_event_older_than_stored_status_changes_nothing() -> None:
-    created = service.apply_order_event(None, order_event("created", "O1", [("ACME-1", "i1", 1)], minutes=1))
-    cancelled = service.apply_order_event(created.after, order_event("cancelled", "O1", minutes=10))
+    created = domain.apply_order_event(None, order_event("created", "O1", [("ACME-1", "i1", 1)], minutes=1))
+    cancelled = domain.apply_order_event(created.after, order_event("cancelled", "O1", minutes=10))
     assert cancelled.after.status == "cancelled"
-    late_update = service.apply_order_event(
+    late_update = domain.apply_order_event(
         cancelled.after, order_event("created", "O1", [("ACME-9", "i9", 5)], minutes=5)
     )
     assert late_update.stale
@@ -93,33 +93,33 @@ def test_event_older_than_stored_status_changes_nothing() -> None:
 
 
 def test_stale_item_list_does_not_overwrite_newer_quantities() -> None:
-    first = service.apply_order_event(None, order_event("updated", "O1", [("ACME-1", "i1", 3)], minutes=10))
-    older = service.apply_order_event(first.after, order_event("updated", "O1", [("ACME-1", "i1", 1)], minutes=2))
+    first = domain.apply_order_event(None, order_event("updated", "O1", [("ACME-1", "i1", 3)], minutes=10))
+    older = domain.apply_order_event(first.after, order_event("updated", "O1", [("ACME-1", "i1", 1)], minutes=2))
     assert older.stale
     assert first.after.items["i1"].quantity == 3
 
 
 def test_link_older_than_the_items_link_is_ignored() -> None:
-    linked = service.apply_order_event(None, order_event("linked", "O1", [("ACME-1", "i1", 2)], minutes=10))
-    stale = service.apply_order_event(linked.after, order_event("linked", "O1", [("ACME-1", "i1", 7)], minutes=3))
+    linked = domain.apply_order_event(None, order_event("linked", "O1", [("ACME-1", "i1", 2)], minutes=10))
+    stale = domain.apply_order_event(linked.after, order_event("linked", "O1", [("ACME-1", "i1", 7)], minutes=3))
     assert stale.stale
     assert not stale.applied
     assert stale.after.items["i1"].quantity == 2
 
 
 def test_link_superseded_by_a_later_full_item_list_does_not_resurrect_a_removed_item() -> None:
-    state = service.apply_order_event(None, order_event("linked", "O1", [("ACME-1", "i1", 1)], minutes=1)).after
-    state = service.apply_order_event(state, order_event("updated", "O1", [("ACME-2", "i2", 1)], minutes=5)).after
+    state = domain.apply_order_event(None, order_event("linked", "O1", [("ACME-1", "i1", 1)], minutes=1)).after
+    state = domain.apply_order_event(state, order_event("updated", "O1", [("ACME-2", "i2", 1)], minutes=5)).after
     assert set(state.items) == {"i2"}
-    late = service.apply_order_event(state, order_event("linked", "O1", [("ACME-1", "i1", 1)], minutes=2))
+    late = domain.apply_order_event(state, order_event("linked", "O1", [("ACME-1", "i1", 1)], minutes=2))
     assert late.stale
     assert set(late.after.items) == {"i2"}
 
 
 def test_created_keeps_items_linked_after_it_and_replaces_older_ones() -> None:
-    state = service.apply_order_event(None, order_event("linked", "O1", [("ACME-1", "i1", 1)], minutes=1)).after
-    state = service.apply_order_event(state, order_event("linked", "O1", [("ACME-3", "i3", 1)], minutes=9)).after
-    change = service.apply_order_event(state, order_event("created", "O1", [("ACME-2", "i2", 4)], minutes=5))
+    state = domain.apply_order_event(None, order_event("linked", "O1", [("ACME-1", "i1", 1)], minutes=1)).after
+    state = domain.apply_order_event(state, order_event("linked", "O1", [("ACME-3", "i3", 1)], minutes=9)).after
+    change = domain.apply_order_event(state, order_event("created", "O1", [("ACME-2", "i2", 4)], minutes=5))
     assert change.applied
     assert set(change.after.items) == {"i2", "i3"}
     assert [item.item_id for item in change.affected] == ["i2", "i3"]
@@ -127,22 +127,22 @@ def test_created_keeps_items_linked_after_it_and_replaces_older_ones() -> None:
 
 def test_resend_of_the_same_content_fires_nothing() -> None:
     created = order_event("created", "O1", [("ACME-1", "i1", 2)], minutes=1)
-    state = service.apply_order_event(None, created).after
+    state = domain.apply_order_event(None, created).after
     resent = order_event("created", "O1", [("ACME-1", "i1", 2)], minutes=1)  # new event ID, same content
-    again = service.apply_order_event(state, resent)
+    again = domain.apply_order_event(state, resent)
     assert not again.applied
     assert not again.stale
-    relink = service.apply_order_event(state, order_event("linked", "O1", [("ACME-1", "i1", 2)], minutes=3))
+    relink = domain.apply_order_event(state, order_event("linked", "O1", [("ACME-1", "i1", 2)], minutes=3))
     assert not relink.applied
 
 
 def test_status_events_trigger_every_item_with_the_new_status(tenants: TenantsConfig) -> None:
-    state = service.apply_order_event(
+    state = domain.apply_order_event(
         None, order_event("linked", "O1", [("ACME-1", "i1", 1), ("ACME-2", "i2", 1)], minutes=1)
     ).after
     event = order_event("refunded", "O1", minutes=2)
-    change = service.apply_order_event(state, event)
-    triggers = service.order_triggers(tenants.tenants["acme"], event, change)
+    change = domain.apply_order_event(state, event)
+    triggers = domain.order_triggers(tenants.tenants["acme"], event, change)
     assert [t.integration_ids for t in triggers] == [("orders-zapier",), ("orders-zapier",)]
     assert {t.order.status for t in triggers if t.order} == {"refunded"}
     assert {t.reason for t in triggers} == {"order_refunded"}
@@ -151,17 +151,17 @@ def test_status_events_trigger_every_item_with_the_new_status(tenants: TenantsCo
 @pytest.mark.parametrize("late", ["linked", "updated"])
 def test_cancelled_order_is_not_sent_to_manufacturing_again(tenants: TenantsConfig, late: OrderEventType) -> None:
     tenant = tenants.tenants["acme"]
-    state = service.apply_order_event(None, order_event("linked", "O1", [("ACME-1", "i1", 1)], minutes=1)).after
-    state = service.apply_order_event(state, order_event("cancelled", "O1", minutes=3)).after
+    state = domain.apply_order_event(None, order_event("linked", "O1", [("ACME-1", "i1", 1)], minutes=1)).after
+    state = domain.apply_order_event(state, order_event("cancelled", "O1", minutes=3)).after
     event = order_event(late, "O1", [("ACME-1", "i1", 5)], minutes=2 if late == "updated" else 4)
-    change = service.apply_order_event(state, event)
+    change = domain.apply_order_event(state, event)
     assert change.after.status == "cancelled"
-    assert service.order_feed_integrations(tenant, late)
-    assert service.order_triggers(tenant, event, change) == ()
+    assert tenant.order_feed(late)
+    assert domain.order_triggers(tenant, event, change) == ()
 
 
 def test_delivery_outcome_is_never_regressed_by_a_late_older_attempt() -> None:
-    first = service.merge_delivery(
+    first = domain.merge_delivery(
         None,
         now=at(1),
         outcome=delivery_attempted(
@@ -175,7 +175,7 @@ def test_delivery_outcome_is_never_regressed_by_a_late_older_attempt() -> None:
         ),
     )
     assert first is not None
-    done = service.merge_delivery(
+    done = domain.merge_delivery(
         first,
         now=at(2),
         outcome=delivery_attempted(
@@ -193,9 +193,9 @@ def test_delivery_outcome_is_never_regressed_by_a_late_older_attempt() -> None:
     assert done.last_error == "TimeoutError: connect timed out"
     assert done.files == ("1001_ID_O1_R_ACME-1_Ticket.pdf",)
     late = delivery_attempted("d1", recipe_id="ACME-1", order_id="O1", attempt=1, status="retrying", final=False)
-    assert service.merge_delivery(done, late, now=at(3)) is None
+    assert domain.merge_delivery(done, late, now=at(3)) is None
     same = delivery_attempted("d1", recipe_id="ACME-1", order_id="O1", attempt=2, status="succeeded", final=True)
-    assert service.merge_delivery(done, same, now=at(3)) is None
+    assert domain.merge_delivery(done, same, now=at(3)) is None
 
 
 async def test_unknown_tenant_is_a_permanent_error(tenants: TenantsConfig) -> None:
@@ -246,7 +246,7 @@ async def test_recipe_saved_stores_row_and_publishes_raw_feed(tenants: TenantsCo
 
 def test_trigger_yields_one_pending_row_per_integration_the_tenant_knows(tenants: TenantsConfig) -> None:
     trigger = triggered(("orders-sftp", "no-such-integration", "both-azure-off", "orders-sftp"), order_id="O1")
-    rows = service.pending_deliveries(trigger, tenants.tenants["acme"], at(5))
+    rows = domain.pending_deliveries(trigger, tenants.tenants["acme"], at(5))
     # The bundle-builder's rule: known to the tenant config (a disabled one too), each once, in trigger order.
     assert [(r.integration_id, r.integration_type) for r in rows] == [
         ("orders-sftp", "sftp"),

@@ -15,9 +15,9 @@ from association_store_factories import TENANTS_FILE
 from pydantic import SecretStr, ValidationError
 
 from relay_association_store.adapters.http import create_internal_api
-from relay_association_store.adapters.repository import OrderLookup
-from relay_association_store.service import DeliveryRecord, OrderView
+from relay_association_store.domain import DeliveryRecord, OrderView
 from relay_association_store.settings import Settings
+from relay_contracts.internal_api import OrderLookupField
 from relay_platform.shared_secret import new_shared_secret
 
 TOKEN = new_shared_secret()
@@ -28,7 +28,7 @@ QUERIES = (
 
 
 class EmptyStore:
-    async def find_orders(self, tenant: str, by: OrderLookup, value: str, **_page: object) -> list[OrderView]:
+    async def find_orders(self, tenant: str, by: OrderLookupField, value: str, **_page: object) -> list[OrderView]:
         return []
 
     async def ping(self, timeout_s: float = 2.0) -> bool:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from relay_bundle_builder.handlers import SERVICE
-from relay_bundle_builder.main import create_app
+from relay_bundle_builder.main import SERVICE, create_app
 from relay_bundle_builder.settings import Settings
 from relay_platform.entrypoint import run_stream_service
 

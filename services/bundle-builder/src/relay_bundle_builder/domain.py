@@ -1,4 +1,5 @@
-"""Bundle rules, pure: which files a recipe yields, event bundles, the manifest, the messages to publish."""
+"""Bundle rules, pure: which files a recipe yields, what a bundle may cost, event bundles, the manifest, whose
+recipe a trigger may build, and the messages to publish."""
 
 from __future__ import annotations
 
@@ -15,12 +16,15 @@ from relay_contracts.messages import (
     DeliveryAttempted,
     IntegrationsTriggered,
     TriggerReason,
+    delivery_key,
+    recipe_object_key,
     stable_id,
 )
 from relay_contracts.topics import DELIVERIES_OUTCOMES, IntegrationType, deliveries_requested
 from relay_platform.errors import PermanentError, TransientError
+from relay_platform.outgoing import Outgoing
 from relay_platform.redact import redact_secrets
-from relay_platform.tenants import Tenant, integration_type
+from relay_platform.tenants import Tenant, TenantsConfig, integration_type
 
 AssetKind = Literal["production", "preview", "variant", "attachment"]
 
@@ -38,6 +42,47 @@ class AssetUnavailableError(TransientError):
 
 class BundleFailedError(PermanentError):
     """The bundle cannot be built; every listed integration gets a final failed outcome with this reason."""
+
+
+# --- whose recipe ------------------------------------------------------------------------------------------------
+
+
+def check_ownership(trigger: IntegrationsTriggered, tenants: TenantsConfig) -> None:
+    """A trigger builds only its own tenant's recipe, from its own tenant's key (``BundleFailedError`` otherwise):
+    whoever wrote the trigger, another tenant's recipe, ticket and assets never reach this tenant's destinations."""
+    if not tenants.owns_recipe(trigger.tenant, trigger.recipe_id):
+        raise BundleFailedError(f"recipe {trigger.recipe_id} is not a recipe of tenant {trigger.tenant}")
+    if trigger.recipe_key != recipe_object_key(trigger.tenant, trigger.recipe_id):
+        raise BundleFailedError(f"the recipe key of trigger {trigger.trigger_id} is not its tenant's key")
+
+
+# --- what a bundle may cost --------------------------------------------------------------------------------------
+
+
+class ByteBudget:
+    """The bytes one bundle may still fetch; shared by its concurrent downloads, charged as chunks arrive. Of
+    those, at most ``memory_limit`` stay in memory (``hold``/``release``); the rest are spooled to disk."""
+
+    def __init__(self, limit: int, *, memory_limit: int = 16 * 1024 * 1024) -> None:
+        self.limit = limit
+        self.used = 0
+        self.memory_limit = memory_limit
+        self.in_memory = 0
+
+    def charge(self, size: int, *, label: str) -> None:
+        self.used += size
+        if self.used > self.limit:
+            raise AssetError(f"{label}: the bundle's assets exceed its {self.limit}-byte budget")
+
+    def hold(self, size: int) -> bool:
+        """Take ``size`` bytes of the memory allowance; ``False`` (nothing taken) when it has no room."""
+        if self.in_memory + size > self.memory_limit:
+            return False
+        self.in_memory += size
+        return True
+
+    def release(self, size: int) -> None:
+        self.in_memory -= size
 
 
 # --- which files -------------------------------------------------------------------------------------------------
@@ -101,6 +146,22 @@ def asset_refs(recipe: Mapping[str, Any]) -> list[AssetRef]:
             name = _str(attachment.get("code")) or _str(attachment.get("name")) or f"attachment{index}"
             refs.append(AssetRef("attachment", url, name, f"attachment {name}", url_extension(url)))
     return refs
+
+
+def parse_recipe(raw: bytes, key: str) -> dict[str, Any]:
+    """The stored recipe JSON as an object; ``BundleFailedError`` when it is not one."""
+    try:
+        recipe = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BundleFailedError(f"stored recipe JSON is not valid JSON ({key})") from error
+    if not isinstance(recipe, dict):
+        raise BundleFailedError(f"stored recipe JSON is not an object ({key})")
+    return recipe
+
+
+def is_image(content_type: str) -> bool:
+    """Whether a fetched preview can go on the pick ticket."""
+    return content_type.split(";", 1)[0].strip().lower() in {"image/png", "image/jpeg", "image/gif", "image/webp"}
 
 
 # --- order lifecycle events --------------------------------------------------------------------------------------
@@ -172,7 +233,16 @@ def event_dir(trigger: IntegrationsTriggered, plan: EventPlan) -> str:
     return f"{bundle_dir(trigger.tenant, trigger.recipe_id, trigger.order)}/{EVENTS_DIR}/{plan.folder}"
 
 
-# --- manifest ---------------------------------------------------------------------------------------------------
+# --- the built bundle and its manifest --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Bundle:
+    """A stored bundle: its directory, its files (as the messages list them) and its manifest's key."""
+
+    directory: str
+    files: tuple[BundleFile, ...]
+    manifest_key: str
 
 
 def manifest_json(trigger: IntegrationsTriggered, files: Sequence[BundleFile]) -> bytes:
@@ -192,10 +262,13 @@ def manifest_json(trigger: IntegrationsTriggered, files: Sequence[BundleFile]) -
 
 # --- messages ----------------------------------------------------------------------------------------------------
 
+Target = tuple[str, IntegrationType]
+"""A listed integration the tenant config still knows: ``(integration_id, type)``."""
 
-def targets(trigger: IntegrationsTriggered, tenant: Tenant) -> list[tuple[str, IntegrationType]]:
+
+def targets(trigger: IntegrationsTriggered, tenant: Tenant) -> list[Target]:
     """``(integration_id, type)`` for each listed integration the tenant config still knows, in trigger order."""
-    found: list[tuple[str, IntegrationType]] = []
+    found: list[Target] = []
     for integration_id in dict.fromkeys(trigger.integration_ids):
         integration = tenant.integration(integration_id)
         if integration is not None:
@@ -204,16 +277,17 @@ def targets(trigger: IntegrationsTriggered, tenant: Tenant) -> list[tuple[str, I
 
 
 def delivery_requests(
-    trigger: IntegrationsTriggered, tenant: Tenant, files: tuple[BundleFile, ...], now: datetime
-) -> list[tuple[str, DeliverBundle]]:
-    """One ``DeliverBundle`` per integration, with the topic of its deliverer."""
+    trigger: IntegrationsTriggered, targets: Sequence[Target], files: tuple[BundleFile, ...], now: datetime
+) -> list[Outgoing]:
+    """One ``DeliverBundle`` per target, on the topic of its deliverer, keyed by its delivery ID."""
     return [
-        (deliveries_requested(request.integration_type), request) for request in _requests(trigger, tenant, files, now)
+        Outgoing(deliveries_requested(request.integration_type), request, delivery_key(request.delivery_id))
+        for request in _requests(trigger, targets, files, now)
     ]
 
 
 def _requests(
-    trigger: IntegrationsTriggered, tenant: Tenant, files: tuple[BundleFile, ...], now: datetime
+    trigger: IntegrationsTriggered, targets: Sequence[Target], files: tuple[BundleFile, ...], now: datetime
 ) -> list[DeliverBundle]:
     return [
         DeliverBundle(
@@ -230,22 +304,23 @@ def _requests(
             files=files,
             requested_at=now,
         )
-        for integration_id, kind in targets(trigger, tenant)
+        for integration_id, kind in targets
     ]
 
 
 def failure_outcomes(
     trigger: IntegrationsTriggered,
-    tenant: Tenant,
+    targets: Sequence[Target],
     *,
     error_class: str,
     reason: str,
     now: datetime,
     duration_ms: int = 0,
-) -> list[tuple[str, DeliveryAttempted]]:
-    """A final failed outcome per integration: the lookup shows it and the notifier tells each failure list why."""
+) -> list[Outgoing]:
+    """A final failed outcome per target, keyed by its delivery ID: the lookup shows it and the notifier tells each
+    failure list why."""
     return [
-        (
+        Outgoing(
             DELIVERIES_OUTCOMES,
             DeliveryAttempted.of(
                 request,
@@ -256,8 +331,9 @@ def failure_outcomes(
                 error_class=error_class[:200],
                 error_message=reason[:2000],
             ),
+            delivery_key(request.delivery_id),
         )
-        for request in _requests(trigger, tenant, (), now)
+        for request in _requests(trigger, targets, (), now)
     ]
 
 

@@ -1,65 +1,50 @@
-"""Kafka routing table: decode the trigger, call the one use case, publish what it returns."""
+"""Kafka routing table: one consumer of the triggers; its handler decodes, calls the use case and publishes what
+it returns (each message keyed by its delivery ID, all confirmed before the trigger's offset is committed)."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import Annotated
 
-from aiokafka.errors import KafkaError
-from faststream.kafka import KafkaBroker, KafkaRouter
+from faststream import Context
+from faststream.kafka import KafkaRouter
+from faststream.kafka.annotations import KafkaBroker
 
 from relay_bundle_builder import service
-from relay_contracts.messages import DeliverBundle, DeliveryAttempted, IntegrationsTriggered, delivery_key
+from relay_bundle_builder.ports import BundlePorts
+from relay_contracts.messages import IntegrationsTriggered
 from relay_contracts.topics import INTEGRATIONS_TRIGGERED
-from relay_platform.broker import consumer_options, current_read, kafka_error
-from relay_platform.errors import TransientError
+from relay_platform.broker import current_read
 from relay_platform.settings import KafkaSettings
-from relay_platform.tenants import TenantsConfig
+from relay_platform.subscriber import publish_all, subscribe
 
-SERVICE = "bundle-builder"
+Ports = Annotated[BundlePorts, Context("ports")]
 
-
-@dataclass
-class Runtime:
-    """What the handler needs; ``build`` is filled in by the app's lifespan once the clients are open."""
-
-    tenants: TenantsConfig
-    broker: KafkaBroker
-    kafka: KafkaSettings
-    build: service.BuildContext | None = None
-
-    def context(self) -> service.BuildContext:
-        if self.build is None:
-            # Not started yet (or stopping): leave the trigger uncommitted, it is read again.
-            raise TransientError("bundle-builder clients are not open")
-        return self.build
-
-    async def publish(self, publications: Sequence[tuple[str, DeliverBundle | DeliveryAttempted]]) -> None:
-        """Every message keyed by its delivery ID, pipelined, all confirmed before the trigger is committed."""
-        try:
-            await asyncio.gather(
-                *(
-                    self.broker.publish(message, topic, key=delivery_key(message.delivery_id))
-                    for topic, message in publications
-                )
-            )
-        except KafkaError as error:
-            # Some may have gone out: a re-read publishes the same delivery IDs again, which is harmless.
-            raise kafka_error(error, "publishing the delivery requests") from error
+TRIGGERS_DOC = """\
+Build the recipe's bundle (recipe JSON, pick ticket, assets; for a cancelled, refunded or returned order line the
+event file instead) into the artifact store once, then request one delivery per listed integration the tenant
+still knows (`deliveries.requested.<type>.v1`). A bundle that cannot be built ends every listed integration with a
+final failed outcome on `deliveries.outcomes.v1`; a transient failure is read again, and reported the same way on
+the last read. Malformed messages go to `deliveries.dead.v1` with the reason."""
 
 
-def make_router(runtime: Runtime) -> KafkaRouter:
+def build_router(kafka: KafkaSettings, *, group_id: str) -> KafkaRouter:
+    """The trigger consumer; its dependencies come from the app context (``main``)."""
     router = KafkaRouter()
-
-    @router.subscriber(
+    triggers = subscribe(
+        router,
         INTEGRATIONS_TRIGGERED,
-        **consumer_options(runtime.kafka, SERVICE),
-        title=f"{SERVICE}:{INTEGRATIONS_TRIGGERED}",
+        kafka=kafka,
+        group_id=group_id,
+        title=f"bundle-builder:{INTEGRATIONS_TRIGGERED}",
+        description=TRIGGERS_DOC,
     )
-    async def on_integrations_triggered(trigger: IntegrationsTriggered) -> None:
-        await service.request_deliveries(
-            trigger, runtime.tenants, runtime.context(), runtime.publish, final_read=current_read().final
+
+    @triggers
+    async def on_integrations_triggered(trigger: IntegrationsTriggered, ports: Ports, broker: KafkaBroker) -> None:
+        # On the final read a transient failure is reported as failed outcomes rather than raised to be dropped.
+        outgoing = await service.request_deliveries(
+            trigger, ports.tenants, ports.build, final_read=current_read().final
         )
+        await publish_all(broker, outgoing)
 
     return router

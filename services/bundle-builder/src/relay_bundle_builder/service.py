@@ -1,31 +1,41 @@
-"""The bundle-builder's use cases: build a trigger's bundle and request its deliveries; ports as arguments."""
+"""The bundle-builder's use case: one trigger in, its delivery requests (or a failed outcome per integration) out.
+
+``request_deliveries`` is what the handler calls; the rest of this module builds the bundle it needs (fetch the
+assets, render the pick ticket, store every file and the manifest) through the ports it is handed (``ports``),
+with the rules of ``domain``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from relay_bundle_builder.domain import (
     AssetError,
     AssetRef,
     AssetUnavailableError,
+    Bundle,
     BundleFailedError,
+    ByteBudget,
     EventPlan,
+    Target,
     asset_refs,
+    check_ownership,
     delivery_requests,
     event_dir,
     event_json,
     event_plan,
     failure_of,
     failure_outcomes,
+    is_image,
     manifest_json,
+    parse_recipe,
     targets,
     ticket_banner,
 )
@@ -41,141 +51,41 @@ from relay_bundle_builder.naming import (
     object_key,
     unique_names,
 )
+from relay_bundle_builder.ports import BuildContext, FetchedAsset, ObjectStore
 from relay_bundle_builder.spool import AssetSpool
-from relay_contracts.messages import (
-    BundleFile,
-    DeliverBundle,
-    DeliveryAttempted,
-    IntegrationsTriggered,
-    OrderLine,
-    recipe_object_key,
-)
-from relay_pickticket import PREVIEW_MAX_PIXELS, TicketImage, TicketOrder, render_pick_ticket
+from relay_contracts.messages import BundleFile, IntegrationsTriggered, OrderLine
+from relay_pickticket import TicketImage, TicketOrder, render_pick_ticket
 from relay_platform.errors import PermanentError, RelayError, TransientError
-from relay_platform.objectstore import ObjectNotFoundError, ObjectStore
+from relay_platform.objectstore import ObjectNotFoundError
+from relay_platform.outgoing import Outgoing
 from relay_platform.tenants import Tenant, TenantsConfig
 
 logger = logging.getLogger("relay.bundle_builder")
 
 T = TypeVar("T")
 
-# --- ports -------------------------------------------------------------------------------------------------------
 
-
-@dataclass(frozen=True, slots=True)
-class FetchedAsset:
-    """An asset's bytes, spooled (in memory or a temporary file): whoever receives it closes ``body``."""
-
-    body: AssetSpool
-    content_type: str
-
-
-class ByteBudget:
-    """The bytes one bundle may still fetch; shared by its concurrent downloads, charged as chunks arrive. Of
-    those, at most ``memory_limit`` stay in memory (``hold``/``release``); the rest are spooled to disk."""
-
-    def __init__(self, limit: int, *, memory_limit: int = 16 * 1024 * 1024) -> None:
-        self.limit = limit
-        self.used = 0
-        self.memory_limit = memory_limit
-        self.in_memory = 0
-
-    def charge(self, size: int, *, label: str) -> None:
-        self.used += size
-        if self.used > self.limit:
-            raise AssetError(f"{label}: the bundle's assets exceed its {self.limit}-byte budget")
-
-    def hold(self, size: int) -> bool:
-        """Take ``size`` bytes of the memory allowance; ``False`` (nothing taken) when it has no room."""
-        if self.in_memory + size > self.memory_limit:
-            return False
-        self.in_memory += size
-        return True
-
-    def release(self, size: int) -> None:
-        self.in_memory -= size
-
-
-class AssetFetcher(Protocol):
-    async def fetch(
-        self, url: str, *, label: str, allowed_hosts: Sequence[str], budget: ByteBudget | None = None
-    ) -> FetchedAsset:
-        """The asset's bytes; ``AssetError`` when it can never be fetched, ``AssetUnavailableError`` for now."""
-        ...
-
-
-Publish = Callable[[Sequence[tuple[str, DeliverBundle | DeliveryAttempted]]], Awaitable[None]]
-"""Publishes ``(topic, message)`` pairs keyed by delivery ID and returns once the broker confirmed every one."""
-
-
-# --- the bundle --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class BuiltFile:
-    name: str
-    mime_type: str
-    data: bytes | AssetSpool
-
-
-@dataclass(frozen=True, slots=True)
-class Bundle:
-    directory: str
-    files: tuple[BundleFile, ...]
-    manifest_key: str
-
-
-@dataclass(frozen=True, slots=True)
-class BundleBudget:
-    """What one bundle may cost; over budget, its deliveries fail with the reason instead of holding the queue."""
-
-    time_s: float = 120.0
-    max_assets: int = 200
-    max_asset_bytes: int = 512 * 1024 * 1024
-    # Of the fetched bytes, what may stay in memory (each asset up to 1 MiB); the rest wait in temporary files.
-    max_memory_bytes: int = 16 * 1024 * 1024
-    # A preview with more pixels (by its header) is not decoded: the ticket notes it, the file is still delivered.
-    max_preview_pixels: int = PREVIEW_MAX_PIXELS
-
-
-@dataclass(frozen=True, slots=True)
-class BuildContext:
-    """What ``build_bundle`` needs from the outside world, as ports and plain values."""
-
-    store: ObjectStore
-    fetcher: AssetFetcher
-    recipe_url: Callable[[str], str]
-    render_in_thread: bool = True
-    store_concurrency: int = 8
-    budget: BundleBudget = field(default_factory=BundleBudget)
-
-
-# --- the use case: one trigger in, its delivery requests or its failures out -----------------------------------
+# --- the use case ------------------------------------------------------------------------------------------------
 
 
 async def request_deliveries(
-    trigger: IntegrationsTriggered,
-    tenants: TenantsConfig,
-    ctx: BuildContext,
-    publish: Publish,
-    *,
-    final_read: bool,
-) -> Sequence[tuple[str, DeliverBundle | DeliveryAttempted]]:
-    """Build the trigger's bundle once and request one delivery per listed integration (what was published).
+    trigger: IntegrationsTriggered, tenants: TenantsConfig, ctx: BuildContext, *, final_read: bool
+) -> list[Outgoing]:
+    """Build the trigger's bundle once; the messages to publish: one delivery request per listed integration.
 
     The one place a trigger ends: whatever goes wrong while building — a classified failure, a bundle over its
-    budget, a bug — becomes a final failed outcome per integration, so the order lookup shows it and every
-    failure list hears why. Only a transient failure before the final read is raised instead, for the
-    consumer to read the trigger again after a pause. Publishing errors are raised: nothing is committed then.
+    budget, a bug — becomes a final failed outcome per integration instead, so the order lookup shows it and
+    every failure list hears why. Only a transient failure before the final read is raised, for the consumer to
+    read the trigger again after a pause; an unknown tenant is a ``PermanentError`` (nothing names an outcome).
     """
-    tenant = tenants.tenants.get(trigger.tenant)
+    tenant = tenants.tenant(trigger.tenant)
     if tenant is None:
         raise PermanentError(f"unknown tenant {trigger.tenant!r}")
-    if not targets(trigger, tenant):
+    found = targets(trigger, tenant)
+    if not found:
         logger.warning("trigger %s lists no integration known to tenant %s", trigger.trigger_id, trigger.tenant)
-        return ()
+        return []
     started = time.monotonic()
-    publications: Sequence[tuple[str, DeliverBundle | DeliveryAttempted]]
     try:
         try:
             check_ownership(trigger, tenants)
@@ -186,33 +96,21 @@ async def request_deliveries(
     except Exception as error:
         if isinstance(error, TransientError) and not final_read:
             raise
-        publications = _failed(trigger, tenant, error, started)
-    else:
-        logger.info(
-            "bundle for trigger %s (%s, recipe %s): %d files in %s",
-            trigger.trigger_id,
-            trigger.reason,
-            trigger.recipe_id,
-            len(bundle.files),
-            bundle.directory,
-        )
-        publications = delivery_requests(trigger, tenant, bundle.files, datetime.now(UTC))
-    await publish(publications)
-    return publications
-
-
-def check_ownership(trigger: IntegrationsTriggered, tenants: TenantsConfig) -> None:
-    """A trigger builds only its own tenant's recipe, from its own tenant's key (``BundleFailedError`` otherwise):
-    whoever wrote the trigger, another tenant's recipe, ticket and assets never reach this tenant's destinations."""
-    if not tenants.owns_recipe(trigger.tenant, trigger.recipe_id):
-        raise BundleFailedError(f"recipe {trigger.recipe_id} is not a recipe of tenant {trigger.tenant}")
-    if trigger.recipe_key != recipe_object_key(trigger.tenant, trigger.recipe_id):
-        raise BundleFailedError(f"the recipe key of trigger {trigger.trigger_id} is not its tenant's key")
+        return _failed(trigger, found, error, started)
+    logger.info(
+        "bundle for trigger %s (%s, recipe %s): %d files in %s",
+        trigger.trigger_id,
+        trigger.reason,
+        trigger.recipe_id,
+        len(bundle.files),
+        bundle.directory,
+    )
+    return delivery_requests(trigger, found, bundle.files, datetime.now(UTC))
 
 
 def _failed(
-    trigger: IntegrationsTriggered, tenant: Tenant, error: Exception, started: float
-) -> list[tuple[str, DeliveryAttempted]]:
+    trigger: IntegrationsTriggered, found: Sequence[Target], error: Exception, started: float
+) -> list[Outgoing]:
     error_class, reason = failure_of(error)
     if isinstance(error, RelayError):
         logger.warning("bundle for trigger %s (recipe %s) failed: %s", trigger.trigger_id, trigger.recipe_id, reason)
@@ -220,8 +118,18 @@ def _failed(
         logger.error("bundle for trigger %s (recipe %s) failed", trigger.trigger_id, trigger.recipe_id, exc_info=error)
     elapsed_ms = int((time.monotonic() - started) * 1000)
     return failure_outcomes(
-        trigger, tenant, error_class=error_class, reason=reason, now=datetime.now(UTC), duration_ms=elapsed_ms
+        trigger, found, error_class=error_class, reason=reason, now=datetime.now(UTC), duration_ms=elapsed_ms
     )
+
+
+# --- building the bundle -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltFile:
+    name: str
+    mime_type: str
+    data: bytes | AssetSpool
 
 
 def _sha256(data: bytes) -> str:
@@ -234,22 +142,12 @@ def _ticket_order(order: OrderLine | None) -> TicketOrder | None:
     return TicketOrder(order.order_number, order.order_id, order.item_id, order.item_quantity, order.status)
 
 
-def _is_image(content_type: str) -> bool:
-    return content_type.split(";", 1)[0].strip().lower() in {"image/png", "image/jpeg", "image/gif", "image/webp"}
-
-
 async def _load_recipe(store: ObjectStore, key: str) -> tuple[bytes, dict[str, Any]]:
     try:
         raw = await store.get(key)
     except ObjectNotFoundError as error:
         raise BundleFailedError(f"recipe JSON not found in the artifact store ({key})") from error
-    try:
-        recipe = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise BundleFailedError(f"stored recipe JSON is not valid JSON ({key})") from error
-    if not isinstance(recipe, dict):
-        raise BundleFailedError(f"stored recipe JSON is not an object ({key})")
-    return raw, recipe
+    return raw, parse_recipe(raw, key)
 
 
 async def build_bundle(trigger: IntegrationsTriggered, tenant: Tenant, ctx: BuildContext) -> Bundle:
@@ -324,7 +222,7 @@ async def _render_and_store(
     previews = [
         TicketImage(ref.view or ref.stem, asset.body.reader())
         for ref, asset in assets
-        if ref.kind == "preview" and _is_image(asset.content_type)
+        if ref.kind == "preview" and is_image(asset.content_type)
     ]
     # One thumbnail per view: the PNG if there is one, else the JPG.
     thumbnails = list({p.label: p for p in reversed(previews)}.values())[::-1]

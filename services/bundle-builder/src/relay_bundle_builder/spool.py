@@ -7,20 +7,13 @@ import hashlib
 import io
 import tempfile
 from types import TracebackType
-from typing import IO, Protocol
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from relay_bundle_builder.ports import MemoryAllowance
 
 # An asset stays in memory only up to this size (and while its bundle's memory allowance lasts).
 SPOOL_MEMORY_MAX = 1024 * 1024
-
-
-class MemoryAllowance(Protocol):
-    """What one bundle may keep in memory of its fetched assets (``ByteBudget``)."""
-
-    def hold(self, size: int) -> bool:
-        """Take ``size`` bytes of the allowance; ``False`` (nothing taken) when it has no room."""
-        ...
-
-    def release(self, size: int) -> None: ...
 
 
 class AssetSpool:

@@ -21,7 +21,7 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 
 from relay_bundle_builder.main import create_app
-from relay_bundle_builder.settings import Settings
+from relay_bundle_builder.settings import AssetFetchSettings, Settings
 from relay_contracts.messages import (
     DeliverBundle,
     DeliveryAttempted,
@@ -64,10 +64,7 @@ async def running(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
         kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap, transient_backoff_s=0.1),
         tenants_file=TENANTS,
         object_store=ObjectStoreSettings(url=f"file://{objects}"),
-        asset_timeout_s=1.0,
-        asset_retries=1,
-        asset_retry_wait_s=0.01,
-        asset_max_bytes=256 * 1024,
+        assets=AssetFetchSettings(timeout_s=1.0, retries=1, retry_wait_s=0.01, max_bytes=256 * 1024),
     )
     app = create_app(settings)
     collector = KafkaBroker(kafka_bootstrap)

@@ -22,9 +22,11 @@ import pytest
 from aiohttp import web
 from PIL import Image
 
-from relay_bundle_builder.adapters.assets import FetchPolicy, HttpAssetFetcher, make_session
-from relay_bundle_builder.domain import AssetError
-from relay_bundle_builder.service import BuildContext, BundleBudget, ByteBudget, build_bundle
+from relay_bundle_builder.adapters.assets import HttpAssetFetcher, make_session
+from relay_bundle_builder.domain import AssetError, ByteBudget
+from relay_bundle_builder.ports import BuildContext, BundleBudget
+from relay_bundle_builder.service import build_bundle
+from relay_bundle_builder.settings import AssetFetchSettings
 from relay_bundle_builder.spool import SPOOL_MEMORY_MAX
 from relay_contracts.messages import IntegrationsTriggered, OrderLine, recipe_object_key
 from relay_platform.errors import TransientError
@@ -119,7 +121,7 @@ async def servers() -> AsyncIterator[Servers]:
 
 @pytest.fixture(scope="module")
 async def fetcher() -> AsyncIterator[HttpAssetFetcher]:
-    policy = FetchPolicy(timeout_s=2, max_bytes=8 * 1024 * 1024, retries=0)
+    policy = AssetFetchSettings(timeout_s=2, max_bytes=8 * 1024 * 1024, retries=0)
     async with make_session(policy) as session:
         yield HttpAssetFetcher(session, policy)
 

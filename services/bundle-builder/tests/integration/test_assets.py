@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from relay_bundle_builder.adapters.assets import FetchPolicy, HttpAssetFetcher, is_public_address, make_session
+from relay_bundle_builder.adapters.assets import HttpAssetFetcher, is_public_address, make_session
 from relay_bundle_builder.domain import AssetError, AssetUnavailableError
+from relay_bundle_builder.settings import AssetFetchSettings
 
 pytestmark = pytest.mark.integration
 
@@ -18,7 +19,7 @@ SIZE_CAP = 256 * 1024  # the asset server's large files are twice this
 
 @pytest.fixture(scope="module")
 async def fetcher() -> AsyncIterator[HttpAssetFetcher]:
-    policy = FetchPolicy(timeout_s=0.5, max_bytes=SIZE_CAP, retries=1, retry_wait_s=0.01)
+    policy = AssetFetchSettings(timeout_s=0.5, max_bytes=SIZE_CAP, retries=1, retry_wait_s=0.01)
     async with make_session(policy) as session:
         yield HttpAssetFetcher(session, policy)
 

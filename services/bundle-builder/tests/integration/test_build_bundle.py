@@ -14,16 +14,18 @@ from typing import Any
 import pypdf
 import pytest
 
-from relay_bundle_builder.adapters.assets import FetchPolicy, HttpAssetFetcher, make_session
+from relay_bundle_builder.adapters.assets import HttpAssetFetcher, make_session
 from relay_bundle_builder.domain import BundleFailedError
-from relay_bundle_builder.service import BuildContext, build_bundle
+from relay_bundle_builder.ports import BuildContext
+from relay_bundle_builder.service import build_bundle
+from relay_bundle_builder.settings import AssetFetchSettings
 from relay_contracts.messages import IntegrationsTriggered, OrderLine, TriggerReason, recipe_object_key
+from relay_devservers.seaweedfs import SeaweedS3
 from relay_platform.errors import PermanentError
 from relay_platform.objectstore import LocalDirectoryStore, ObjectNotFoundError, ObjectStore
 from relay_platform.objectstore_s3 import S3ObjectStore
 from relay_platform.objectstore_settings import open_object_store
 from relay_platform.tenants import TenantsConfig
-from relay_testing.seaweedfs import SeaweedS3
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +55,7 @@ def trigger_for(
 
 @pytest.fixture(scope="module")
 async def fetcher() -> AsyncIterator[HttpAssetFetcher]:
-    policy = FetchPolicy(timeout_s=0.5, max_bytes=256 * 1024, retries=1, retry_wait_s=0.01)
+    policy = AssetFetchSettings(timeout_s=0.5, max_bytes=256 * 1024, retries=1, retry_wait_s=0.01)
     async with make_session(policy) as session:
         yield HttpAssetFetcher(session, policy)
 

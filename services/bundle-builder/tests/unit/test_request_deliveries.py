@@ -9,15 +9,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
-from relay_bundle_builder.service import (
-    BuildContext,
-    BundleBudget,
-    ByteBudget,
-    FetchedAsset,
-    Publish,
-    request_deliveries,
-)
+from relay_bundle_builder.domain import ByteBudget
+from relay_bundle_builder.ports import BuildContext, BundleBudget, FetchedAsset
+from relay_bundle_builder.service import request_deliveries
 from relay_bundle_builder.spool import AssetSpool
 from relay_contracts.messages import (
     DeliverBundle,
@@ -37,7 +33,7 @@ RECIPE_ID = "999-unit"
 INTEGRATIONS = ("factory-mail", "zap")
 ORDER = OrderLine(order_id="6182665224482", order_number="1022", item_id="14523", item_quantity=2, status="open")
 
-Published = list[tuple[str, DeliverBundle | DeliveryAttempted]]
+Published = list[tuple[str, BaseModel]]
 
 
 def trigger(tenant: str = "bb", integrations: tuple[str, ...] = INTEGRATIONS) -> IntegrationsTriggered:
@@ -101,12 +97,6 @@ async def run(
     budget: BundleBudget | None = None,
     the_trigger: IntegrationsTriggered | None = None,
 ) -> Published:
-    published: Published = []
-
-    async def publish(messages: Sequence[tuple[str, DeliverBundle | DeliveryAttempted]]) -> None:
-        published.extend(messages)
-
-    sink: Publish = publish
     ctx = BuildContext(
         store=store,
         fetcher=fetcher,
@@ -114,8 +104,8 @@ async def run(
         render_in_thread=False,
         budget=budget or BundleBudget(),
     )
-    await request_deliveries(the_trigger or trigger(), tenants, ctx, sink, final_read=final_read)
-    return published
+    outgoing = await request_deliveries(the_trigger or trigger(), tenants, ctx, final_read=final_read)
+    return [(message.topic, message.message) for message in outgoing]
 
 
 async def stored(tmp_path: Path, document: dict[str, object]) -> LocalDirectoryStore:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from relay_bundle_builder.domain import AssetError, BundleFailedError
-from relay_bundle_builder.service import BuildContext, BundleBudget, ByteBudget, FetchedAsset, build_bundle
+from relay_bundle_builder.domain import AssetError, BundleFailedError, ByteBudget
+from relay_bundle_builder.ports import BuildContext, BundleBudget, FetchedAsset
+from relay_bundle_builder.service import build_bundle
 from relay_bundle_builder.spool import AssetSpool
 from relay_contracts.messages import IntegrationsTriggered, recipe_object_key
 from relay_platform.objectstore import LocalDirectoryStore

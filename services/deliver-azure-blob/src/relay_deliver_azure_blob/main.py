@@ -6,7 +6,8 @@ from contextlib import asynccontextmanager
 from faststream import FastStream
 from opentelemetry.sdk.trace import TracerProvider
 
-from relay_deliver_azure_blob.adapters.blob import BlobSettings, open_uploader
+from relay_deliver_azure_blob import handlers
+from relay_deliver_azure_blob.adapters.blob import open_uploader
 from relay_deliver_azure_blob.service import AzureBlobDestination
 from relay_deliver_azure_blob.settings import Settings
 from relay_delivery import build_deliverer_app
@@ -16,32 +17,20 @@ from relay_platform.tenants import AzureBlobIntegration
 SERVICE = "deliver-azure-blob"
 
 
-def blob_settings(settings: Settings) -> BlobSettings:
-    return BlobSettings(
-        max_single_put_bytes=settings.max_single_put_bytes,
-        block_size_bytes=settings.block_size_bytes,
-        upload_concurrency=settings.upload_concurrency,
-        connect_timeout_s=settings.connect_timeout_s,
-        read_timeout_s=settings.read_timeout_s,
-        client_retry_total=settings.client_retry_total,
-    )
-
-
 def create_app(settings: Settings | None = None, *, tracer_provider: TracerProvider | None = None) -> FastStream:
     """The deliver-azure-blob app; raises ``ConfigError`` for a bad tenant file."""
     settings = settings or Settings()
-    uploads = blob_settings(settings)
 
     @asynccontextmanager
     async def open_destination(
         store: ObjectStore,  # noqa: ARG001 - blobs get the files, not links
     ) -> AsyncIterator[AzureBlobDestination]:
-        async with open_uploader(uploads) as uploader:
+        async with open_uploader(settings.uploads) as uploader:
             yield AzureBlobDestination(uploader)
 
     return build_deliverer_app(
         settings,
-        integration_type="azure-blob",
+        integration_type=handlers.INTEGRATION_TYPE,
         integration_class=AzureBlobIntegration,
         open_destination=open_destination,
         tracer_provider=tracer_provider,

@@ -8,13 +8,14 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from relay_contracts.messages import BundleFile, DeliverBundle, OrderLine
-from relay_deliver_azure_blob.adapters.blob import BlobSettings, open_uploader
+from relay_deliver_azure_blob.adapters.blob import open_uploader
 from relay_deliver_azure_blob.service import AzureBlobDestination
+from relay_deliver_azure_blob.settings import BlobSettings
 from relay_delivery import FetchedFile
 from relay_delivery.testing import deliver_bundle
+from relay_devservers.azurite import AzuriteBlob
 from relay_platform.errors import PermanentError, TransientError
 from relay_platform.tenants import AzureBlobIntegration
-from relay_testing.azurite import AzuriteBlob
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("azure_secrets", "container")]
 
@@ -150,7 +151,7 @@ async def test_an_unreachable_endpoint_is_a_transient_error(
     azurite: AzuriteBlob,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from relay_testing.processes import free_port
+    from relay_devservers.processes import free_port
 
     closed = azurite.sas_connection_string.replace(f":{azurite.port}/", f":{free_port()}/")
     monkeypatch.setenv("DELIVER_AZURE_BLOB_TEST_SAS", closed)

@@ -9,8 +9,8 @@ from relay_contracts.messages import OrderLine
 from relay_deliver_azure_blob.main import create_app
 from relay_deliver_azure_blob.settings import Settings
 from relay_delivery.testing import OutcomeCollector, deliver_bundle, running_app, store_bundle
+from relay_devservers.azurite import AzuriteBlob
 from relay_platform.objectstore import LocalDirectoryStore
-from relay_testing.azurite import AzuriteBlob
 
 pytestmark = pytest.mark.integration
 

@@ -3,7 +3,7 @@
 import pytest
 
 from relay_contracts.messages import OrderLine
-from relay_deliver_azure_blob.service import blob_metadata, blob_name
+from relay_deliver_azure_blob.domain import blob_metadata, blob_name
 from relay_delivery.testing import deliver_bundle
 from relay_platform.errors import PermanentError
 

@@ -3,7 +3,8 @@
 import pytest
 from pydantic import SecretStr
 
-from relay_deliver_azure_blob.adapters.blob import BlobClientPool, BlobSettings
+from relay_deliver_azure_blob.adapters.blob import BlobClientPool
+from relay_deliver_azure_blob.settings import BlobSettings
 from relay_platform.errors import TransientError
 
 SAS = "BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;SharedAccessSignature=sv=2024-08-04&sig=abc"

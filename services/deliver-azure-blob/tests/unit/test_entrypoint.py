@@ -18,7 +18,7 @@ def test_settings_come_from_the_deliver_azure_blob_prefix(monkeypatch: pytest.Mo
 
     settings = Settings()
 
-    assert (settings.upload_concurrency, settings.concurrency) == (8, 5)
+    assert (settings.uploads.upload_concurrency, settings.concurrency) == (8, 5)
 
 
 def test_bad_tenant_config_exits_non_zero_with_the_message(tmp_path: Path) -> None:

@@ -9,9 +9,9 @@ from relay_contracts.messages import OrderLine
 from relay_deliver_email.main import create_app
 from relay_deliver_email.settings import Settings
 from relay_delivery.testing import OutcomeCollector, deliver_bundle, running_app, store_bundle
+from relay_devservers.smtp import CapturedMail, SmtpCapture
 from relay_platform.links import LinkSettings, LinkSigner
 from relay_platform.objectstore import LocalDirectoryStore
-from relay_testing.smtp import CapturedMail, SmtpCapture
 
 pytestmark = pytest.mark.integration
 

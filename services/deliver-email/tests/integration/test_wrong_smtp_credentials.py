@@ -7,8 +7,8 @@ import pytest
 from relay_deliver_email.main import create_app
 from relay_deliver_email.settings import Settings
 from relay_delivery.testing import OutcomeCollector, deliver_bundle, running_app, store_bundle
+from relay_devservers.smtp import SmtpCapture
 from relay_platform.objectstore import LocalDirectoryStore
-from relay_testing.smtp import SmtpCapture
 
 pytestmark = pytest.mark.integration
 

@@ -2,14 +2,10 @@
 
 import hashlib
 
-import aiosmtplib
-
 from relay_contracts.messages import BundleFile, OrderLine
-from relay_deliver_email.adapters.smtp import classify
-from relay_deliver_email.service import compose, message_id, subject
+from relay_deliver_email.domain import compose, message_id, subject
 from relay_delivery import FetchedFile
 from relay_delivery.testing import deliver_bundle
-from relay_platform.errors import PermanentError, TransientError
 from relay_platform.tenants import EmailIntegration
 
 INTEGRATION = EmailIntegration(
@@ -119,18 +115,3 @@ def test_links_replace_attachments_when_given() -> None:
     text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert "999-a-Ticket.pdf (4 B): https://files.example/files/tok" in text
     assert "expire in 7 days" in text
-
-
-def test_smtp_errors_are_classified_without_echoing_server_text() -> None:
-    auth = classify(aiosmtplib.SMTPAuthenticationError(535, "5.7.8 bad user secret-user"), "mx:25")
-    refused = classify(
-        aiosmtplib.SMTPRecipientsRefused([aiosmtplib.SMTPRecipientRefused(550, "5.1.1 <x@y> unknown", "x@y")]), "mx:25"
-    )
-    deferred = classify(aiosmtplib.SMTPDataError(451, "4.3.0 try later"), "mx:25")
-
-    assert isinstance(auth, PermanentError)
-    assert str(auth) == "SMTP server mx:25 rejected the configured credentials (535 5.7.8)"
-    assert isinstance(refused, PermanentError)
-    assert "x@y" not in str(refused)
-    assert isinstance(deferred, TransientError)
-    assert isinstance(classify(aiosmtplib.SMTPConnectError("refused"), "mx:25"), TransientError)

@@ -1,14 +1,17 @@
-"""deliver-s3 settings (env prefix ``DELIVER_S3_``): how uploads are made; where they go is per integration."""
+"""deliver-s3 settings (env prefix ``DELIVER_S3_``): the runtime's, and how uploads are made; where they go is per
+integration."""
 
 from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from relay_delivery import DelivererSettings
 
 MIB = 1024 * 1024
 
 
-class Settings(DelivererSettings):
+class UploadSettings(BaseSettings):
+    """How uploads are made (``DELIVER_S3_MULTIPART_THRESHOLD_BYTES``...); the uploader takes them as they are."""
+
     model_config = SettingsConfigDict(env_prefix="DELIVER_S3_", extra="ignore")
 
     # Files larger than this go up as a multipart upload (parts in parallel, aborted on failure).
@@ -23,3 +26,10 @@ class Settings(DelivererSettings):
     client_max_attempts: int = Field(default=3, ge=1, le=10)
     # HTTP connections per client (one client per endpoint/region/access key).
     max_pool_connections: int = Field(default=10, ge=1, le=100)
+
+
+class Settings(DelivererSettings):
+    model_config = SettingsConfigDict(env_prefix="DELIVER_S3_", extra="ignore")
+
+    consumer_group: str = Field(default="deliver-s3", min_length=1)
+    uploads: UploadSettings = Field(default_factory=UploadSettings)

@@ -9,8 +9,8 @@ from relay_contracts.messages import OrderLine
 from relay_deliver_s3.main import create_app
 from relay_deliver_s3.settings import Settings
 from relay_delivery.testing import OutcomeCollector, deliver_bundle, running_app, store_bundle
+from relay_devservers.seaweedfs import SeaweedS3
 from relay_platform.objectstore import LocalDirectoryStore
-from relay_testing.seaweedfs import SeaweedS3
 
 pytestmark = pytest.mark.integration
 

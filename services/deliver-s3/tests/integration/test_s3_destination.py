@@ -8,15 +8,15 @@ from typing import Any
 import pytest
 
 from relay_contracts.messages import BundleFile, DeliverBundle, OrderLine
-from relay_deliver_s3.adapters.s3 import UploadSettings, open_uploader
+from relay_deliver_s3.adapters.s3 import open_uploader
 from relay_deliver_s3.service import S3Destination
-from relay_deliver_s3.settings import MIB
+from relay_deliver_s3.settings import MIB, UploadSettings
 from relay_delivery import FetchedFile
 from relay_delivery.testing import deliver_bundle
+from relay_devservers.processes import free_port
+from relay_devservers.seaweedfs import SeaweedS3
 from relay_platform.errors import PermanentError, TransientError
 from relay_platform.tenants import S3Integration, SecretRef
-from relay_testing.processes import free_port
-from relay_testing.seaweedfs import SeaweedS3
 
 pytestmark = pytest.mark.integration
 

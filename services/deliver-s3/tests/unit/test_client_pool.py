@@ -3,8 +3,9 @@
 import pytest
 from pydantic import SecretStr
 
-from relay_deliver_s3.adapters.s3 import S3ClientPool, UploadSettings
-from relay_deliver_s3.service import S3Target
+from relay_deliver_s3.adapters.s3 import S3ClientPool
+from relay_deliver_s3.domain import S3Target
+from relay_deliver_s3.settings import UploadSettings
 from relay_platform.errors import PermanentError, TransientError
 
 

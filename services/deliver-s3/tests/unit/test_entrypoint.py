@@ -18,7 +18,7 @@ def test_settings_come_from_the_deliver_s3_prefix(monkeypatch: pytest.MonkeyPatc
 
     settings = Settings()
 
-    assert (settings.multipart_threshold_bytes, settings.concurrency) == (32 * MIB, 5)
+    assert (settings.uploads.multipart_threshold_bytes, settings.concurrency) == (32 * MIB, 5)
 
 
 def test_bad_tenant_config_exits_non_zero_with_the_message(tmp_path: Path) -> None:

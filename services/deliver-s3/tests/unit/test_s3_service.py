@@ -3,9 +3,9 @@
 import pytest
 
 from relay_contracts.messages import OrderLine
-from relay_deliver_s3.adapters.s3 import S3Uploader, UploadSettings
-from relay_deliver_s3.service import object_key, object_metadata
-from relay_deliver_s3.settings import MIB
+from relay_deliver_s3.adapters.s3 import S3Uploader
+from relay_deliver_s3.domain import object_key, object_metadata
+from relay_deliver_s3.settings import MIB, UploadSettings
 from relay_delivery.testing import deliver_bundle
 from relay_platform.errors import PermanentError
 

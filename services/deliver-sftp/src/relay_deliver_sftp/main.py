@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 from faststream import FastStream
 from opentelemetry.sdk.trace import TracerProvider
 
+from relay_deliver_sftp import handlers
 from relay_deliver_sftp.adapters.sftp import sftp_pool
 from relay_deliver_sftp.service import SftpDestination
 from relay_deliver_sftp.settings import Settings
@@ -22,12 +23,12 @@ def create_app(settings: Settings | None = None, *, tracer_provider: TracerProvi
 
     @asynccontextmanager
     async def open_destination(_store: ObjectStore) -> AsyncIterator[SftpDestination]:
-        async with sftp_pool(settings) as pool:
+        async with sftp_pool(settings.sftp) as pool:
             yield SftpDestination(pool)
 
     return build_deliverer_app(
         settings,
-        integration_type="sftp",
+        integration_type=handlers.INTEGRATION_TYPE,
         integration_class=SftpIntegration,
         open_destination=open_destination,
         tracer_provider=tracer_provider,

@@ -8,8 +8,8 @@ from faststream import FastStream
 
 from relay_contracts.messages import OrderLine
 from relay_delivery.testing import OutcomeCollector, deliver_bundle, store_bundle
+from relay_devservers.sftp import SftpAccount
 from relay_platform.objectstore import LocalDirectoryStore
-from relay_testing.sftp import SftpAccount
 
 pytestmark = pytest.mark.integration
 

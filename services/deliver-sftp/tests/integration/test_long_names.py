@@ -8,11 +8,11 @@ import pytest
 from faststream import FastStream
 
 from relay_contracts.messages import BundleFile, OrderLine
-from relay_deliver_sftp.service import FINAL_NAME_MAX
+from relay_deliver_sftp.domain import FINAL_NAME_MAX
 from relay_delivery.testing import OutcomeCollector, deliver_bundle
+from relay_devservers.sftp import SftpAccount
 from relay_platform.naming import SEGMENT_MAX_BYTES, fit_file_name, fit_utf8
 from relay_platform.objectstore import LocalDirectoryStore
-from relay_testing.sftp import SftpAccount
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ import pytest
 
 from relay_contracts.messages import BundleFile, OrderLine
 from relay_deliver_sftp.adapters.sftp import host_keys
-from relay_deliver_sftp.service import FINAL_NAME_MAX, plan, target_directory
+from relay_deliver_sftp.domain import FINAL_NAME_MAX, plan, target_directory
 from relay_delivery import FetchedFile
 from relay_delivery.testing import deliver_bundle
 from relay_platform.errors import PermanentError

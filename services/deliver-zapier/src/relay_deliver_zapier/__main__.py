@@ -1,4 +1,4 @@
-"""``python -m relay_deliver_zapier``: run the deliver-email service until SIGTERM."""
+"""``python -m relay_deliver_zapier``: run the deliver-zapier service until SIGTERM."""
 
 from __future__ import annotations
 

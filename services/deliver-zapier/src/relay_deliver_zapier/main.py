@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 from faststream import FastStream
 from opentelemetry.sdk.trace import TracerProvider
 
+from relay_deliver_zapier import handlers
 from relay_deliver_zapier.adapters.http import hook_poster
 from relay_deliver_zapier.service import ZapierDestination
 from relay_deliver_zapier.settings import Settings
@@ -22,12 +23,12 @@ def create_app(settings: Settings | None = None, *, tracer_provider: TracerProvi
 
     @asynccontextmanager
     async def open_destination(store: ObjectStore) -> AsyncIterator[ZapierDestination]:
-        async with hook_poster(settings) as poster:
+        async with hook_poster(settings.hooks) as poster:
             yield ZapierDestination(poster, DownloadLinks(store, settings.links))
 
     return build_deliverer_app(
         settings,
-        integration_type="zapier",
+        integration_type=handlers.INTEGRATION_TYPE,
         integration_class=ZapierIntegration,
         open_destination=open_destination,
         tracer_provider=tracer_provider,

@@ -9,9 +9,9 @@ from faststream import FastStream
 
 from relay_contracts.messages import OrderLine
 from relay_delivery.testing import OutcomeCollector, deliver_bundle, store_bundle
+from relay_devservers.webhooks import Reply, WebhookReceiver
 from relay_platform.links import LinkSettings, LinkSigner
 from relay_platform.objectstore import LocalDirectoryStore
-from relay_testing.webhooks import Reply, WebhookReceiver
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 from relay_contracts.messages import BundleFile, OrderLine
 from relay_deliver_zapier.adapters.http import retry_after_s
-from relay_deliver_zapier.service import payload
+from relay_deliver_zapier.domain import payload
 from relay_delivery import FetchedFile
 from relay_delivery.testing import deliver_bundle
 

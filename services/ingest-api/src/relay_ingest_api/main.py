@@ -12,21 +12,11 @@ from relay_ingest_api import handlers
 from relay_ingest_api.adapters.association_store import AssociationStoreClient
 from relay_ingest_api.adapters.kafka import EventPublisher
 from relay_ingest_api.middleware import SafeAccessLogger, error_middleware
-from relay_ingest_api.ratelimit import FailedKeyThrottle, FanOutLimiter, KeyRateLimiter
-from relay_ingest_api.renders import ClientRateLimiter, PickTicketRenders
+from relay_ingest_api.ports import Ports
+from relay_ingest_api.ratelimit import FailedKeyThrottle, KeyRateLimiter, TokenBuckets
+from relay_ingest_api.renders import PickTicketRenders
 from relay_ingest_api.settings import SERVICE, Settings
-from relay_ingest_api.state import (
-    ASSOCIATIONS,
-    FAILED_KEYS,
-    FANOUT,
-    LIMITER,
-    OBJECTS,
-    PUBLISHER,
-    RENDERS,
-    SETTINGS,
-    SIGNER,
-    TENANTS,
-)
+from relay_ingest_api.state import PORTS, RENDERS, SETTINGS
 from relay_pickticket import render_pick_ticket
 from relay_platform.links import LinkSigner
 from relay_platform.objectstore_settings import open_object_store
@@ -38,19 +28,15 @@ def create_app(settings: Settings | None = None, *, tracer_provider: TracerProvi
     settings = settings or Settings()
     app = web.Application(client_max_size=settings.max_body, middlewares=[error_middleware(tracer_provider)])
     app[SETTINGS] = settings
-    app[TENANTS] = load_tenants(settings.tenants_file)
-    app[LIMITER] = KeyRateLimiter()
-    app[FANOUT] = FanOutLimiter(settings.trigger_fanout_per_s, settings.max_trigger_fanout)
-    app[FAILED_KEYS] = FailedKeyThrottle(settings.failed_key_per_s, settings.failed_key_burst)
-    app[SIGNER] = LinkSigner(settings.links)
+    tenants = load_tenants(settings.tenants_file)
+    signer = LinkSigner(settings.links)
     app[RENDERS] = renders = PickTicketRenders(
         render_pick_ticket,
         cache_bytes=settings.render_cache_bytes,
         slots=settings.max_concurrent_renders,
         slot_wait_s=settings.render_slot_wait_s,
         retry_after_s=settings.retry_after_s,
-        limiter=ClientRateLimiter(settings.render_rate_per_s, settings.render_burst),
-        trusted_proxies=settings.trusted_proxies,
+        limiter=TokenBuckets(settings.render_rate_per_s, settings.render_burst),
     )
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
@@ -68,13 +54,22 @@ def create_app(settings: Settings | None = None, *, tracer_provider: TracerProvi
                 open_object_store(settings.object_store) as objects,
                 aiohttp.ClientSession(timeout=timeout, raise_for_status=False) as session,
             ):
-                app[PUBLISHER] = publisher
-                app[OBJECTS] = objects
-                app[ASSOCIATIONS] = AssociationStoreClient(
-                    session,
-                    settings.association_store_url,
-                    retry_after_s=settings.retry_after_s,
-                    token=settings.association_store_token,
+                app[PORTS] = Ports(
+                    tenants=tenants,
+                    publisher=publisher,
+                    objects=objects,
+                    associations=AssociationStoreClient(
+                        session,
+                        settings.association_store_url,
+                        retry_after_s=settings.retry_after_s,
+                        token=settings.association_store_token,
+                    ),
+                    links=signer,
+                    key_limits=KeyRateLimiter(),
+                    # Burst = the largest fan-out: one allowed trigger request can always be paid for in full.
+                    fan_out=TokenBuckets(settings.trigger_fanout_per_s, settings.max_trigger_fanout, max_keys=None),
+                    failed_keys=FailedKeyThrottle(settings.failed_key_per_s, settings.failed_key_burst),
+                    pick_tickets=renders,
                 )
                 yield
         finally:

@@ -13,9 +13,18 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, TracerProvider
 
 from relay_ingest_api.adapters.association_store import UpstreamError
+from relay_ingest_api.domain import (
+    BadUpstreamDataError,
+    CorruptRecipeError,
+    ForbiddenError,
+    IngestError,
+    NotFoundError,
+    TooLargeError,
+    UnauthorizedError,
+)
+from relay_ingest_api.http import UnreadableBodyError
 from relay_ingest_api.ratelimit import RateLimitedError
 from relay_ingest_api.schemas import ErrorBody, Problem
-from relay_ingest_api.service import IngestError, UnreadableBodyError
 from relay_platform.errors import TransientError
 from relay_platform.links import LinkExpiredError, LinkInvalidError
 from relay_platform.objectstore import ObjectNotFoundError
@@ -31,6 +40,22 @@ _HTTP_CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
 }
+
+
+# The answer to each kind of refusal; any other ``IngestError`` is the client's input (400).
+_STATUS_OF_REFUSAL: dict[type[IngestError], int] = {
+    UnauthorizedError: 401,
+    ForbiddenError: 403,
+    NotFoundError: 404,
+    TooLargeError: 413,
+    CorruptRecipeError: 500,
+    BadUpstreamDataError: 502,
+}
+
+
+def status_of(error: IngestError) -> int:
+    """The HTTP status answering ``error``."""
+    return next((status for kind, status in _STATUS_OF_REFUSAL.items() if isinstance(error, kind)), 400)
 
 
 def error_response(
@@ -75,8 +100,9 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except IngestError as error:
-        headers = {"WWW-Authenticate": 'Bearer realm="recipe-relay"'} if error.status == 401 else None
-        response = error_response(error.status, error.code, error.message, error.problems, headers)
+        status = status_of(error)
+        headers = {"WWW-Authenticate": 'Bearer realm="recipe-relay"'} if status == 401 else None
+        response = error_response(status, error.code, error.message, error.problems, headers)
         if isinstance(error, UnreadableBodyError):
             # aiohttp closes the connection after this answer (it cannot skip the rest): say so to the client.
             response.force_close()

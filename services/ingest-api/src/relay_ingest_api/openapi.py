@@ -1,4 +1,8 @@
-"""The OpenAPI 3.1 document of the ingest API, built from the pydantic models and the seed 001 schema."""
+"""The OpenAPI 3.1 document of the ingest API, built from the pydantic models and the seed 001 schema.
+
+Lookups and audits relay the association store's answers unchanged, so they are documented by the internal API's
+models (``relay_contracts.internal_api``).
+"""
 
 from __future__ import annotations
 
@@ -10,27 +14,27 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from relay_contracts.internal_api import (
+    DEFAULT_AUDIT_LIMIT,
+    MAX_AUDIT_LIMIT,
+    MAX_QUERY_TEXT,
+    ORDERS_PAGE_SIZE,
+    AuditReport,
+    OrdersPage,
+)
 from relay_contracts.recipe import RECIPE_LIMITS, RecipeLimits, recipe_schema
 from relay_contracts.types import ID_PATTERN
+from relay_ingest_api.domain import DEFAULT_MAX_TRIGGER_FANOUT, DEFAULT_OLDER_THAN, DURATION_PATTERN
 from relay_ingest_api.schemas import (
     Accepted,
-    AuditReport,
     ErrorBody,
     Health,
     OrderAssociation,
     OrderLifecycleEvent,
-    OrdersFound,
     Readiness,
     RecipeCreated,
     TriggerRequest,
     TriggersAccepted,
-)
-from relay_ingest_api.service import (
-    DEFAULT_AUDIT_LIMIT,
-    DEFAULT_MAX_TRIGGER_FANOUT,
-    DEFAULT_OLDER_THAN,
-    DURATION_PATTERN,
-    MAX_AUDIT_LIMIT,
 )
 
 _REF = "#/components/schemas/{model}"
@@ -69,7 +73,7 @@ def _model_schemas() -> dict[str, Any]:
         (ErrorBody, "serialization"),
         (Health, "serialization"),
         (Readiness, "serialization"),
-        (OrdersFound, "serialization"),
+        (OrdersPage, "serialization"),
         (TriggerRequest, "validation"),
         (TriggersAccepted, "serialization"),
         (AuditReport, "serialization"),
@@ -309,8 +313,8 @@ def openapi_document(
                 "operationId": "findOrders",
                 "summary": "The caller's tenant's orders by order number, order ID or recipe ID.",
                 "security": _SECURED,
-                "description": "At most 100 orders per page, by order ID; `next` in the answer, passed back as "
-                "`after`, gives the following page.",
+                "description": f"At most {ORDERS_PAGE_SIZE} orders per page, by order ID; `next` in the answer, "
+                "passed back as `after`, gives the following page.",
                 "parameters": [
                     *lookup_params,
                     {
@@ -318,11 +322,11 @@ def openapi_document(
                         "in": "query",
                         "required": False,
                         "description": "The `next` of the previous page.",
-                        "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+                        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_TEXT},
                     },
                 ],
                 "responses": _responses(
-                    {"200": {"description": "Matching orders.", "content": _json_content("OrdersFound")}},
+                    {"200": {"description": "Matching orders.", "content": _json_content("OrdersPage")}},
                     "400",
                     "401",
                     "403",

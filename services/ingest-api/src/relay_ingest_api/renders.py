@@ -3,63 +3,30 @@
 ``GET /recipe/<id>.pdf`` answers anonymous callers for public recipes, so nothing about it may grow with the load:
 a cached PDF costs a lookup; a render costs one of ``slots`` worker threads, and a caller who would wait longer than
 ``slot_wait_s`` for one gets 503 + Retry-After rather than a place in an unbounded queue; renders per client are
-rate limited (429 + Retry-After). Access is checked before the cache is asked, on every request.
+rate limited (429 + Retry-After). Access is checked before the cache is asked, on every request
+(``service.pick_ticket``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import ipaddress
 import logging
-import math
-import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from relay_ingest_api.ports import Limits, RenderedPdf, RenderKey
 from relay_ingest_api.ratelimit import RateLimitedError
 from relay_platform.errors import TransientError
 
 logger = logging.getLogger("relay.ingest_api.renders")
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Renderer = Callable[..., bytes]
 """``render(recipe, *, recipe_url=...) -> PDF bytes`` (``relay_pickticket.render_pick_ticket``); runs in a thread."""
 
 # Bookkeeping per cache entry beyond the PDF's bytes (key, ETag, links): keeps many tiny entries bounded too.
 _ENTRY_OVERHEAD = 256
-
-
-@dataclass(frozen=True, slots=True)
-class RenderKey:
-    """A recipe version: its ID and the SHA-256 of its stored JSON (a re-save with other bytes is another key)."""
-
-    recipe_id: str
-    recipe_sha256: str
-
-    @classmethod
-    def of(cls, recipe_id: str, stored_json: bytes) -> RenderKey:
-        return cls(recipe_id, hashlib.sha256(stored_json).hexdigest())
-
-
-@dataclass(frozen=True, slots=True)
-class RenderedPdf:
-    body: bytes
-    etag: str
-    """Strong ETag: the quoted SHA-256 of ``body`` (renders are byte-for-byte deterministic)."""
-
-    @classmethod
-    def of(cls, body: bytes) -> RenderedPdf:
-        return cls(body, f'"{hashlib.sha256(body).hexdigest()}"')
-
-    def matches(self, if_none_match: str | None) -> bool:
-        """Whether an ``If-None-Match`` header names this body (weak comparison, as RFC 9110 asks for it)."""
-        if not if_none_match:
-            return False
-        tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
-        return "*" in tags or self.etag in tags
 
 
 @dataclass(slots=True)
@@ -110,93 +77,10 @@ def _cost(pdf: RenderedPdf) -> int:
     return len(pdf.body) + _ENTRY_OVERHEAD
 
 
-class ClientRateLimiter:
-    """A token bucket per client (``burst`` tokens, refilled at ``per_second``): ``check`` takes one or raises
-    ``RateLimitedError`` with the whole seconds until one is back.
-
-    Written out rather than one ``aiolimiter`` per client (as ``KeyRateLimiter`` does) because clients here are
-    anonymous addresses without number: buckets idle long enough to be full again are dropped (they equal a new
-    one), and at most ``max_clients`` are kept, the least recently seen dropped first.
-    """
-
-    def __init__(
-        self,
-        per_second: float,
-        burst: int,
-        *,
-        max_clients: int = 10_000,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.per_second = per_second
-        self.burst = burst
-        self._max_clients = max_clients
-        self._clock = clock
-        # client -> (tokens, when they were counted); ordered by last use.
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._buckets)
-
-    def check(self, client: str) -> None:
-        now = self._clock()
-        self._forget_full(now)
-        tokens, counted = self._buckets.pop(client, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - counted) * self.per_second)
-        if tokens < 1:
-            self._buckets[client] = (tokens, now)
-            raise RateLimitedError(max(1, math.ceil((1 - tokens) / self.per_second)))
-        self._buckets[client] = (tokens - 1, now)
-        while len(self._buckets) > self._max_clients:
-            self._buckets.popitem(last=False)
-
-    def _forget_full(self, now: float) -> None:
-        while self._buckets:
-            tokens, counted = next(iter(self._buckets.values()))
-            if tokens + (now - counted) * self.per_second < self.burst:
-                return
-            self._buckets.popitem(last=False)
-
-
-def originating_address(peer: str | None, forwarded_for: Iterable[str], trusted_proxies: Sequence[IPNetwork]) -> str:
-    """Who a request comes from, for per-client limits: the peer address, or, when the peer is a trusted proxy,
-    the ``X-Forwarded-For`` entry nearest to us that is not a trusted proxy itself (entries further left are
-    whatever the client wrote). IPv6 clients count per /64, the block one subscriber usually holds."""
-    current = _address(peer)
-    if current is None:
-        return "unknown"
-    if _trusted(current, trusted_proxies):
-        hops = [hop.strip() for header in forwarded_for for hop in header.split(",")]
-        for hop in reversed(hops):
-            address = _address(hop)
-            if address is None:
-                break  # garbage: no trusted proxy wrote it; the last proxy is all we know
-            current = address
-            if not _trusted(address, trusted_proxies):
-                break
-    if isinstance(current, ipaddress.IPv6Address):
-        return str(ipaddress.IPv6Network((current, 64), strict=False))
-    return str(current)
-
-
-def _address(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    if not text:
-        return None
-    try:
-        address = ipaddress.ip_address(text.strip().strip("[]").split("%", 1)[0])
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
-def _trusted(address: ipaddress.IPv4Address | ipaddress.IPv6Address, proxies: Sequence[IPNetwork]) -> bool:
-    return any(address.version == network.version and address in network for network in proxies)
-
-
 class PickTicketRenders:
     """The pick tickets ``GET /recipe/<id>.pdf`` serves: cached, rendered once per recipe version however many ask
-    at once (single flight), in at most ``slots`` threads, at most ``rate`` renders per client."""
+    at once (single flight), in at most ``slots`` threads, at most ``limiter``'s rate of renders per client.
+    Implements ``ports.PickTickets``."""
 
     def __init__(
         self,
@@ -206,14 +90,12 @@ class PickTicketRenders:
         slots: int,
         slot_wait_s: float,
         retry_after_s: float,
-        limiter: ClientRateLimiter,
-        trusted_proxies: Sequence[IPNetwork] = (),
+        limiter: Limits,
     ) -> None:
         self.renderer = renderer
         self.stats = RenderStats()
         self.cache = PdfCache(cache_bytes, self.stats)
         self.limiter = limiter
-        self.trusted_proxies = tuple(trusted_proxies)
         self._slots = asyncio.Semaphore(slots)
         self._slot_wait_s = slot_wait_s
         self._retry_after_s = retry_after_s

@@ -1,9 +1,13 @@
-"""The HTTP API's request and response bodies; their JSON Schemas also build the OpenAPI document."""
+"""The HTTP API's request and response bodies; their JSON Schemas also build the OpenAPI document.
+
+Lookups and audits answer with the association store's bodies, relayed unchanged: their models are the internal
+API's (``relay_contracts.internal_api``).
+"""
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -165,77 +169,3 @@ class TriggerSummary(ApiModel):
 class TriggersAccepted(ApiModel):
     triggered: int = Field(ge=0, description="Triggers durably published to integrations.triggered.v1.")
     triggers: list[TriggerSummary]
-
-
-class PassThrough(BaseModel):
-    """Bodies relayed from the association store: documented fields, more may appear."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel, validate_by_alias=True, validate_by_name=True, serialize_by_alias=True, extra="allow"
-    )
-
-
-class OrderLookupItem(PassThrough):
-    recipe_id: str
-    item_id: str
-    item_quantity: int
-
-
-class OrderLookupDelivery(PassThrough):
-    integration: str
-    type: str
-    recipe_id: str
-    trigger: str
-    status: str = Field(
-        description="`pending` (triggered, no outcome yet), `retrying`, `succeeded` or `failed`; more may appear."
-    )
-    attempts: int
-    last_error: str | None = None
-    files: list[Any] = Field(default_factory=list)
-
-
-class OrderLookup(PassThrough):
-    order_id: str
-    order_number: str
-    status: str | None = None
-    items: list[OrderLookupItem] = Field(default_factory=list)
-    deliveries: list[OrderLookupDelivery] = Field(default_factory=list)
-
-
-class OrdersFound(PassThrough):
-    orders: list[OrderLookup]
-    next: str | None = Field(
-        default=None,
-        description="More orders match: pass this as `after` for the next page (orders come by order ID).",
-    )
-
-
-class AuditDelivery(PassThrough):
-    """A delivery that has not ended (not final) and has not changed within the deadline."""
-
-    delivery_id: str
-    order_id: str | None = Field(default=None, description="Null for the raw recipe feed.")
-    order_number: str | None = None
-    recipe_id: str
-    integration: str = Field(description="Integration ID.")
-    type: str = Field(description="Integration type: email, sftp, s3, azure-blob or zapier.")
-    trigger: str = Field(description="Why it was triggered: order_linked, order_created, ..., recipe_saved, manual.")
-    trigger_id: str
-    status: str = Field(description="`pending` (no outcome yet) or `retrying`; more may appear.")
-    attempts: int = Field(ge=0)
-    last_error: str | None = None
-    last_change: str = Field(description="RFC 3339 UTC: the last outcome, or when a pending delivery was recorded.")
-    created_at: str | None = Field(default=None, description="RFC 3339 UTC: when the delivery was first recorded.")
-    triggered_at: str | None = Field(default=None, description="RFC 3339 UTC: the trigger's occurredAt, if seen.")
-    reason: str = Field(description="`no outcome yet since <time>` or `retrying: <last error>`.")
-
-
-class AuditReport(PassThrough):
-    """The caller's tenant's deliveries that have not ended within the deadline, newest change first."""
-
-    tenant: str
-    older_than_s: int = Field(ge=0, description="The deadline in seconds.")
-    cutoff: str = Field(description="RFC 3339 UTC: deliveries last changed before this instant are listed.")
-    limit: int = Field(ge=1, le=1000)
-    truncated: bool = Field(description="More deliveries matched than `limit`; the oldest are left out.")
-    deliveries: list[AuditDelivery]

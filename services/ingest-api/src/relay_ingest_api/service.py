@@ -1,831 +1,309 @@
-"""Pure logic of the ingest API: PII allow-list scrubbing, validation with JSON pointers, IDs and events.
+"""The ingest API's use cases: one per route, each taking the ``Ports`` it needs and going straight down.
 
-Nothing here knows HTTP or Kafka; handlers call these functions and turn ``IngestError`` into responses.
+``authorize`` (who is calling) runs first on every authenticated route, before the body is read; then the route's
+use case applies the rules (``domain.py``), stores or publishes through the ports, and returns what the route
+answers. Refusals are ``domain.IngestError``s; ``middleware.py`` turns them into HTTP answers.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
-import re
-import secrets
-import string
-import uuid
-from collections.abc import Callable, Mapping, Sequence
-from contextvars import ContextVar
+import asyncio
+import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, Literal, TypeVar
-from urllib.parse import quote
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
-
-from relay_contracts.messages import (
-    ID_TEXT,
-    SHORT_TEXT,
-    Feed,
-    IntegrationsTriggered,
-    OrderEventOccurred,
-    OrderItem,
-    OrderLine,
-    RecipeSaved,
-    recipe_object_key,
-    stable_id,
+from relay_contracts.internal_api import OrderLookupField
+from relay_contracts.messages import IntegrationsTriggered, recipe_object_key
+from relay_contracts.recipe import RecipeLimits
+from relay_contracts.topics import INTEGRATIONS_TRIGGERED, ORDERS_EVENTS, RECIPES_SAVED
+from relay_ingest_api import domain
+from relay_ingest_api.domain import (
+    ForbiddenError,
+    NotFoundError,
+    NothingToTriggerError,
+    TooLargeError,
+    TriggerTarget,
+    UnauthorizedError,
 )
-from relay_contracts.recipe import RECIPE_LIMITS, RecipeLimits, json_pointer, recipe_bound_problems, validate_recipe
-from relay_contracts.types import UtcInstant, check_id_text, has_lone_surrogate
-from relay_ingest_api.schemas import (
-    LifecycleItem,
-    OrderAssociation,
-    OrderLifecycleEvent,
-    OrdersFound,
-    Problem,
-    TriggerRequest,
-    TriggerSummary,
-)
-from relay_platform.tenants import Tenant
+from relay_ingest_api.ports import Outgoing, Ports, RenderedPdf, RenderKey
+from relay_ingest_api.schemas import Accepted, RecipeCreated, TriggersAccepted
+from relay_platform.errors import TransientError
+from relay_platform.objectstore import ObjectNotFoundError
+from relay_platform.tenants import KeyMatch, Permission, Tenant, TenantsConfig
 
-# Seed 002: only non-personal metadata survives; everything else is dropped before it is published or logged.
-ASSOCIATION_FIELDS = frozenset({"recipeId", "orderNumber", "orderId", "itemId", "itemQuantity"})
-LIFECYCLE_FIELDS = frozenset({"eventId", "type", "orderId", "orderNumber", "items", "occurredAt"})
-LIFECYCLE_ITEM_FIELDS = frozenset({"recipeId", "itemId", "itemQuantity"})
-
-BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
-RECIPE_ID_RANDOM_LENGTH = 16
-RECIPE_ID_SUFFIX = r"[A-Za-z0-9_-]{1,100}"
-LOOKUP_FIELDS = ("orderNumber", "orderId", "recipeId")
-
-LookupField = Literal["orderNumber", "orderId", "recipeId"]
-RecipeAccess = Literal["allow", "unauthenticated", "forbidden", "hidden"]
-M = TypeVar("M", bound=BaseModel)
-T = TypeVar("T")
+logger = logging.getLogger("relay.ingest_api")
 
 
-class IngestError(Exception):
-    """A request the API refuses; ``code`` and ``message`` are safe to return (never echo the input)."""
-
-    status = 400
-
-    def __init__(self, code: str, message: str, problems: list[Problem] | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.problems = problems
-
-
-class InvalidInputError(IngestError):
-    status = 400
-
-
-class TooLargeError(IngestError):
-    status = 413
-
-
-class UnreadableBodyError(InvalidInputError):
-    """The body's bytes could not be read (a Content-Encoding that does not decode): the answer closes the
-    connection, as the rest of the body cannot be skipped."""
-
-
-class NothingToTriggerError(IngestError):
-    status = 404
-
-
-class BadUpstreamDataError(IngestError):
-    """The association store's answer cannot make a valid trigger (502, like an unusable answer)."""
-
-    status = 502
-
-
-class CorruptRecipeError(IngestError):
-    """A stored recipe that is not a JSON object: it was validated when saved, so this is our fault."""
-
-    status = 500
+# --- who is calling ----------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class Scrubbed(Generic[T]):
-    """Validated records plus how many fields the allow-list discarded."""
+class Credentials:
+    """What a request presents: its API key (seed 002), and the client's address, charged for unknown keys."""
 
-    records: list[T]
-    dropped_fields: int
-
-
-def escape_pointer_part(part: object) -> str:
-    return str(part).replace("~", "~0").replace("/", "~1")
+    key: str | None
+    client: str
 
 
-def pointer(*parts: object) -> str:
-    return "".join("/" + escape_pointer_part(p) for p in parts)
+def identify(ports: Ports, credentials: Credentials) -> KeyMatch | None:
+    """The presented key's tenant and record, ``None`` without a key. An unknown key is counted against the client
+    (guessing keys is throttled: 429 past its share) and refused (401)."""
+    if credentials.key is None:
+        return None
+    ports.failed_keys.check(credentials.client)
+    match = ports.tenants.match_key(credentials.key)
+    if match is None:
+        ports.failed_keys.failed(credentials.client)
+        raise UnauthorizedError("unauthorized", "unknown API key")
+    return match
 
 
-class _Unusable:
-    """Stands in, while parsing, for a number JSON cannot carry (``NaN``, ``1e400``, an integer past 64 bits)."""
-
-    __slots__ = ("message",)
-
-    def __init__(self, message: str) -> None:
-        self.message = message
-
-
-_NON_FINITE = _Unusable("must be a finite number (NaN and Infinity are not JSON numbers)")
-_HUGE_INT = _Unusable("must be an integer from -2^63 to 2^63-1")
-_SURROGATE = "holds a lone surrogate (\\ud800-\\udfff alone is not Unicode text)"
-_BAD_KEY = _Unusable(f"its key {_SURROGATE}")
-_INT64_DIGITS = 19
-MAX_BODY_PROBLEMS = 50
+def authorize(ports: Ports, credentials: Credentials, permission: Permission) -> KeyMatch:
+    """The caller's tenant and key, with ``permission`` checked and one token taken from its rate limit."""
+    match = identify(ports, credentials)
+    if match is None:
+        raise UnauthorizedError("unauthorized", "an API key is required (Authorization: Bearer or apikey=)")
+    if not match.key.allows(permission):
+        raise ForbiddenError("forbidden", f"this API key lacks the {permission} permission")
+    ports.key_limits.check(match)
+    return match
 
 
-# Set by the parse hooks when they put a marker in; a ContextVar, so concurrent parses (threads) keep apart.
-_MARKED: ContextVar[bool] = ContextVar("unusable_json_values", default=False)
+def _own_recipes_only(tenants: TenantsConfig, caller: KeyMatch, recipe_ids: list[tuple[str, str]]) -> None:
+    domain.foreign_recipes(
+        lambda recipe_id: tenants.owns_recipe(caller.tenant_id, recipe_id), recipe_ids, caller.tenant.recipe_prefix
+    )
 
 
-def _non_finite(_text: str) -> _Unusable:
-    _MARKED.set(True)
-    return _NON_FINITE
+# --- orders ------------------------------------------------------------------------------------------------------
 
 
-def _finite_float(text: str) -> float | _Unusable:
-    value = float(text)
-    return value if math.isfinite(value) else _non_finite(text)
+async def link_orders(ports: Ports, caller: KeyMatch, document: object, *, max_items: int) -> Accepted:
+    """``POST /api/v2/recipe/order`` (seed 002): one ``linked`` order event per association, published."""
+    batch = domain.parse_associations(document, max_items=max_items)
+    _own_recipes_only(ports.tenants, caller, domain.association_recipe_ids(batch.records))
+    events = domain.link_events(caller.tenant_id, batch.records, datetime.now(UTC))
+    await ports.publisher.publish([Outgoing(ORDERS_EVENTS, e, e.kafka_key) for e in events])
+    return Accepted(accepted=len(events), dropped_fields=batch.dropped_fields)
 
 
-def _int64(text: str) -> int | _Unusable:
-    if len(text.lstrip("-")) <= _INT64_DIGITS:
-        value = int(text)
-        if -(2**63) <= value < 2**63:
-            return value
-    _MARKED.set(True)
-    return _HUGE_INT
+async def record_order_events(ports: Ports, caller: KeyMatch, document: object, *, max_items: int) -> Accepted:
+    """``POST /api/v2/orders/events``: the OMS's lifecycle events, published as order events."""
+    batch = domain.parse_lifecycle_events(document, max_items=max_items)
+    _own_recipes_only(ports.tenants, caller, domain.lifecycle_recipe_ids(batch.records))
+    events = domain.lifecycle_events(caller.tenant_id, batch.records)
+    await ports.publisher.publish([Outgoing(ORDERS_EVENTS, e, e.kafka_key) for e in events])
+    return Accepted(accepted=len(events), dropped_fields=batch.dropped_fields)
 
 
-# Built once (json.loads with hooks would build a decoder per call). parse_float sees only numbers with a fraction
-# or an exponent, so integers keep the C fast path; the second decoder, for the rare retry, checks them too.
-_DECODER = json.JSONDecoder(parse_float=_finite_float, parse_constant=_non_finite)
-_DECODER_MARKING_INTS = json.JSONDecoder(parse_float=_finite_float, parse_constant=_non_finite, parse_int=_int64)
+async def find_orders(
+    ports: Ports, caller: KeyMatch, field: OrderLookupField, value: str, *, after: str | None
+) -> bytes:
+    """``GET /api/v2/orders``: one page of the association store's answer, relayed unchanged."""
+    # The tenant comes from the key, never from the query: one tenant cannot read another's orders.
+    return await ports.associations.find_orders(caller.tenant_id, field, value, after=after)
 
 
-def _unusable_values(document: object) -> list[Problem]:
-    """Markers and lone surrogates (in values and keys) by JSON pointer, at most MAX_BODY_PROBLEMS."""
-    problems: list[Problem] = []
-    stack: list[tuple[object, tuple[str | int, ...]]] = [(document, ())]
-    while stack and len(problems) < MAX_BODY_PROBLEMS:
-        value, path = stack.pop()
-        if isinstance(value, _Unusable):
-            problems.append(Problem(pointer=json_pointer(path), message=value.message))
-        elif isinstance(value, str):
-            if has_lone_surrogate(value):
-                problems.append(Problem(pointer=json_pointer(path), message=_SURROGATE))
-        elif isinstance(value, list):
-            stack.extend((value[i], (*path, i)) for i in range(len(value) - 1, -1, -1))
-        elif isinstance(value, dict):
-            for key, item in reversed(value.items()):
-                # A bad key is stacked like a value, so problems stay in document order.
-                stack.append((_BAD_KEY if has_lone_surrogate(key) else item, (*path, key)))
-    return problems
-
-
-def _may_hold_surrogate_escapes(raw: bytes) -> bool:
-    # A one-byte search is memchr-fast; most bodies hold no backslash at all.
-    return b"\\" in raw and (b"\\ud" in raw or b"\\uD" in raw)
-
-
-def _encodes(document: object) -> bool:
-    try:
-        json.dumps(document, ensure_ascii=False).encode()
-    except (UnicodeEncodeError, RecursionError):
-        return False
-    return True
-
-
-def parse_json(raw: bytes) -> object:
-    """The request body as JSON; a malformed one becomes a 400 that does not echo the input.
-
-    Strict UTF-8 (a leading byte-order mark is ignored, as RFC 8259 allows). ``NaN``, ``Infinity``, numbers that
-    overflow a double and integers of more than 4300 digits are refused by JSON pointer, and so are lone surrogates
-    (``"\\ud800"``) anywhere: no consumer could store or even encode them.
-    """
-    try:
-        text = raw.decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError as error:
-        raise InvalidInputError("malformed_json", "request body is not UTF-8 encoded JSON") from error
-    _MARKED.set(False)
-    try:
-        try:
-            document = _DECODER.decode(text)
-        except json.JSONDecodeError:
-            raise
-        except ValueError:
-            # int() refuses over 4300 digits (CVE-2020-10735) with a plain ValueError: parse again, marking them.
-            document = _DECODER_MARKING_INTS.decode(text)
-    except json.JSONDecodeError as error:
-        raise InvalidInputError(
-            "malformed_json", f"request body is not valid JSON: {error.msg} at line {error.lineno}"
-        ) from error
-    except RecursionError as error:
-        raise InvalidInputError("malformed_json", "request body is nested too deeply") from error
-    # Only a \ud800-\udfff escape makes a lone surrogate (raw surrogate bytes are not UTF-8): most bodies skip the walk,
-    # and escaped pairs (emoji from ensure_ascii clients) pass a C-speed encode instead of the Python walk.
-    if _MARKED.get() or (_may_hold_surrogate_escapes(raw) and not _encodes(document)):
-        problems = _unusable_values(document)
-        if problems:
-            raise InvalidInputError("invalid_json_value", f"{len(problems)} value(s) JSON cannot carry", problems)
-    return document
-
-
-def scrub(record: Mapping[str, Any], allowed: frozenset[str]) -> tuple[dict[str, Any], int]:
-    """Keep only allow-listed keys; return the kept mapping and how many keys were dropped."""
-    kept = {key: value for key, value in record.items() if key in allowed}
-    return kept, len(record) - len(kept)
-
-
-def _scrub_association(record: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
-    return scrub(record, ASSOCIATION_FIELDS)
-
-
-def _scrub_lifecycle(record: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
-    kept, dropped = scrub(record, LIFECYCLE_FIELDS)
-    items = kept.get("items")
-    if isinstance(items, list):
-        clean_items: list[Any] = []
-        for item in items:
-            if isinstance(item, dict):
-                clean, item_dropped = scrub(item, LIFECYCLE_ITEM_FIELDS)
-                dropped += item_dropped
-                clean_items.append(clean)
-            else:
-                clean_items.append(item)
-        kept["items"] = clean_items
-    return kept, dropped
-
-
-def _problems(index: int, error: ValidationError) -> list[Problem]:
-    # The message only: pydantic's ``input`` would echo what may be personal data.
-    return [Problem(pointer=pointer(index, *e["loc"]), message=e["msg"]) for e in error.errors(include_url=False)]
-
-
-def _parse_batch(
-    document: object,
-    *,
-    max_items: int,
-    model: type[M],
-    scrubber: Callable[[Mapping[str, Any]], tuple[dict[str, Any], int]],
-) -> Scrubbed[M]:
-    if not isinstance(document, list):
-        raise InvalidInputError(
-            "invalid_body", "the body must be a JSON array", [Problem(pointer="", message="must be an array")]
-        )
-    if len(document) > max_items:
-        raise TooLargeError("too_many_items", f"at most {max_items} items per request; got {len(document)}")
-    records: list[M] = []
-    problems: list[Problem] = []
-    dropped = 0
-    for index, raw in enumerate(document):
-        if not isinstance(raw, dict):
-            problems.append(Problem(pointer=pointer(index), message="must be an object"))
-            continue
-        clean, dropped_here = scrubber(raw)
-        dropped += dropped_here
-        try:
-            records.append(model.model_validate(clean))
-        except ValidationError as error:
-            problems.extend(_problems(index, error))
-    if problems:
-        raise InvalidInputError("invalid_fields", f"{len(problems)} invalid field(s) in the batch", problems)
-    return Scrubbed(records, dropped)
-
-
-def parse_associations(document: object, *, max_items: int) -> Scrubbed[OrderAssociation]:
-    """Seed 002 association descriptors, scrubbed to the allow-list and validated item by item."""
-    return _parse_batch(document, max_items=max_items, model=OrderAssociation, scrubber=_scrub_association)
-
-
-def parse_lifecycle_events(document: object, *, max_items: int) -> Scrubbed[OrderLifecycleEvent]:
-    """A batch of order lifecycle events, scrubbed to the allow-list and validated event by event."""
-    return _parse_batch(document, max_items=max_items, model=OrderLifecycleEvent, scrubber=_scrub_lifecycle)
-
-
-def _utc_text(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat()
-
-
-def link_events(tenant: str, associations: list[OrderAssociation], received_at: datetime) -> list[OrderEventOccurred]:
-    """One ``linked`` event per association; the ID hashes the business keys so a resent batch dedupes."""
-    events = []
-    for a in associations:
-        order_id = a.order_id or a.order_number
-        events.append(
-            OrderEventOccurred(
-                event_id=stable_id(
-                    "linked", tenant, order_id, a.order_number, a.item_id, a.recipe_id, str(a.item_quantity)
-                ),
-                tenant=tenant,
-                type="linked",
-                order_id=order_id,
-                order_number=a.order_number,
-                items=(OrderItem(recipe_id=a.recipe_id, item_id=a.item_id, item_quantity=a.item_quantity),),
-                occurred_at=received_at,
-            )
-        )
-    return events
-
-
-def lifecycle_event_id(tenant: str, event: OrderLifecycleEvent) -> str:
-    """The client's ``eventId`` scoped to the tenant (one tenant cannot collide with another's), else the
-    business keys plus ``occurredAt``."""
-    if event.event_id is not None:
-        return stable_id("client", tenant, event.event_id)
-    return stable_id(event.type, tenant, event.order_id, event.order_number, _utc_text(event.occurred_at))
-
-
-def lifecycle_events(tenant: str, events: list[OrderLifecycleEvent]) -> list[OrderEventOccurred]:
-    """One ``OrderEventOccurred`` per lifecycle event, keeping the OMS's ``occurredAt``."""
-    return [
-        OrderEventOccurred(
-            event_id=lifecycle_event_id(tenant, e),
-            tenant=tenant,
-            type=e.type,
-            order_id=e.order_id,
-            order_number=e.order_number,
-            items=None if e.items is None else tuple(_order_item(i) for i in e.items),
-            occurred_at=e.occurred_at,
-        )
-        for e in events
-    ]
-
-
-def _order_item(item: LifecycleItem) -> OrderItem:
-    return OrderItem(recipe_id=item.recipe_id, item_id=item.item_id, item_quantity=item.item_quantity)
+async def audit_deliveries(ports: Ports, caller: KeyMatch, query: domain.AuditQuery) -> bytes:
+    """``GET /api/v2/admin/audit``: deliveries of the caller's tenant that have not ended within the deadline."""
+    # The tenant comes from the key, never from the query: one tenant cannot see another's deliveries.
+    return await ports.associations.audit(caller.tenant_id, older_than_s=query.older_than_s, limit=query.limit)
 
 
 # --- recipes -----------------------------------------------------------------------------------------------------
 
 
-def new_recipe_id(prefix: str) -> str:
-    """``<prefix>-<16 base62 characters>`` from a CSPRNG: the ID alone may grant read access."""
-    return f"{prefix}-" + "".join(secrets.choice(BASE62) for _ in range(RECIPE_ID_RANDOM_LENGTH))
-
-
-def is_recipe_id(recipe_id: str) -> bool:
-    """A syntactically possible recipe ID (prefix, dash, safe characters): anything else is never stored."""
-    return re.fullmatch(r"[A-Za-z0-9]{1,16}-" + RECIPE_ID_SUFFIX, recipe_id) is not None
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+async def save_recipe(
+    ports: Ports, caller: KeyMatch, document: object, *, limits: RecipeLimits, public_base_url: str
+) -> RecipeCreated:
+    """``POST /api/v2/recipes``: the recipe checked, stored under its tenant, then announced (``RecipeSaved``)."""
+    now = datetime.now(UTC)
+    recipe = domain.prepare_recipe(document, tenant_prefix=caller.tenant.recipe_prefix, now=now, limits=limits)
+    # Not stored when it could not be announced: the client's retry would otherwise leave an orphan copy.
+    ports.publisher.ensure_connected()
+    await ports.objects.put(
+        recipe_object_key(caller.tenant_id, recipe.recipe_id), recipe.body, content_type="application/json"
+    )
+    event = domain.recipe_saved(caller.tenant_id, recipe, now)
+    await ports.publisher.publish([Outgoing(RECIPES_SAVED, event, recipe.recipe_id.encode())])
+    return RecipeCreated(id=recipe.recipe_id, url=domain.recipe_url(public_base_url, recipe.recipe_id))
 
 
 @dataclass(frozen=True, slots=True)
-class PreparedRecipe:
+class StoredRecipe:
     recipe_id: str
+    tenant: Tenant
+    """The owning tenant: its ``recipe-read`` mode decides whether the answer may be cached publicly."""
     body: bytes
-    temporary: bool
-    name: str | None
-    style_code: str | None
-    created: datetime
 
 
-_created = TypeAdapter(UtcInstant)
-
-
-def _check_recipe_bounds(document: dict[str, Any], limits: RecipeLimits) -> None:
-    """413 when an array is over its count limit, else 400 for a string too long, nesting too deep or a value no
-    consumer can store; each problem names its JSON pointer and the ``recipe_max_*`` setting it breaks."""
-    found = recipe_bound_problems(document, limits, max_problems=MAX_BODY_PROBLEMS)
-    if not found:
-        return
-    problems = [
-        Problem(pointer=p.pointer, message=p.message if p.limit is None else f"{p.message} (recipe_{p.limit})")
-        for p in found
-    ]
-    too_large = [problem for problem, p in zip(problems, found, strict=True) if p.too_large]
-    shown = too_large or problems
-    summary = "; ".join(f"{p.pointer or '/'}: {p.message}" for p in shown[:3]) + ("; ..." if len(shown) > 3 else "")
-    if too_large:
-        raise TooLargeError("recipe_too_large", f"the recipe is over a size limit: {summary}", too_large)
-    raise InvalidInputError("invalid_recipe", f"the recipe has {len(problems)} unusable value(s): {summary}", problems)
-
-
-def prepare_recipe(
-    document: object, *, tenant_prefix: str, now: datetime, limits: RecipeLimits = RECIPE_LIMITS
-) -> PreparedRecipe:
-    """Assign ``id``/``created`` when absent, check the ID belongs to the tenant, check ``limits`` (413 for a
-    count, 400 otherwise), validate against seed 001, and insist ``created`` converts to UTC."""
-    if not isinstance(document, dict):
-        raise InvalidInputError(
-            "invalid_recipe", "a recipe must be a JSON object", [Problem(pointer="", message="must be an object")]
+async def read_recipe(ports: Ports, credentials: Credentials, recipe_id: str) -> StoredRecipe:
+    """``GET /recipe/<id>.json`` (seed 001 read rules): public by ID, or key-only per tenant, where another
+    tenant's key sees 404 like an unknown ID. A key is charged to its rate limit."""
+    owner = ports.tenants.tenant_for_recipe(recipe_id) if domain.is_recipe_id(recipe_id) else None
+    if owner is None:
+        raise NotFoundError("not_found", "no such recipe")
+    owner_id, tenant = owner
+    # Only key-protected recipes look at the key: a public one is served whatever is presented.
+    match = identify(ports, credentials) if tenant.recipe_read == "key" else None
+    domain.check_recipe_access(
+        domain.recipe_access(
+            read_mode=tenant.recipe_read,
+            owner=owner_id,
+            requester=match.tenant_id if match else None,
+            can_read=match is not None and match.key.allows("recipes:read"),
         )
-    # Before the schema: bounded input keeps the schema check, the stored JSON and every consumer bounded too.
-    _check_recipe_bounds(document, limits)
-    recipe = dict(document)
-    problems: list[Problem] = []
-    recipe.setdefault("id", new_recipe_id(tenant_prefix))
-    recipe.setdefault("created", rfc3339(now))
-    recipe_id = recipe["id"]
-    if isinstance(recipe_id, str) and not re.fullmatch(re.escape(tenant_prefix) + "-" + RECIPE_ID_SUFFIX, recipe_id):
-        problems.append(
-            Problem(
-                pointer="/id",
-                message=f"must be '{tenant_prefix}-' followed by 1-100 letters, digits, '-' or '_'",
-            )
-        )
-    problems.extend(Problem(pointer=p.pointer, message=p.message) for p in validate_recipe(recipe))
-    if problems:
-        raise InvalidInputError("invalid_recipe", f"the recipe breaks the schema in {len(problems)} place(s)", problems)
-    try:
-        created = _created.validate_python(recipe["created"])
-    except ValidationError as error:
-        message = error.errors(include_url=False)[0]["msg"]
-        raise InvalidInputError(
-            "invalid_recipe", "created is not a usable timestamp", [Problem(pointer="/created", message=message)]
-        ) from error
-    name, style_code = recipe.get("name"), recipe.get("styleCode")
-    return PreparedRecipe(
-        recipe_id=str(recipe_id),
-        # Checked above: no NaN, no lone surrogate, bounded depth, so neither step can raise.
-        body=json.dumps(recipe, ensure_ascii=False, allow_nan=False).encode(),
-        temporary=recipe.get("temporaryRecipe") is True,
-        name=name[: SHORT_TEXT * 5] if isinstance(name, str) else None,
-        style_code=style_code[:SHORT_TEXT] if isinstance(style_code, str) else None,
-        created=created,
     )
-
-
-def recipe_saved(tenant: str, recipe: PreparedRecipe, occurred_at: datetime) -> RecipeSaved:
-    """The claim-check event: the ID changes with the stored bytes, so a resave of the same JSON dedupes."""
-    return RecipeSaved(
-        event_id=stable_id("recipe-saved", tenant, recipe.recipe_id, hashlib.sha256(recipe.body).hexdigest()),
-        tenant=tenant,
-        recipe_id=recipe.recipe_id,
-        recipe_key=recipe_object_key(tenant, recipe.recipe_id),
-        temporary=recipe.temporary,
-        name=recipe.name,
-        style_code=recipe.style_code,
-        created=recipe.created,
-        occurred_at=occurred_at,
-    )
-
-
-def recipe_access(
-    *, read_mode: Literal["public", "key"], owner: str, requester: str | None, can_read: bool
-) -> RecipeAccess:
-    """Seed 001: public-by-ID or key-only per tenant. Another tenant's key sees "hidden" (404, like unknown)."""
-    if read_mode == "public":
-        return "allow"
-    if requester is None:
-        return "unauthenticated"
-    if requester != owner:
-        return "hidden"
-    return "allow" if can_read else "forbidden"
-
-
-# --- lookups, links, limits ------------------------------------------------------------------------------------
-
-
-def lookup_query(params: Mapping[str, str]) -> tuple[LookupField, str]:
-    """Exactly one of ``orderNumber``, ``orderId``, ``recipeId``, given once, and usable as an ID.
-
-    A bad percent-encoding (``%ED%A0%80``, ``%FF``) arrives decoded as U+FFFD, refused like control characters.
-    """
-    # A multidict's items() repeats a parameter given twice: ``?orderId=a&orderId=b`` is ambiguous, so refused.
-    given = [(name, value) for name, value in params.items() if name in LOOKUP_FIELDS]
-    if len(given) != 1:
-        raise InvalidInputError("invalid_query", "give exactly one of orderNumber, orderId or recipeId, once")
-    name, value = given[0]
-    problem = None
-    if not 1 <= len(value) <= ID_TEXT:
-        problem = f"must be 1-{ID_TEXT} characters"
-    else:
-        try:
-            check_id_text(value)
-        except ValueError:
-            problem = "must be percent-encoded UTF-8 without control characters, and not only whitespace"
-    if problem is not None:
-        raise InvalidInputError("invalid_query", f"{name} {problem}", [Problem(pointer=pointer(name), message=problem)])
-    field: LookupField = "orderNumber" if name == "orderNumber" else "orderId" if name == "orderId" else "recipeId"
-    return field, value
-
-
-def page_after(params: Mapping[str, str]) -> str | None:
-    """``after``: the ``next`` of the previous page of a lookup (an order ID), or absent for the first page."""
-    after = params.get("after")
-    if after is None:
-        return None
-    if not 1 <= len(after) <= 128 or not after.isprintable():
-        raise InvalidInputError(
-            "invalid_query",
-            "after must be the 'next' value of the previous page",
-            [Problem(pointer=pointer("after"), message="must be 1-128 printable characters")],
-        )
-    return after
-
-
-DEFAULT_OLDER_THAN = "15m"
-MAX_OLDER_THAN_S = 3650 * 24 * 3600
-DEFAULT_AUDIT_LIMIT = 100
-MAX_AUDIT_LIMIT = 1000
-DURATION_PATTERN = r"^(?:[0-9]+|(?:[0-9]+d)?(?:[0-9]+h)?(?:[0-9]+m)?(?:[0-9]+s)?)$"
-_DURATION = re.compile(r"(?:(?P<d>[0-9]+)d)?(?:(?P<h>[0-9]+)h)?(?:(?P<m>[0-9]+)m)?(?:(?P<s>[0-9]+)s)?")
-_SECONDS = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
-MAX_DURATION_TEXT = 32
+    if match is not None:
+        ports.key_limits.check(match)
+    body = await ports.objects.get(recipe_object_key(owner_id, recipe_id))
+    return StoredRecipe(recipe_id, tenant, body)
 
 
 @dataclass(frozen=True, slots=True)
-class AuditQuery:
-    older_than_s: int
-    limit: int
+class PickTicket:
+    recipe: StoredRecipe
+    pdf: RenderedPdf
 
 
-def parse_duration(text: str) -> int:
-    """Whole seconds from ``900``, ``900s``, ``15m``, ``2h``, ``1d`` or ``1h30m`` (units largest first)."""
-    if not text or len(text) > MAX_DURATION_TEXT or not text.isascii():
-        raise ValueError("empty or too long")
-    if text.isdigit():
-        return int(text)
-    match = _DURATION.fullmatch(text)
-    if match is None:
-        raise ValueError("not a duration")
-    return sum(int(value) * _SECONDS[unit] for unit, value in match.groupdict().items() if value is not None)
+async def pick_ticket(ports: Ports, credentials: Credentials, recipe_id: str, *, public_base_url: str) -> PickTicket:
+    """``GET /recipe/<id>.pdf``: the recipe's pick ticket ("humanReadable"); no thumbnails (the bundle's has them).
 
-
-def audit_query(params: Mapping[str, str]) -> AuditQuery:
-    """``olderThan`` (a duration, default 15m, at most 3650d) and ``limit`` (1-1000, default 100)."""
-    problems: list[Problem] = []
-    older_than_s = 0
-    try:
-        older_than_s = parse_duration(params.get("olderThan", DEFAULT_OLDER_THAN))
-    except ValueError:
-        problems.append(
-            Problem(
-                pointer=pointer("olderThan"),
-                message="must be a duration such as 900 (seconds), 30s, 15m, 2h, 1d or 1h30m",
-            )
+    Read access is checked first, every time (``read_recipe``); then the PDF of this recipe version comes from the
+    cache, or from one render shared by every caller asking at once, charged to the caller (429 past its rate).
+    """
+    recipe = await read_recipe(ports, credentials, recipe_id)
+    key = RenderKey.of(recipe_id, recipe.body)
+    pdf = ports.pick_tickets.cached(key)
+    if pdf is None:
+        ports.pick_tickets.charge(render_client(ports.tenants, credentials))
+        pdf = await ports.pick_tickets.render(
+            key, domain.parse_stored_recipe(recipe.body), recipe_url=domain.recipe_url(public_base_url, recipe_id)
         )
-    else:
-        if older_than_s > MAX_OLDER_THAN_S:
-            problems.append(Problem(pointer=pointer("olderThan"), message="must be at most 3650d"))
-    limit = DEFAULT_AUDIT_LIMIT
-    raw_limit = params.get("limit")
-    if raw_limit is not None:
-        if (
-            raw_limit.isascii()
-            and raw_limit.isdigit()
-            and len(raw_limit) <= 4
-            and 1 <= int(raw_limit) <= MAX_AUDIT_LIMIT
-        ):
-            limit = int(raw_limit)
-        else:
-            problems.append(
-                Problem(pointer=pointer("limit"), message=f"must be a whole number from 1 to {MAX_AUDIT_LIMIT}")
-            )
-    if problems:
-        raise InvalidInputError("invalid_query", f"{len(problems)} invalid query parameter(s)", problems)
-    return AuditQuery(older_than_s=older_than_s, limit=limit)
+    return PickTicket(recipe, pdf)
 
 
-def content_disposition(name: str) -> str:
-    """``attachment`` with an ASCII fallback and the exact UTF-8 name (RFC 6266 / 5987)."""
-    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name) or "download"
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+def render_client(tenants: TenantsConfig, credentials: Credentials) -> str:
+    """Whom a render is charged to: a valid API key's tenant and name, else the client's address."""
+    match = tenants.match_key(credentials.key) if credentials.key is not None else None
+    if match is not None:
+        return f"key:{match.tenant_id}/{match.key.name}"
+    return credentials.client
 
 
-def retry_after_for_rate(per_second: float) -> int:
-    """Whole seconds until a full bucket has room for one more request (at least 1)."""
-    return max(1, math.ceil(1 / per_second))
+# --- files -------------------------------------------------------------------------------------------------------
 
 
-def parse_stored_recipe(body: bytes) -> dict[str, Any]:
-    """The stored recipe JSON as a dict (for rendering its pick ticket)."""
-    try:
-        recipe: object = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
-        raise CorruptRecipeError("corrupt_recipe", "the stored recipe is not readable JSON") from error
-    if not isinstance(recipe, dict):
-        raise CorruptRecipeError("corrupt_recipe", "the stored recipe is not a JSON object")
-    return recipe
+@dataclass(frozen=True, slots=True)
+class SignedFile:
+    body: bytes
+    name: str
+    mime_type: str
 
 
-def is_temporary_recipe(body: bytes) -> bool:
-    return parse_stored_recipe(body).get("temporaryRecipe") is True
+async def signed_file(ports: Ports, token: str) -> SignedFile:
+    """``GET /files/<token>``: the artifact behind a signed, expiring download link."""
+    key, name, mime_type = ports.links.verify(token)
+    return SignedFile(await ports.objects.get(key), name, mime_type)
 
 
 # --- manual triggers ---------------------------------------------------------------------------------------------
 
-TRIGGER_FIELDS: tuple[LookupField, ...] = ("recipeId", "orderId", "orderNumber")
 
+async def trigger_integrations(
+    ports: Ports, caller: KeyMatch, document: object, *, idempotency_key: str | None, max_fanout: int
+) -> TriggersAccepted:
+    """``POST /api/v2/integrations/trigger`` (seed 000 "Trigger Integrations"): re-run bundle and delivery for an
+    order, or for a recipe (its raw feed) and every order using it.
 
-@dataclass(frozen=True, slots=True)
-class TriggerTarget:
-    """What to re-run: one lookup criterion, and the integrations named by the operator (``None``: the default)."""
-
-    field: LookupField
-    value: str
-    integration_ids: tuple[str, ...] | None
-
-
-def parse_trigger(document: object) -> TriggerTarget:
-    """The trigger body: exactly one of ``recipeId``, ``orderId``, ``orderNumber``; optional ``integrationIds``."""
-    if not isinstance(document, dict):
-        raise InvalidInputError(
-            "invalid_body", "the body must be a JSON object", [Problem(pointer="", message="must be an object")]
-        )
-    try:
-        request = TriggerRequest.model_validate(document)
-    except ValidationError as error:
-        problems = [Problem(pointer=pointer(*e["loc"]), message=e["msg"]) for e in error.errors(include_url=False)]
-        raise InvalidInputError("invalid_fields", f"{len(problems)} invalid field(s)", problems) from error
-    values: dict[LookupField, str | None] = {
-        "recipeId": request.recipe_id,
-        "orderId": request.order_id,
-        "orderNumber": request.order_number,
-    }
-    given = [(name, value) for name, value in values.items() if value is not None]
-    exactly_one = "give exactly one of recipeId, orderId or orderNumber"
-    if not given:
-        raise InvalidInputError("invalid_fields", exactly_one, [Problem(pointer="", message=exactly_one)])
-    if len(given) > 1:
-        raise InvalidInputError(
-            "invalid_fields",
-            exactly_one,
-            [Problem(pointer=pointer(name), message=exactly_one) for name, _ in given[1:]],
-        )
-    field, value = given[0]
-    ids = None if request.integration_ids is None else tuple(dict.fromkeys(request.integration_ids))
-    return TriggerTarget(field=field, value=value, integration_ids=ids)
-
-
-def check_integration_ids(tenant: Tenant, target: TriggerTarget) -> None:
-    """Each named integration must be an enabled integration of the caller's tenant taking a feed this trigger
-    can fire (an order feed always; the raw recipe feed only for a ``recipeId``)."""
-    if target.integration_ids is None:
-        return
-    usable: set[Feed] = {"order", "recipe"} if target.field == "recipeId" else {"order"}
-    problems = []
-    for index, integration_id in enumerate(target.integration_ids):
-        integration = tenant.integration(integration_id)
-        if integration is None or not integration.enabled:
-            problems.append(
-                Problem(pointer=pointer("integrationIds", index), message="not an enabled integration of this tenant")
-            )
-        elif not usable & set(integration.feeds):
-            problems.append(
-                Problem(
-                    pointer=pointer("integrationIds", index),
-                    message="takes only the raw recipe feed; trigger it by recipeId",
-                )
-            )
-    if problems:
-        raise InvalidInputError("invalid_integrations", f"{len(problems)} unusable integration ID(s)", problems)
-
-
-def feed_integrations(
-    tenant: Tenant, feed: Feed, named: Sequence[str] | None, *, temporary: bool = False
-) -> tuple[str, ...]:
-    """The integrations a manual trigger of ``feed`` fires: the named ones taking that feed, else every enabled
-    one taking it (for the raw feed, temporary recipes only where the integration includes them)."""
-    if named is not None:
-        chosen = [tenant.integration(i) for i in named]
-        return tuple(i.id for i in chosen if i is not None and i.enabled and feed in i.feeds)
-    return tuple(
-        i.id
-        for i in tenant.integrations
-        if i.enabled and feed in i.feeds and (feed == "order" or not temporary or i.include_temporary_recipes)
-    )
-
-
-DEFAULT_MAX_TRIGGER_FANOUT = 5000
-"""Triggers one manual re-trigger may publish (``INGEST_API_MAX_TRIGGER_FANOUT``); 413 past it."""
-
-TriggerIds = Callable[[str, str | None, str | None], str]
-"""A trigger's ID from ``(recipe_id, order_id, item_id)``."""
-
-
-def trigger_ids(tenant_id: str, idempotency_key: str | None) -> TriggerIds:
-    """Fresh IDs per manual trigger (new delivery IDs downstream, so the lookup shows the new attempts), unless
-    the operator sent an ``Idempotency-Key``: a resent request then yields the very same triggers, deliveries
-    and object keys, so it sends nothing twice."""
-    if idempotency_key is None:
-        return lambda _recipe, _order, _item: str(uuid.uuid4())
-    return lambda recipe, order, item: stable_id(
-        "manual", tenant_id, idempotency_key, recipe, order or "\x00", item or "\x00"
-    )
-
-
-IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
-
-
-def parse_idempotency_key(header: str | None) -> str | None:
-    """The ``Idempotency-Key`` header: 1-128 visible ASCII characters, or absent."""
-    if header is None:
-        return None
-    if not IDEMPOTENCY_KEY.fullmatch(header):
-        raise InvalidInputError(
-            "invalid_header",
-            "Idempotency-Key must be 1-128 visible ASCII characters",
-            [Problem(pointer="/Idempotency-Key", message="must be 1-128 visible ASCII characters")],
-        )
-    return header
-
-
-def foreign_recipes(owns: Callable[[str], bool], recipe_ids: Sequence[tuple[str, str]], prefix: str) -> None:
-    """Refuse recipe IDs that are not the caller's tenant's: ``recipe_ids`` are ``(JSON pointer, recipe ID)``.
-
-    A recipe is its tenant's alone (its ID starts with the tenant's ``recipe-prefix``): linking, triggering or
-    cancelling another tenant's recipe would send that tenant's recipe to this tenant's destinations.
+    Every matching order is triggered (the store's pages are followed), up to ``max_fanout`` (413 past it,
+    nothing sent); the triggers are charged to the tenant's fan-out bucket (429), then published.
     """
-    message = f"not a recipe of this tenant (its recipe IDs start with '{prefix}-')"
-    problems = [Problem(pointer=at, message=message) for at, recipe_id in recipe_ids if not owns(recipe_id)]
-    if problems:
-        raise InvalidInputError("foreign_recipe", f"{len(problems)} recipe ID(s) of another tenant", problems)
+    target = domain.parse_trigger(document)
+    domain.check_integration_ids(caller.tenant, target)
+    only_recipe = target.value if target.field == "recipeId" else None
+    if only_recipe is not None:
+        _own_recipes_only(ports.tenants, caller, [(domain.pointer("recipeId"), only_recipe)])
+    new_id = domain.trigger_ids(caller.tenant_id, idempotency_key)
+    now = datetime.now(UTC)
+    triggers: list[IntegrationsTriggered] = []
+    if only_recipe is not None:
+        triggers.extend(await _raw_feed_trigger(ports, caller, target, now=now, new_id=new_id))
+    order_feed = caller.tenant.manual_feed("order", target.integration_ids)
+    found_orders = False
+    # The tenant comes from the key: one tenant cannot trigger another's orders.
+    async for page in ports.associations.all_orders(caller.tenant_id, target.field, target.value):
+        found_orders = found_orders or bool(page.orders)
+        triggers.extend(
+            domain.manual_order_triggers(
+                caller.tenant_id,
+                page,
+                order_feed,
+                now=now,
+                owns=lambda recipe_id: ports.tenants.owns_recipe(caller.tenant_id, recipe_id),
+                only_recipe=only_recipe,
+                new_id=new_id,
+            )
+        )
+        if len(triggers) > max_fanout:
+            raise TooLargeError(
+                "too_many_triggers",
+                f"more than {max_fanout} order lines match; nothing was triggered. "
+                "Trigger fewer at a time (by orderId or orderNumber, or with integrationIds).",
+            )
+    if not triggers:
+        if not found_orders:
+            raise NotFoundError("not_found", "no order or recipe matches")
+        raise NothingToTriggerError("nothing_to_trigger", "no enabled integration takes this order's feed")
+    ports.fan_out.check(caller.tenant_id, len(triggers))
+    await ports.publisher.publish([Outgoing(INTEGRATIONS_TRIGGERED, t, t.recipe_id.encode()) for t in triggers])
+    logger.info("manual trigger by %s/%s: %d trigger(s) published", caller.tenant_id, caller.key.name, len(triggers))
+    return TriggersAccepted(triggered=len(triggers), triggers=[domain.trigger_summary(t) for t in triggers])
 
 
-def association_recipe_ids(records: Sequence[OrderAssociation]) -> list[tuple[str, str]]:
-    return [(pointer(index, "recipeId"), record.recipe_id) for index, record in enumerate(records)]
-
-
-def lifecycle_recipe_ids(records: Sequence[OrderLifecycleEvent]) -> list[tuple[str, str]]:
-    return [
-        (pointer(index, "items", position, "recipeId"), item.recipe_id)
-        for index, record in enumerate(records)
-        for position, item in enumerate(record.items or ())
-    ]
-
-
-def manual_order_triggers(
-    tenant_id: str,
-    found: OrdersFound,
-    integration_ids: tuple[str, ...],
-    *,
-    now: datetime,
-    owns: Callable[[str], bool],
-    only_recipe: str | None = None,
-    new_id: TriggerIds | None = None,
+async def _raw_feed_trigger(
+    ports: Ports, caller: KeyMatch, target: TriggerTarget, *, now: datetime, new_id: domain.TriggerIds
 ) -> list[IntegrationsTriggered]:
-    """One ``feed="order"`` trigger per order item (of ``only_recipe`` when given) using one of the tenant's own
-    recipes (an item naming another tenant's recipe is never built: ``owns``)."""
+    """The raw recipe feed re-run for the target recipe, when some integration takes it; the recipe must then be
+    stored (404 otherwise). A temporary recipe goes only where included."""
+    if not caller.tenant.manual_feed("recipe", target.integration_ids):
+        return []
+    try:
+        body = await ports.objects.get(recipe_object_key(caller.tenant_id, target.value))
+    except ObjectNotFoundError as error:
+        raise NotFoundError("not_found", "no such recipe") from error
+    temporary = domain.is_temporary_recipe(body)
+    integration_ids = caller.tenant.manual_feed("recipe", target.integration_ids, temporary=temporary)
     if not integration_ids:
         return []
-    ids = new_id or trigger_ids(tenant_id, None)
-    triggers = []
+    return [domain.manual_recipe_trigger(caller.tenant_id, target.value, integration_ids, now=now, new_id=new_id)]
+
+
+# --- health ------------------------------------------------------------------------------------------------------
+
+
+async def readiness(ports: Ports, timeout_s: float) -> dict[str, bool]:
+    """Whether the broker, the object store and the association store each answer within ``timeout_s``."""
+
+    async def bounded(check: Awaitable[bool]) -> bool:
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await check
+        except TimeoutError:
+            return False
+
+    broker, objects, associations = await asyncio.gather(
+        bounded(ports.publisher.ping(timeout_s)),
+        bounded(_object_store_up(ports)),
+        bounded(ports.associations.ready()),
+    )
+    return {"broker": broker, "object-store": objects, "association-store": associations}
+
+
+async def _object_store_up(ports: Ports) -> bool:
     try:
-        for order in found.orders:
-            for item in order.items:
-                if (only_recipe is not None and item.recipe_id != only_recipe) or not owns(item.recipe_id):
-                    continue
-                line = OrderLine(
-                    order_id=order.order_id,
-                    order_number=order.order_number,
-                    item_id=item.item_id,
-                    item_quantity=item.item_quantity,
-                    status=order.status,
-                )
-                triggers.append(
-                    IntegrationsTriggered(
-                        trigger_id=ids(item.recipe_id, order.order_id, item.item_id),
-                        tenant=tenant_id,
-                        recipe_id=item.recipe_id,
-                        recipe_key=recipe_object_key(tenant_id, item.recipe_id),
-                        feed="order",
-                        reason="manual",
-                        order=line,
-                        integration_ids=integration_ids,
-                        occurred_at=now,
-                    )
-                )
-    except ValidationError as error:
-        raise BadUpstreamDataError("upstream_error", "the association store gave an unusable order") from error
-    return triggers
-
-
-def manual_recipe_trigger(
-    tenant_id: str,
-    recipe_id: str,
-    integration_ids: tuple[str, ...],
-    *,
-    now: datetime,
-    new_id: TriggerIds | None = None,
-) -> IntegrationsTriggered:
-    """The raw recipe feed, re-run for one stored recipe."""
-    return IntegrationsTriggered(
-        trigger_id=(new_id or trigger_ids(tenant_id, None))(recipe_id, None, None),
-        tenant=tenant_id,
-        recipe_id=recipe_id,
-        recipe_key=recipe_object_key(tenant_id, recipe_id),
-        feed="recipe",
-        reason="manual",
-        integration_ids=integration_ids,
-        occurred_at=now,
-    )
-
-
-def trigger_summary(trigger: IntegrationsTriggered) -> TriggerSummary:
-    order = trigger.order
-    return TriggerSummary(
-        trigger_id=trigger.trigger_id,
-        feed=trigger.feed,
-        recipe_id=trigger.recipe_id,
-        order_id=order.order_id if order else None,
-        order_number=order.order_number if order else None,
-        item_id=order.item_id if order else None,
-        integration_ids=list(trigger.integration_ids),
-    )
+        await ports.objects.ping()
+    except TransientError:
+        return False
+    return True

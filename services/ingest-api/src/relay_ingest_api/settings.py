@@ -6,7 +6,7 @@ from pydantic import Field, IPvAnyNetwork, SecretStr, ValidationInfo, field_vali
 from pydantic_settings import SettingsConfigDict
 
 from relay_contracts.recipe import RECIPE_LIMITS, RecipeLimits
-from relay_ingest_api.service import DEFAULT_MAX_TRIGGER_FANOUT
+from relay_ingest_api.domain import DEFAULT_MAX_TRIGGER_FANOUT
 from relay_platform.links import LinkSettings
 from relay_platform.objectstore_settings import ObjectStoreSettings
 from relay_platform.settings import ServiceSettings

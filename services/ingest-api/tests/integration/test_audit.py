@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from relay_ingest_api.schemas import AuditReport
+from relay_contracts.internal_api import AuditReport
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from relay_testing.processes import free_port
+from relay_devservers.processes import free_port
 from relay_testing.shared_secrets import secrets_env
 
 pytestmark = pytest.mark.integration

@@ -11,9 +11,9 @@ import aiohttp
 import pytest
 
 from relay_contracts.topics import ORDERS_EVENTS, RECIPES_SAVED
+from relay_devservers.kafka import TansuBroker
+from relay_devservers.processes import free_port
 from relay_platform.broker import ensure_topics
-from relay_testing.kafka import TansuBroker
-from relay_testing.processes import free_port
 
 pytestmark = pytest.mark.integration
 

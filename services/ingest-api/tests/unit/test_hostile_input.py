@@ -13,9 +13,11 @@ from multidict import MultiDict
 
 from relay_contracts.messages import OrderEventOccurred
 from relay_contracts.recipe import RecipeLimits
-from relay_ingest_api import service
+from relay_ingest_api import domain
+from relay_ingest_api.domain import IngestError, TooLargeError
+from relay_ingest_api.jsonbody import parse_json
+from relay_ingest_api.middleware import status_of
 from relay_ingest_api.openapi import openapi_document
-from relay_ingest_api.service import IngestError, TooLargeError
 from relay_ingest_api.settings import Settings
 from relay_platform.tenants import load_tenants
 
@@ -29,7 +31,7 @@ def refused(call: Any, *args: Any, **kwargs: Any) -> IngestError:
     with pytest.raises(IngestError) as caught:
         call(*args, **kwargs)
     error = caught.value
-    assert 400 <= error.status < 500
+    assert 400 <= status_of(error) < 500
     return error
 
 
@@ -53,7 +55,7 @@ def link_body(**fields: str) -> bytes:
 @pytest.mark.parametrize("where", ["itemQuantity", "customerNotes"])
 def test_an_integer_of_5000_digits_is_400_by_pointer_wherever_it_is(where: str) -> None:
     # json raises a plain ValueError (not JSONDecodeError) past 4300 digits: that used to answer 500.
-    error = refused(service.parse_json, link_body(**{where: "9" * 5000}))
+    error = refused(parse_json, link_body(**{where: "9" * 5000}))
     assert error.code == "invalid_json_value"
     assert pointers(error) == [f"/0/{where}"]
     assert "9999" not in answer_bytes(error).decode()
@@ -61,25 +63,25 @@ def test_an_integer_of_5000_digits_is_400_by_pointer_wherever_it_is(where: str) 
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e400", "-1e400", "1.5e999"])
 def test_non_finite_numbers_are_refused_by_pointer(literal: str) -> None:
-    error = refused(service.parse_json, link_body(itemQuantity=literal))
+    error = refused(parse_json, link_body(itemQuantity=literal))
     assert error.code == "invalid_json_value"
     assert pointers(error) == ["/0/itemQuantity"]
 
 
 def test_numbers_json_allows_are_read_as_numbers() -> None:
-    document = service.parse_json(b'{"a": -0, "b": 1.0e2, "c": -0.0, "d": 9223372036854775807, "e": 1e308}')
+    document = parse_json(b'{"a": -0, "b": 1.0e2, "c": -0.0, "d": 9223372036854775807, "e": 1e308}')
     assert document == {"a": 0, "b": 100.0, "c": -0.0, "d": 2**63 - 1, "e": 1e308}
 
 
 @pytest.mark.parametrize(("quantity", "expected"), [("1.0e2", 100), ("-0", 0), ("1E2", 100), ("0.0", 0)])
 def test_integral_quantities_in_any_json_spelling_are_accepted(quantity: str, expected: int) -> None:
-    batch = service.parse_associations(service.parse_json(link_body(itemQuantity=quantity)), max_items=10)
+    batch = domain.parse_associations(parse_json(link_body(itemQuantity=quantity)), max_items=10)
     assert batch.records[0].item_quantity == expected
 
 
 @pytest.mark.parametrize("quantity", ["1e308", "18446744073709551616", "1000001", "2.5", "-1", '"2"', "true", "null"])
 def test_quantities_out_of_range_or_type_are_400(quantity: str) -> None:
-    error = refused(service.parse_associations, service.parse_json(link_body(itemQuantity=quantity)), max_items=10)
+    error = refused(domain.parse_associations, parse_json(link_body(itemQuantity=quantity)), max_items=10)
     assert pointers(error) == ["/0/itemQuantity"]
 
 
@@ -88,7 +90,7 @@ def test_quantities_out_of_range_or_type_are_400(quantity: str) -> None:
 
 def test_a_lone_surrogate_anywhere_is_400_by_pointer_and_the_answer_encodes() -> None:
     body = b'[{"recipeId": "\\ud800", "orderNumber": "1", "itemId": "i", "itemQuantity": 1, "x\\udfffy": 1}]'
-    error = refused(service.parse_json, body)
+    error = refused(parse_json, body)
     assert error.code == "invalid_json_value"
     # The key is shown with U+FFFD in place of the surrogate, so the answer is valid UTF-8.
     assert pointers(error) == ["/0/recipeId", "/0/x\ufffdy"]
@@ -96,7 +98,7 @@ def test_a_lone_surrogate_anywhere_is_400_by_pointer_and_the_answer_encodes() ->
 
 
 def test_surrogate_pairs_are_ordinary_text() -> None:
-    assert service.parse_json(b'{"name": "\\ud83d\\ude00 \\uD83D\\uDE00"}') == {"name": "\U0001f600 \U0001f600"}
+    assert parse_json(b'{"name": "\\ud83d\\ude00 \\uD83D\\uDE00"}') == {"name": "\U0001f600 \U0001f600"}
 
 
 @pytest.mark.parametrize(
@@ -117,28 +119,28 @@ def test_surrogate_pairs_are_ordinary_text() -> None:
     ],
 )
 def test_malformed_bodies_are_malformed_json(raw: bytes) -> None:
-    assert refused(service.parse_json, raw).code == "malformed_json"
+    assert refused(parse_json, raw).code == "malformed_json"
 
 
 def test_a_utf8_byte_order_mark_is_ignored() -> None:
-    assert service.parse_json(b'\xef\xbb\xbf[{"a": 1}]') == [{"a": 1}]
+    assert parse_json(b'\xef\xbb\xbf[{"a": 1}]') == [{"a": 1}]
 
 
 def test_null_and_scalars_parse_and_are_refused_by_shape() -> None:
-    assert service.parse_json(b"null") is None
+    assert parse_json(b"null") is None
     not_arrays: list[object] = [None, 7, "x", True, {}]
     for document in not_arrays:
-        assert pointers(refused(service.parse_associations, document, max_items=10)) == [""]
-        assert pointers(refused(service.parse_lifecycle_events, document, max_items=10)) == [""]
+        assert pointers(refused(domain.parse_associations, document, max_items=10)) == [""]
+        assert pointers(refused(domain.parse_lifecycle_events, document, max_items=10)) == [""]
     not_objects: list[object] = [None, 7, "x", True, []]
     for document in not_objects:
-        assert pointers(refused(service.prepare_recipe, document, tenant_prefix="999", now=NOW)) == [""]
-        assert pointers(refused(service.parse_trigger, document)) == [""]
+        assert pointers(refused(domain.prepare_recipe, document, tenant_prefix="999", now=NOW)) == [""]
+        assert pointers(refused(domain.parse_trigger, document)) == [""]
 
 
 def test_duplicate_keys_keep_the_last_value_as_python_json_does() -> None:
     # Documented choice: everything is re-serialised from the parsed value, so no later reader sees the other.
-    assert service.parse_json(b'{"id": "999-a", "id": "999-b"}') == {"id": "999-b"}
+    assert parse_json(b'{"id": "999-a", "id": "999-b"}') == {"id": "999-b"}
 
 
 # --- IDs ---------------------------------------------------------------------------------------------------------
@@ -150,7 +152,7 @@ def test_duplicate_keys_keep_the_last_value_as_python_json_does() -> None:
 )
 @pytest.mark.parametrize("field", ["recipeId", "orderNumber", "orderId", "itemId"])
 def test_association_ids_refuse_blank_control_characters_and_replacement_marks(bad_id: str, field: str) -> None:
-    error = refused(service.parse_associations, [LINK | {field: bad_id}], max_items=10)
+    error = refused(domain.parse_associations, [LINK | {field: bad_id}], max_items=10)
     assert pointers(error) == [f"/0/{field}"]
     if len(bad_id.strip()) > 1:
         assert json.dumps(bad_id)[1:-1] not in answer_bytes(error).decode()
@@ -158,20 +160,20 @@ def test_association_ids_refuse_blank_control_characters_and_replacement_marks(b
 
 @pytest.mark.parametrize("good_id", ["注文-1", "Ā", " padded ", "a b", "#1001", "a/b~c", "x" * 128])
 def test_ids_in_any_script_with_inner_or_outer_spaces_are_accepted(good_id: str) -> None:
-    batch = service.parse_associations([LINK | {"orderId": good_id}], max_items=10)
-    events = service.link_events("demo", batch.records, NOW)
+    batch = domain.parse_associations([LINK | {"orderId": good_id}], max_items=10)
+    events = domain.link_events("demo", batch.records, NOW)
     assert events[0].order_id == good_id
 
 
 @pytest.mark.parametrize("field", ["eventId", "orderId", "orderNumber"])
 def test_lifecycle_ids_refuse_control_characters(field: str) -> None:
-    error = refused(service.parse_lifecycle_events, [EVENT | {field: "a\x00"}], max_items=10)
+    error = refused(domain.parse_lifecycle_events, [EVENT | {field: "a\x00"}], max_items=10)
     assert pointers(error) == [f"/0/{field}"]
 
 
 def test_lifecycle_item_ids_refuse_control_characters() -> None:
     event = EVENT | {"items": [{"recipeId": "999-r", "itemId": "\x1b[31m", "itemQuantity": 1}]}
-    assert pointers(refused(service.parse_lifecycle_events, [event], max_items=10)) == ["/0/items/0/itemId"]
+    assert pointers(refused(domain.parse_lifecycle_events, [event], max_items=10)) == ["/0/items/0/itemId"]
 
 
 @pytest.mark.parametrize(
@@ -184,7 +186,7 @@ def test_lifecycle_item_ids_refuse_control_characters() -> None:
     ],
 )
 def test_trigger_ids_refuse_control_characters_and_blanks(body: dict[str, Any]) -> None:
-    assert refused(service.parse_trigger, body).code == "invalid_fields"
+    assert refused(domain.parse_trigger, body).code == "invalid_fields"
 
 
 # --- dates -------------------------------------------------------------------------------------------------------
@@ -208,7 +210,7 @@ def test_trigger_ids_refuse_control_characters_and_blanks(body: dict[str, Any]) 
     ],
 )
 def test_unusable_occurred_at_is_400_by_pointer(occurred_at: object) -> None:
-    error = refused(service.parse_lifecycle_events, [EVENT | {"occurredAt": occurred_at}], max_items=10)
+    error = refused(domain.parse_lifecycle_events, [EVENT | {"occurredAt": occurred_at}], max_items=10)
     assert pointers(error) == ["/0/occurredAt"]
 
 
@@ -223,9 +225,9 @@ def test_unusable_occurred_at_is_400_by_pointer(occurred_at: object) -> None:
     ],
 )
 def test_extreme_but_valid_occurred_at_builds_a_publishable_event(occurred_at: str) -> None:
-    batch = service.parse_lifecycle_events([EVENT | {"occurredAt": occurred_at}], max_items=10)
-    (event,) = service.lifecycle_events("demo", batch.records)
-    assert service.lifecycle_event_id("demo", batch.records[0]) == event.event_id
+    batch = domain.parse_lifecycle_events([EVENT | {"occurredAt": occurred_at}], max_items=10)
+    (event,) = domain.lifecycle_events("demo", batch.records)
+    assert domain.lifecycle_event_id("demo", batch.records[0]) == event.event_id
     # What a consumer decodes: the published JSON, validated again.
     assert OrderEventOccurred.model_validate(json.loads(event.model_dump_json())) == event
 
@@ -237,10 +239,10 @@ def recipe(**fields: Any) -> dict[str, Any]:
     return {"id": "999-hostile", "created": "2026-01-01T00:00:00Z", **fields}
 
 
-def prepare(document: object, limits: RecipeLimits | None = None) -> service.PreparedRecipe:
+def prepare(document: object, limits: RecipeLimits | None = None) -> domain.PreparedRecipe:
     if limits is None:
-        return service.prepare_recipe(document, tenant_prefix="999", now=NOW)
-    return service.prepare_recipe(document, tenant_prefix="999", now=NOW, limits=limits)
+        return domain.prepare_recipe(document, tenant_prefix="999", now=NOW)
+    return domain.prepare_recipe(document, tenant_prefix="999", now=NOW, limits=limits)
 
 
 @pytest.mark.parametrize(
@@ -259,7 +261,7 @@ def test_an_array_over_its_limit_is_413_naming_the_limit_and_pointer(
     prepare(recipe(**{field: [item] * limit}))
     error = refused(prepare, recipe(**{field: [item] * (limit + 1)}))
     assert isinstance(error, TooLargeError)
-    assert error.status == 413
+    assert status_of(error) == 413
     assert error.code == "recipe_too_large"
     assert pointers(error) == [f"/{field}"]
     assert setting in (error.problems or [])[0].message
@@ -276,7 +278,7 @@ def test_nested_arrays_are_bounded_too() -> None:
 def test_limits_come_from_the_caller() -> None:
     limits = RecipeLimits(max_components=2, max_string_length=20)
     prepare(recipe(components=[{}, {}], name="x" * 20), limits)
-    assert refused(prepare, recipe(components=[{}, {}, {}]), limits).status == 413
+    assert status_of(refused(prepare, recipe(components=[{}, {}, {}]), limits)) == 413
     assert pointers(refused(prepare, recipe(name="x" * 21), limits)) == ["/name"]
 
 
@@ -306,7 +308,7 @@ def multiplier(value: float) -> dict[str, Any]:
 )  # fmt: skip
 def test_unusable_recipe_values_are_400_by_pointer(fields: dict[str, Any], pointer: str, words: str) -> None:
     error = refused(prepare, recipe(**fields))
-    assert error.status == 400
+    assert status_of(error) == 400
     assert error.code == "invalid_recipe"
     assert pointers(error) == [pointer]
     assert words in (error.problems or [])[0].message
@@ -325,20 +327,20 @@ def test_nesting_is_bounded_at_32_levels() -> None:
     prepare(fits)
     too_deep = recipe(assembly=[{"component": "c", "placement": "p", "recipe": nested(29)}])
     error = refused(prepare, too_deep)
-    assert error.status == 400
+    assert status_of(error) == 400
     assert pointers(error) == ["/assembly/0/recipe" + "/n" * 29]
     assert "recipe_max_depth" in (error.problems or [])[0].message
 
 
 def test_a_recipe_nested_as_deep_as_json_allows_is_400_not_a_recursion_error() -> None:
     body = b'{"assembly": [{"component": "c", "placement": "p", "recipe": ' + b'{"a":' * 900 + b"1" + b"}" * 901 + b"]}"
-    error = refused(prepare, service.parse_json(body))
+    error = refused(prepare, parse_json(body))
     assert "recipe_max_depth" in (error.problems or [])[0].message
 
 
 def test_problems_are_capped_and_the_answer_stays_small() -> None:
     error = refused(prepare, recipe(tags=["\x00"] * 1000))
-    assert len(error.problems or []) == service.MAX_BODY_PROBLEMS
+    assert len(error.problems or []) == domain.MAX_BODY_PROBLEMS
     assert len(answer_bytes(error)) < 10_000
 
 
@@ -359,14 +361,12 @@ def test_an_unconvertible_created_is_400_by_pointer(created: str) -> None:
 @pytest.mark.parametrize("created", ["0001-01-01T00:00:00Z", "0001-01-01T00:00:00-01:00", "9998-12-31T23:59:59Z"])
 def test_an_extreme_but_valid_created_gives_a_publishable_event(created: str) -> None:
     prepared = prepare(recipe(created=created))
-    event = service.recipe_saved("demo", prepared, NOW)
+    event = domain.recipe_saved("demo", prepared, NOW)
     assert event.created == prepared.created
 
 
 def test_an_accepted_recipe_is_stored_as_utf8_exactly() -> None:
-    document = service.parse_json(
-        json.dumps(recipe(name="Ж \U0001f600 \u2028", custom={"tab\tkey": "line\nbreak"})).encode()
-    )
+    document = parse_json(json.dumps(recipe(name="Ж \U0001f600 \u2028", custom={"tab\tkey": "line\nbreak"})).encode())
     prepared = prepare(document)
     assert json.loads(prepared.body.decode("utf-8"))["name"] == "Ж \U0001f600 \u2028"
 
@@ -384,18 +384,18 @@ def test_recipe_ids_outside_the_safe_alphabet_are_400(recipe_id: str) -> None:
 @pytest.mark.parametrize("value", ["\ufffd\ufffd\ufffd", "\ufffd", "\x00", "a\x85", "  ", "", "x" * 129])
 def test_lookup_values_refuse_bad_percent_encoding_controls_and_blanks(value: str) -> None:
     # yarl decodes %ED%A0%80 or %FF to U+FFFD, %00 to NUL, %C2%85 to NEL, +%20 to blanks.
-    error = refused(service.lookup_query, MultiDict({"orderId": value}))
+    error = refused(domain.lookup_query, MultiDict({"orderId": value}))
     assert error.code == "invalid_query"
     assert pointers(error) == ["/orderId"]
 
 
 def test_a_lookup_criterion_given_twice_is_400() -> None:
     params: MultiDict[str] = MultiDict([("orderId", "a"), ("orderId", "b")])
-    assert refused(service.lookup_query, params).code == "invalid_query"
+    assert refused(domain.lookup_query, params).code == "invalid_query"
 
 
 def test_a_lookup_value_in_any_script_is_accepted() -> None:
-    assert service.lookup_query(MultiDict({"recipeId": "注文 #1", "apikey": "k"})) == ("recipeId", "注文 #1")
+    assert domain.lookup_query(MultiDict({"recipeId": "注文 #1", "apikey": "k"})) == ("recipeId", "注文 #1")
 
 
 # --- headers -----------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""renders.py's pure parts: the per-client token bucket, the byte-bounded LRU, client addresses, ETag matching."""
+"""The pick tickets' pure parts: the per-client token bucket, the byte-bounded LRU, client addresses, ETag matching."""
 
 from __future__ import annotations
 
@@ -7,15 +7,10 @@ import ipaddress
 
 import pytest
 
-from relay_ingest_api.ratelimit import RateLimitedError
-from relay_ingest_api.renders import (
-    ClientRateLimiter,
-    PdfCache,
-    RenderedPdf,
-    RenderKey,
-    RenderStats,
-    originating_address,
-)
+from relay_ingest_api.http import originating_address
+from relay_ingest_api.ports import RenderedPdf, RenderKey
+from relay_ingest_api.ratelimit import RateLimitedError, TokenBuckets
+from relay_ingest_api.renders import PdfCache, RenderStats
 
 
 class Clock:
@@ -28,7 +23,7 @@ class Clock:
 
 def test_a_client_gets_its_burst_then_429_with_the_seconds_until_one_more_fits() -> None:
     clock = Clock()
-    limiter = ClientRateLimiter(per_second=0.5, burst=3, clock=clock)
+    limiter = TokenBuckets(per_second=0.5, burst=3, clock=clock)
     for _ in range(3):
         limiter.check("198.51.100.7")
     with pytest.raises(RateLimitedError) as refused:
@@ -41,7 +36,7 @@ def test_a_client_gets_its_burst_then_429_with_the_seconds_until_one_more_fits()
 
 def test_idle_clients_are_forgotten_and_the_number_kept_is_capped() -> None:
     clock = Clock()
-    limiter = ClientRateLimiter(per_second=1, burst=2, max_clients=3, clock=clock)
+    limiter = TokenBuckets(per_second=1, burst=2, max_keys=3, clock=clock)
     for n in range(10):
         limiter.check(f"client-{n}")
     assert len(limiter) == 3

@@ -1,165 +1,230 @@
-"""service.py: scrubbing, validation pointers, stable IDs, event building, recipes, access rules."""
+"""service.py's use cases on in-memory ports: who may call, recipe reads, pick tickets, manual triggers."""
 
 from __future__ import annotations
 
 import json
-import re
-from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from ingest_fakes import World, order
 
+from relay_contracts.messages import IntegrationsTriggered, OrderEventOccurred, recipe_object_key
+from relay_contracts.recipe import RECIPE_LIMITS
+from relay_contracts.topics import INTEGRATIONS_TRIGGERED, ORDERS_EVENTS
 from relay_ingest_api import service
-from relay_ingest_api.service import InvalidInputError, TooLargeError
+from relay_ingest_api.domain import (
+    ForbiddenError,
+    InvalidInputError,
+    NotFoundError,
+    NothingToTriggerError,
+    TooLargeError,
+    UnauthorizedError,
+)
+from relay_ingest_api.ratelimit import RateLimitedError, TokenBuckets
+from relay_ingest_api.service import Credentials
+from relay_platform.errors import TransientError
+from relay_platform.tenants import KeyMatch
 
-NOW = datetime(2025, 5, 1, 12, 0, tzinfo=UTC)
-GOOD = {"recipeId": "999-r", "orderNumber": "1001", "orderId": "1111", "itemId": "2222", "itemQuantity": 2}
-
-
-def test_unknown_and_personal_fields_are_dropped_and_counted() -> None:
-    item = GOOD | {"email": "jane@example.com", "customer": {"name": "Jane Doe"}, "orderid": "typo"}
-    batch = service.parse_associations([item], max_items=10)
-    assert batch.dropped_fields == 3
-    assert batch.records[0].model_dump(by_alias=True) == GOOD
-
-
-def test_lifecycle_scrub_reaches_into_items() -> None:
-    event = {
-        "type": "created",
-        "orderId": "o",
-        "orderNumber": "1",
-        "occurredAt": "2025-01-01T00:00:00Z",
-        "billing": {"card": "4111 1111 1111 1111"},
-        "items": [{"recipeId": "999-r", "itemId": "i", "itemQuantity": 1, "title": "Jane's shoe"}],
-    }
-    batch = service.parse_lifecycle_events([event], max_items=10)
-    assert batch.dropped_fields == 2
-    assert batch.records[0].items is not None
-    assert batch.records[0].items[0].item_id == "i"
+CLIENT = "198.51.100.7"
 
 
-def test_each_bad_field_gets_a_pointer_and_no_input_is_echoed() -> None:
-    bad = [GOOD, {"recipeId": "", "orderNumber": "1", "itemId": "i", "itemQuantity": True}, 3]
-    with pytest.raises(InvalidInputError) as caught:
-        service.parse_associations(bad, max_items=10)
-    problems = caught.value.problems or []
-    assert sorted(p.pointer for p in problems) == ["/1/itemQuantity", "/1/recipeId", "/2"]
-    assert all("True" not in p.message for p in problems)
+def caller(world: World, key: str = "demo-writer") -> KeyMatch:
+    match = world.tenants.match_key(key)
+    assert match is not None
+    return match
 
 
-@pytest.mark.parametrize("quantity", [-1, 1.5, "2", None, True])
-def test_item_quantity_must_be_a_non_negative_integer(quantity: object) -> None:
-    with pytest.raises(InvalidInputError):
-        service.parse_associations([GOOD | {"itemQuantity": quantity}], max_items=10)
+def anonymous() -> Credentials:
+    return Credentials(key=None, client=CLIENT)
 
 
-def test_too_many_items_is_too_large() -> None:
-    with pytest.raises(TooLargeError):
-        service.parse_associations([GOOD] * 3, max_items=2)
+def keyed(key: str) -> Credentials:
+    return Credentials(key=key, client=CLIENT)
 
 
-@pytest.mark.parametrize("raw", [b"{", b"\xff", b"[" * 100_000])
-def test_malformed_json_is_invalid_input(raw: bytes) -> None:
-    with pytest.raises(InvalidInputError) as caught:
-        service.parse_json(raw)
-    assert caught.value.code == "malformed_json"
+def store_recipe(world: World, tenant: str, recipe_id: str, **fields: object) -> None:
+    world.objects.objects[recipe_object_key(tenant, recipe_id)] = json.dumps({"id": recipe_id, **fields}).encode()
 
 
-def test_linked_event_ids_are_stable_across_resends_and_order_id_defaults_to_number() -> None:
-    batch = service.parse_associations([GOOD, GOOD | {"orderId": None} | {"itemId": "x"}], max_items=10).records
-    first = service.link_events("demo", batch, NOW)
-    again = service.link_events("demo", batch, NOW + timedelta(minutes=5))
-    assert [e.event_id for e in first] == [e.event_id for e in again]
-    assert first[0].event_id != first[1].event_id
-    assert first[1].order_id == "1001"
-    assert first[0].kafka_key == b"demo:1111"
-    assert service.link_events("acme", batch, NOW)[0].event_id != first[0].event_id
+def published_triggers(world: World) -> list[IntegrationsTriggered]:
+    assert {record.topic for record in world.publisher.published} <= {INTEGRATIONS_TRIGGERED}
+    return [record.message for record in world.publisher.published if isinstance(record.message, IntegrationsTriggered)]
 
 
-def test_lifecycle_event_ids_use_business_keys_and_occurred_at_or_the_tenant_scoped_client_id() -> None:
-    event = {"type": "cancelled", "orderId": "o", "orderNumber": "1", "occurredAt": "2025-01-01T01:00:00+01:00"}
-    same_moment = event | {"occurredAt": "2025-01-01T00:00:00Z"}
-    later = event | {"occurredAt": "2025-01-01T00:00:01Z"}
-    records = service.parse_lifecycle_events([event, same_moment, later, event | {"eventId": "e1"}], max_items=9)
-    ids = [e.event_id for e in service.lifecycle_events("demo", records.records)]
-    assert ids[0] == ids[1]
-    assert len({ids[0], ids[2], ids[3]}) == 3
-    other = service.lifecycle_events("acme", records.records)[3].event_id
-    assert other != ids[3]
+# --- who is calling ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value", ["2025-01-01T00:00:00", "1735689600", 1735689600, "2025-01-01"])
-def test_occurred_at_must_be_rfc3339_with_zone(value: object) -> None:
-    event = {"type": "updated", "orderId": "o", "orderNumber": "1", "occurredAt": value}
-    with pytest.raises(InvalidInputError) as caught:
-        service.parse_lifecycle_events([event], max_items=1)
-    assert [p.pointer for p in caught.value.problems or []] == ["/0/occurredAt"]
+def test_authorize_needs_a_known_key_with_the_permission() -> None:
+    world = World()
+    assert service.authorize(world.ports, keyed("demo-writer"), "order-tracking").tenant_id == "demo"
+    with pytest.raises(UnauthorizedError, match="required"):
+        service.authorize(world.ports, anonymous(), "order-tracking")
+    with pytest.raises(UnauthorizedError, match="unknown"):
+        service.authorize(world.ports, keyed("guessed"), "order-tracking")
+    with pytest.raises(ForbiddenError):
+        service.authorize(world.ports, keyed("demo-reader"), "order-tracking")
 
 
-def test_new_recipe_ids_are_prefixed_base62() -> None:
-    ids = {service.new_recipe_id("999") for _ in range(100)}
-    assert len(ids) == 100
-    assert all(re.fullmatch(r"999-[0-9A-Za-z]{16}", i) for i in ids)
+def test_unknown_keys_are_counted_against_the_client_until_it_must_wait() -> None:
+    world = World()
+    for _ in range(20):
+        with pytest.raises(UnauthorizedError):
+            service.authorize(world.ports, keyed("guessed"), "order-tracking")
+    with pytest.raises(RateLimitedError) as refused:
+        service.authorize(world.ports, keyed("demo-writer"), "order-tracking")  # even a good key now
+    assert refused.value.retry_after_s == 5  # one failure's worth at 0.2/s
+    service.authorize(world.ports, Credentials(key="demo-writer", client="203.0.113.9"), "order-tracking")
 
 
-def test_prepare_recipe_assigns_id_and_created_and_keeps_the_rest() -> None:
-    recipe = service.prepare_recipe({"name": "n", "temporaryRecipe": True}, tenant_prefix="999", now=NOW)
-    stored = json.loads(recipe.body)
-    assert stored["created"] == "2025-05-01T12:00:00.000Z"
-    assert stored["id"] == recipe.recipe_id
-    assert recipe.temporary
-    event = service.recipe_saved("demo", recipe, NOW)
-    assert event.recipe_key == f"recipes/demo/{recipe.recipe_id}.json"  # under its tenant
-    assert (event.recipe_id, event.temporary, event.name) == (recipe.recipe_id, True, "n")
+# --- orders and recipes ------------------------------------------------------------------------------------------
 
 
-def test_prepare_recipe_keeps_a_supplied_id_and_created() -> None:
-    created = "2024-02-03T04:05:06+02:00"
-    recipe = service.prepare_recipe({"id": "999-mine", "created": created}, tenant_prefix="999", now=NOW)
-    assert recipe.recipe_id == "999-mine"
-    assert recipe.created == datetime(2024, 2, 3, 4, 5, 6, tzinfo=timezone(timedelta(hours=2)))
+async def test_linking_orders_publishes_one_event_per_association() -> None:
+    world = World()
+    link = {"recipeId": "999-r", "orderNumber": "1001", "itemId": "i1", "itemQuantity": 1, "email": "x@example.com"}
+    accepted = await service.link_orders(world.ports, caller(world), [link], max_items=10)
+    assert (accepted.accepted, accepted.dropped_fields) == (1, 1)
+    (record,) = world.publisher.published
+    assert record.topic == ORDERS_EVENTS
+    assert isinstance(record.message, OrderEventOccurred)
+    assert (record.message.tenant, record.message.type, record.key) == ("demo", "linked", b"demo:1001")
 
 
-@pytest.mark.parametrize("recipe_id", ["777-x", "999-", "999-../../etc", "999x-y"])
-def test_foreign_or_unsafe_ids_are_refused_at_slash_id(recipe_id: str) -> None:
-    with pytest.raises(InvalidInputError) as caught:
-        service.prepare_recipe({"id": recipe_id}, tenant_prefix="999", now=NOW)
-    assert "/id" in [p.pointer for p in caught.value.problems or []]
+async def test_another_tenants_recipe_is_never_linked() -> None:
+    world = World()
+    link = {"recipeId": "777-theirs", "orderNumber": "1001", "itemId": "i1", "itemQuantity": 1}
+    with pytest.raises(InvalidInputError) as refused:
+        await service.link_orders(world.ports, caller(world), [link], max_items=10)
+    assert refused.value.code == "foreign_recipe"
+    assert world.publisher.published == []
 
 
-def test_recipe_must_be_an_object() -> None:
-    with pytest.raises(InvalidInputError):
-        service.prepare_recipe([], tenant_prefix="999", now=NOW)
+async def test_a_recipe_is_not_stored_when_it_could_not_be_announced() -> None:
+    world = World()
+    world.publisher.connected = False
+    with pytest.raises(TransientError):
+        await service.save_recipe(
+            world.ports, caller(world), {"name": "Mug"}, limits=RECIPE_LIMITS, public_base_url="http://x"
+        )
+    assert world.objects.objects == {}
 
 
-def test_recipe_access_hides_key_mode_recipes_from_other_tenants() -> None:
-    access = service.recipe_access
-    assert access(read_mode="public", owner="a", requester=None, can_read=False) == "allow"
-    assert access(read_mode="key", owner="a", requester=None, can_read=False) == "unauthenticated"
-    assert access(read_mode="key", owner="a", requester="b", can_read=True) == "hidden"
-    assert access(read_mode="key", owner="a", requester="a", can_read=False) == "forbidden"
-    assert access(read_mode="key", owner="a", requester="a", can_read=True) == "allow"
+async def test_recipe_reads_follow_the_tenants_read_mode() -> None:
+    world = World()
+    store_recipe(world, "demo", "999-pub")
+    store_recipe(world, "acme", "777-key")
+    assert (await service.read_recipe(world.ports, anonymous(), "999-pub")).tenant.recipe_read == "public"
+    assert (await service.read_recipe(world.ports, keyed("acme-writer"), "777-key")).body.startswith(b"{")
+    with pytest.raises(UnauthorizedError):
+        await service.read_recipe(world.ports, anonymous(), "777-key")
+    with pytest.raises(NotFoundError):  # another tenant's key sees what an unknown ID looks like
+        await service.read_recipe(world.ports, keyed("demo-writer"), "777-key")
+    with pytest.raises(ForbiddenError):
+        await service.read_recipe(world.ports, keyed("acme-orders-only"), "777-key")
+    with pytest.raises(NotFoundError):
+        await service.read_recipe(world.ports, anonymous(), "../etc/passwd")
 
 
-def test_lookup_query_wants_exactly_one_criterion() -> None:
-    assert service.lookup_query({"orderId": "1", "apikey": "k"}) == ("orderId", "1")
-    for params in ({}, {"orderId": "1", "recipeId": "2"}, {"orderNumber": ""}):
-        with pytest.raises(InvalidInputError):
-            service.lookup_query(params)
+async def test_a_pick_ticket_is_rendered_once_and_charged_to_the_key_or_the_address() -> None:
+    world = World()
+    store_recipe(world, "demo", "999-pub", name="Mug")
+    first = await service.pick_ticket(world.ports, keyed("demo-writer"), "999-pub", public_base_url="http://x/")
+    again = await service.pick_ticket(world.ports, anonymous(), "999-pub", public_base_url="http://x/")
+    assert first.pdf == again.pdf
+    assert world.pick_tickets.rendered == ["http://x/recipe/999-pub.json"]
+    assert world.pick_tickets.charged == ["key:demo/writer"]  # the cached one costs nothing
+    store_recipe(world, "demo", "999-other")
+    await service.pick_ticket(world.ports, anonymous(), "999-other", public_base_url="http://x")
+    assert world.pick_tickets.charged[-1] == CLIENT
 
 
-def test_content_disposition_is_safe_for_any_name() -> None:
-    header = service.content_disposition('rézé "x"\n.pdf')
-    assert "\n" not in header
-    assert 'filename="r_z_ _x__.pdf"' in header
-    assert "filename*=UTF-8''r%C3%A9z%C3%A9%20%22x%22%0A.pdf" in header
+# --- manual triggers ---------------------------------------------------------------------------------------------
 
 
-def test_retry_after_covers_one_token() -> None:
-    assert service.retry_after_for_rate(100) == 1
-    assert service.retry_after_for_rate(0.25) == 4
+async def test_a_recipe_trigger_follows_every_page_and_adds_the_raw_feed() -> None:
+    world = World().with_orders(
+        [order("o1", ("999-a", "i1"), ("999-b", "i2"))],
+        [order("o2", ("999-a", "i3"), ("777-theirs", "i4"))],
+    )
+    store_recipe(world, "demo", "999-a")
+    accepted = await service.trigger_integrations(
+        world.ports, caller(world), {"recipeId": "999-a"}, idempotency_key=None, max_fanout=100
+    )
+    triggers = published_triggers(world)
+    assert accepted.triggered == len(triggers) == 3
+    assert [(t.feed, t.integration_ids) for t in triggers] == [
+        ("recipe", ("demo-raw", "demo-both")),
+        ("order", ("demo-email", "demo-both")),
+        ("order", ("demo-email", "demo-both")),
+    ]
+    assert [t.order.item_id for t in triggers if t.order] == ["i1", "i3"]
+    assert [query[3] for query in world.associations.queries] == [None, "o1"]  # both pages asked for
 
 
-def test_an_integral_float_quantity_is_an_integer_as_in_json_schema() -> None:
-    (record,) = service.parse_associations([GOOD | {"itemQuantity": 3.0}], max_items=1).records
-    assert record.item_quantity == 3
-    assert isinstance(record.item_quantity, int)
+async def test_a_temporary_recipe_goes_only_where_temporary_recipes_are_taken() -> None:
+    world = World()
+    store_recipe(world, "demo", "999-t", temporaryRecipe=True)
+    await service.trigger_integrations(
+        world.ports, caller(world), {"recipeId": "999-t"}, idempotency_key=None, max_fanout=100
+    )
+    (raw,) = published_triggers(world)
+    assert raw.integration_ids == ("demo-both",)
+
+
+async def test_a_recipe_some_integration_takes_raw_must_be_stored() -> None:
+    world = World()
+    with pytest.raises(NotFoundError, match="no such recipe"):
+        await service.trigger_integrations(
+            world.ports, caller(world), {"recipeId": "999-missing"}, idempotency_key=None, max_fanout=100
+        )
+
+
+async def test_past_the_fan_out_limit_nothing_is_published() -> None:
+    world = World().with_orders([order("o1", ("999-a", "i1"), ("999-a", "i2"))])
+    with pytest.raises(TooLargeError) as refused:
+        await service.trigger_integrations(
+            world.ports, caller(world), {"orderId": "o1"}, idempotency_key=None, max_fanout=1
+        )
+    assert refused.value.code == "too_many_triggers"
+    assert world.publisher.published == []
+
+
+async def test_no_order_is_not_found_and_orders_without_a_feed_have_nothing_to_trigger() -> None:
+    world = World()
+    with pytest.raises(NotFoundError) as refused:
+        await service.trigger_integrations(
+            world.ports, caller(world), {"orderId": "o1"}, idempotency_key=None, max_fanout=100
+        )
+    assert refused.value.code == "not_found"
+    world = World().with_orders([order("o1", ("777-theirs", "i1"))])
+    with pytest.raises(NothingToTriggerError):
+        await service.trigger_integrations(
+            world.ports, caller(world), {"orderId": "o1"}, idempotency_key=None, max_fanout=100
+        )
+
+
+async def test_an_idempotency_key_makes_a_resent_trigger_the_same() -> None:
+    world = World().with_orders([order("o1", ("999-a", "i1"))])
+
+    async def trigger_ids(key: str | None) -> list[str]:
+        accepted = await service.trigger_integrations(
+            world.ports, caller(world), {"orderId": "o1"}, idempotency_key=key, max_fanout=100
+        )
+        return [t.trigger_id for t in accepted.triggers]
+
+    assert await trigger_ids("k-1") == await trigger_ids("k-1")
+    assert await trigger_ids(None) != await trigger_ids(None)
+
+
+async def test_triggers_are_charged_to_the_tenants_fan_out_bucket() -> None:
+    world = World(fan_out=TokenBuckets(0.01, 3, max_keys=None)).with_orders(
+        [order("o1", ("999-a", "i1"), ("999-a", "i2"))]
+    )
+    await service.trigger_integrations(
+        world.ports, caller(world), {"orderId": "o1"}, idempotency_key=None, max_fanout=3
+    )
+    with pytest.raises(RateLimitedError) as refused:
+        await service.trigger_integrations(
+            world.ports, caller(world), {"orderId": "o1"}, idempotency_key=None, max_fanout=3
+        )
+    assert refused.value.retry_after_s >= 100  # one token missing at 0.01/s
+    assert len(world.publisher.published) == 2

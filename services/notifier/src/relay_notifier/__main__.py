@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from relay_notifier.main import create_app
-from relay_notifier.service import SERVICE
+from relay_notifier.main import SERVICE, create_app
 from relay_notifier.settings import Settings
 from relay_platform.entrypoint import run_stream_service
 

@@ -1,34 +1,25 @@
-"""Composition root: broker, handler, the SMTP mailer and the sent-notices table, opened once per process."""
+"""Composition root of the notifier: the outcome consumer, the SMTP client and the sent-notices table, opened once
+per process."""
 
 from __future__ import annotations
 
-import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
-from faststream import FastStream
+from faststream import ContextRepo, FastStream
+from faststream.specification import AsyncAPI
 from opentelemetry.sdk.trace import TracerProvider
 
+from relay_notifier import handlers
 from relay_notifier.adapters.sent import SqlSentNotices
-from relay_notifier.adapters.smtp import SmtpConfig, SmtpMailer, build_email
-from relay_notifier.handlers import Runtime, make_router
-from relay_notifier.service import SERVICE
+from relay_notifier.ports import NotifierPorts
 from relay_notifier.settings import Settings
+from relay_platform.app import service_app
 from relay_platform.broker import make_broker
+from relay_platform.smtp import open_smtp_client
 from relay_platform.tenants import TenantsConfig, load_tenants
 
-
-def smtp_config(settings: Settings) -> SmtpConfig:
-    return SmtpConfig(
-        host=settings.smtp_host,
-        port=settings.smtp_port,
-        from_address=settings.from_address,
-        use_tls=settings.smtp_use_tls,
-        start_tls=settings.smtp_start_tls,
-        username=settings.smtp_username,
-        password=settings.smtp_password,
-        timeout_s=settings.smtp_timeout_s,
-        send_attempts=settings.smtp_send_attempts,
-        retry_wait_s=settings.smtp_retry_wait_s,
-    )
+SERVICE = "notifier"
 
 
 def create_app(
@@ -42,23 +33,30 @@ def create_app(
     The SMTP connection is opened on the first notice (an SMTP outage never stops the service from starting).
     """
     settings = settings or Settings()
-    tenants = tenants if tenants is not None else load_tenants(settings.tenants_file)
+    config = tenants if tenants is not None else load_tenants(settings.tenants_file)
     broker = make_broker(settings.kafka, service=SERVICE, tracer_provider=tracer_provider)
-    runtime = Runtime(tenants=tenants, from_address=settings.from_address, build_email=build_email)
-    broker.include_router(make_router(runtime, settings.kafka))
-    resources = contextlib.AsyncExitStack()
+    broker.include_router(handlers.build_router(settings))
 
-    async def on_startup() -> None:
-        runtime.sent = await resources.enter_async_context(
-            SqlSentNotices.open(settings.database_url, connect_timeout_s=settings.database_connect_timeout_s)
-        )
-        mailer = SmtpMailer(smtp_config(settings))
-        resources.push_async_callback(mailer.close)
-        runtime.mailer = mailer
+    @asynccontextmanager
+    async def resources(context: ContextRepo) -> AsyncIterator[None]:
+        async with (
+            SqlSentNotices.open(settings.database_url, connect_timeout_s=settings.database_connect_timeout_s) as sent,
+            open_smtp_client(settings.smtp) as mailer,
+        ):
+            context.set_global(
+                "ports", NotifierPorts(tenants=config, mailer=mailer, sent=sent, from_address=settings.from_address)
+            )
+            try:
+                yield
+            finally:
+                context.reset_global("ports")
 
-    async def after_shutdown() -> None:
-        runtime.mailer = None
-        runtime.sent = None
-        await resources.aclose()
-
-    return FastStream(broker, on_startup=[on_startup], after_shutdown=[after_shutdown])
+    return service_app(
+        broker,
+        resources=resources,
+        specification=AsyncAPI(
+            title="Recipe Relay notifier",
+            version="1.0.0",
+            description="E-mails one success or failure notice per finished delivery to the integration's lists.",
+        ),
+    )

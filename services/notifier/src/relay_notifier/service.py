@@ -1,146 +1,34 @@
-"""Which notice a delivery outcome deserves and what it says; broker- and SMTP-free."""
+"""The notifier's use case: a final delivery outcome becomes at most one e-mail, recorded once the server took it."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from typing import Literal
+import logging
 
-from relay_contracts.messages import DeliveryAttempted, stable_id
-from relay_platform.redact import redact_secrets
-from relay_platform.tenants import IntegrationBase, TenantsConfig
+from relay_contracts.messages import DeliveryAttempted
+from relay_notifier.domain import Notice, build_email, notice_for
+from relay_notifier.ports import NotifierPorts
 
-SERVICE = "notifier"
-SUBJECT_TAG = "[Recipe Relay]"
-_MAX_ERROR_TEXT = 1000
-
-NoticeKind = Literal["failure", "success"]
+logger = logging.getLogger("relay.notifier")
 
 
-@dataclass(frozen=True, slots=True)
-class Notice:
-    """One e-mail to send; ``notice_id`` is the same for every redelivery of the same outcome."""
-
-    notice_id: str
-    kind: NoticeKind
-    delivery_id: str
-    recipients: tuple[str, ...]
-    subject: str
-    body: str
-
-
-def notice_id(outcome: DeliveryAttempted) -> str:
-    return stable_id(outcome.delivery_id, outcome.status)
-
-
-def notice_for(outcome: DeliveryAttempted, tenants: TenantsConfig) -> Notice | None:
-    """The notice for a final outcome, or ``None``: not final, nobody to tell, or an email integration's success
-    (its recipients already got the files; seed 000: no duplicate)."""
-    if not outcome.final or outcome.status == "retrying":
+async def notify_outcome(outcome: DeliveryAttempted, ports: NotifierPorts) -> Notice | None:
+    """Send the notice ``outcome`` deserves (``domain.notice_for``) unless it was sent already; the notice sent,
+    or ``None``."""
+    notice = notice_for(outcome, ports.tenants)
+    if notice is None:
         return None
-    tenant = tenants.tenants.get(outcome.tenant)
-    integration = tenant.integration(outcome.integration_id) if tenant is not None else None
-    if integration is None:
+    if await ports.sent.was_sent(notice.notice_id):
+        logger.info("%s notice for delivery %s was already sent", notice.kind, notice.delivery_id)
         return None
-    if outcome.status == "failed":
-        recipients = integration.failure_notification_list
-        kind: NoticeKind = "failure"
-    else:
-        if outcome.integration_type == "email":
-            return None
-        recipients = integration.success_notification_list
-        kind = "success"
-    if not recipients:
-        return None
-    subject = _subject(outcome, integration, kind)
-    body = _failure_body(outcome, integration) if kind == "failure" else _success_body(outcome, integration)
-    return Notice(
-        notice_id=notice_id(outcome),
-        kind=kind,
-        delivery_id=outcome.delivery_id,
-        recipients=recipients,
-        subject=subject,
-        body=body,
+    await ports.mailer.send(build_email(notice, ports.from_address))
+    # Recorded only now: a crash before this line re-sends (same Message-ID) rather than never sending.
+    await ports.sent.record(notice)
+    logger.info(
+        "sent %s notice for delivery %s (%s/%s) to %d recipients",
+        notice.kind,
+        notice.delivery_id,
+        outcome.tenant,
+        outcome.integration_id,
+        len(notice.recipients),
     )
-
-
-def _label(integration: IntegrationBase) -> str:
-    return integration.description.strip() or integration.id
-
-
-def _what(outcome: DeliveryAttempted) -> str:
-    if outcome.order is not None:
-        return f"order {outcome.order.order_number}"
-    return f"recipe {outcome.recipe_id}"
-
-
-def _subject(outcome: DeliveryAttempted, integration: IntegrationBase, kind: NoticeKind) -> str:
-    verb = "Delivery failed" if kind == "failure" else "Delivered"
-    subject = f"{SUBJECT_TAG} {verb}: {_label(integration)} — {_what(outcome)}"
-    # One line, bounded: a description must not be able to inject headers or run on.
-    return " ".join(subject.split())[:250]
-
-
-def _facts(outcome: DeliveryAttempted, integration: IntegrationBase) -> list[str]:
-    lines = [
-        f"Integration:  {_label(integration)}",
-        f"  id:         {integration.id}",
-        f"  type:       {outcome.integration_type}",
-        f"Tenant:       {outcome.tenant}",
-        f"Recipe ID:    {outcome.recipe_id}",
-    ]
-    if outcome.order is not None:
-        lines.append(f"Order number: {outcome.order.order_number}")
-        lines.append(f"Order ID:     {outcome.order.order_id}")
-        if outcome.order.item_id:
-            lines.append(f"Line item:    {outcome.order.item_id}")
-    lines.append(f"Attempts:     {outcome.attempt}")
-    lines.append(f"Delivery ID:  {outcome.delivery_id}")
-    lines.append(f"When:         {outcome.occurred_at.isoformat(timespec='seconds')}")
-    return lines
-
-
-def retrigger_instructions(outcome: DeliveryAttempted) -> list[str]:
-    """How an operator sends the bundle again: the trigger API or the ``relay`` CLI."""
-    if outcome.order is not None:
-        body = {"orderNumber": outcome.order.order_number}
-        flag = f"--order-number {outcome.order.order_number}"
-    else:
-        body = {"recipeId": outcome.recipe_id}
-        flag = f"--recipe-id {outcome.recipe_id}"
-    return [
-        "To deliver it again once the cause is fixed, trigger the integrations:",
-        f"  POST /api/v2/integrations/trigger   {json.dumps(body)}",
-        f"  relay trigger {flag}",
-    ]
-
-
-def _failure_body(outcome: DeliveryAttempted, integration: IntegrationBase) -> str:
-    # Defence in depth: the deliverer scrubbed the message already; a notice must never carry a credential.
-    error = redact_secrets(
-        f"{outcome.error_class or 'unknown error'}: {outcome.error_message or ''}".strip().rstrip(":")
-    )
-    lines = [
-        f"A delivery to the integration {_label(integration)!r} failed after {outcome.attempt} "
-        f"attempt{'s' if outcome.attempt != 1 else ''} and will not be retried automatically.",
-        "",
-        *_facts(outcome, integration),
-        f"Last error:   {error[:_MAX_ERROR_TEXT]}",
-        "",
-        *retrigger_instructions(outcome),
-        "",
-        "-- Recipe Relay",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def _success_body(outcome: DeliveryAttempted, integration: IntegrationBase) -> str:
-    lines = [
-        f"The integration {_label(integration)!r} received the recipe files.",
-        "",
-        *_facts(outcome, integration),
-    ]
-    if outcome.files:
-        lines += ["", "Files:", *(f"  {name}" for name in outcome.files)]
-    lines += ["", "-- Recipe Relay"]
-    return "\n".join(lines) + "\n"
+    return notice

@@ -1,11 +1,28 @@
-"""notifier settings (env prefix ``NOTIFIER_``); the broker keeps its own ``KAFKA_*`` variables."""
+"""notifier settings (env prefix ``NOTIFIER_``); the broker keeps its own ``KAFKA_*`` variables and the SMTP server
+its ``NOTIFIER_SMTP_*``."""
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from relay_platform.settings import ServiceSettings
+from relay_platform.smtp import Seconds, SendAttempts, SmtpPort, SmtpSecurity, SmtpSettings
+
+
+class NotifierSmtpSettings(SmtpSettings):
+    """The SMTP server notices go through (``NOTIFIER_SMTP_HOST``, ``_PORT``, ``_USERNAME``, ``_PASSWORD``...).
+
+    A hiccup is tried again in-process (``send_attempts`` in all) before the outcome is left to be re-read.
+    ``NOTIFIER_SMTP_USE_TLS`` / ``NOTIFIER_SMTP_START_TLS`` still choose the security.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="NOTIFIER_SMTP_", extra="ignore")
+
+    port: SmtpPort = 1025
+    security: SmtpSecurity = "opportunistic"
+    timeout_s: Seconds = 10.0
+    send_attempts: SendAttempts = 3
 
 
 class Settings(ServiceSettings):
@@ -13,19 +30,9 @@ class Settings(ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="NOTIFIER_", extra="ignore")
 
+    consumer_group: str = Field(default="notifier", min_length=1)
     # SQLite file for the embedded default; ``postgresql+asyncpg://...`` in production.
     database_url: str = "sqlite+aiosqlite:///var/notifier.db"
     database_connect_timeout_s: float = Field(default=5.0, gt=0)
-    smtp_host: str = "127.0.0.1"
-    smtp_port: int = Field(default=1025, ge=1, le=65535)
-    # Implicit TLS (port 465) ...
-    smtp_use_tls: bool = False
-    # ... or STARTTLS: true = required, false = never, unset = when the server offers it.
-    smtp_start_tls: bool | None = None
-    smtp_username: str | None = None
-    smtp_password: SecretStr | None = None
-    smtp_timeout_s: float = Field(default=10.0, gt=0)
-    # A hiccup is retried in-process this many times in all before the outcome is left to be re-read.
-    smtp_send_attempts: int = Field(default=3, ge=1, le=10)
-    smtp_retry_wait_s: float = Field(default=0.5, ge=0)
+    smtp: NotifierSmtpSettings = Field(default_factory=NotifierSmtpSettings)
     from_address: str = Field(default="Recipe Relay <relay@localhost>", min_length=3)

@@ -15,11 +15,11 @@ from pydantic import SecretStr
 
 from relay_contracts.messages import DeliveryAttempted, DeliveryStatus, OrderLine
 from relay_contracts.topics import DELIVERIES_OUTCOMES, IntegrationType
+from relay_devservers.smtp import CapturedMail, SmtpCapture
 from relay_notifier.main import create_app
-from relay_notifier.settings import Settings
+from relay_notifier.settings import NotifierSmtpSettings, Settings
 from relay_platform.settings import KafkaSettings
 from relay_platform.tenants import load_tenants
-from relay_testing.smtp import CapturedMail, SmtpCapture
 
 pytestmark = pytest.mark.integration
 
@@ -101,12 +101,14 @@ async def outcomes(
         kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap, transient_backoff_s=0.1),
         database_url=f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('notifier') / 'notifier.db'}",
         tenants_file=TENANTS_FILE,
-        smtp_host="127.0.0.1",
-        smtp_port=smtp.port,
-        smtp_username=SMTP_USER,
-        smtp_password=SecretStr(SMTP_PASSWORD),
-        smtp_send_attempts=2,
-        smtp_retry_wait_s=0.01,
+        smtp=NotifierSmtpSettings(
+            host="127.0.0.1",
+            port=smtp.port,
+            username=SMTP_USER,
+            password=SecretStr(SMTP_PASSWORD),
+            send_attempts=2,
+            retry_wait_s=0.01,
+        ),
         from_address="Recipe Relay <relay@relay.example>",
     )
     app = create_app(settings, tenants=load_tenants(TENANTS_FILE))

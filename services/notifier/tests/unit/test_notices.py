@@ -11,9 +11,9 @@ import pytest
 
 from relay_contracts.messages import DeliveryAttempted, DeliveryStatus, OrderLine, stable_id
 from relay_contracts.topics import IntegrationType
-from relay_notifier.adapters.smtp import build_email
-from relay_notifier.handlers import Runtime, handle_outcome
-from relay_notifier.service import Notice, notice_for
+from relay_notifier.domain import Notice, build_email, notice_for
+from relay_notifier.ports import NotifierPorts
+from relay_notifier.service import notify_outcome
 from relay_platform.errors import TransientError
 from relay_platform.tenants import TenantsConfig, load_tenants
 
@@ -143,17 +143,15 @@ class FakeSent:
         self.ids.add(notice.notice_id)
 
 
-def runtime(mailer: FakeMailer, sent: FakeSent, tenants: TenantsConfig = TENANTS) -> Runtime:
-    return Runtime(
-        tenants=tenants, from_address="relay@relay.example", build_email=build_email, mailer=mailer, sent=sent
-    )
+def ports(mailer: FakeMailer, sent: FakeSent, tenants: TenantsConfig = TENANTS) -> NotifierPorts:
+    return NotifierPorts(tenants=tenants, from_address="relay@relay.example", mailer=mailer, sent=sent)
 
 
 async def test_redelivered_outcome_is_mailed_once() -> None:
     mailer, sent = FakeMailer(), FakeSent()
     failed = outcome()
-    await handle_outcome(failed, runtime(mailer, sent))
-    await handle_outcome(failed, runtime(mailer, sent))
+    await notify_outcome(failed, ports(mailer, sent))
+    await notify_outcome(failed, ports(mailer, sent))
     assert len(mailer.sent) == 1
 
 
@@ -161,8 +159,8 @@ async def test_notice_is_recorded_only_after_the_server_accepted_it() -> None:
     mailer, sent = FakeMailer(failures=1), FakeSent()
     failed = outcome()
     with pytest.raises(TransientError):
-        await handle_outcome(failed, runtime(mailer, sent))
+        await notify_outcome(failed, ports(mailer, sent))
     assert sent.ids == set()
-    await handle_outcome(failed, runtime(mailer, sent))
+    await notify_outcome(failed, ports(mailer, sent))
     assert len(mailer.sent) == 1
     assert sent.ids == {stable_id(failed.delivery_id, "failed")}

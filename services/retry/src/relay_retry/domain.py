@@ -125,8 +125,7 @@ class StoredRetry:
 
 def policy_for(tenants: TenantsConfig, tenant_id: str, integration_id: str) -> RetryPolicy | None:
     """The integration's retry policy, or ``None`` when the tenant config no longer knows the integration."""
-    tenant = tenants.tenants.get(tenant_id)
-    integration = tenant.integration(integration_id) if tenant is not None else None
+    integration = tenants.integration(tenant_id, integration_id)
     return integration.retry if integration is not None else None
 
 
@@ -356,6 +355,13 @@ def _salvaged_request(raw: str) -> dict[str, Any]:
     if isinstance(files, list):
         fields["files"] = [f["name"] for f in files if isinstance(f, dict) and isinstance(f.get("name"), str)]
     return fields
+
+
+def validation_detail(error: ValidationError) -> str:
+    """What an invalid command got wrong, for its final failure: the first three problems, by field."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in error.errors(include_url=False)[:3]
+    )
 
 
 def invalid_command_give_up(raw: bytes, detail: str, *, now: datetime) -> GiveUp | None:

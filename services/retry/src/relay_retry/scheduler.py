@@ -1,28 +1,20 @@
-"""The scheduler loop: publish every due retry, then sleep until the next one is due or a new one arrives."""
+"""The scheduler: the retry service's background task. Each round is the use case ``service.publish_due``; between
+rounds it sleeps until the next retry is due or a new one arrives (``notify``)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Protocol
 
 from relay_platform.errors import TransientError
+from relay_retry import service
+from relay_retry.ports import Outbox, RetrySchedule
 
 logger = logging.getLogger("relay.retry.scheduler")
 
 _MIN_WAIT_S = 0.01
-
-PublishRound = Callable[[datetime, int], Awaitable[int]]
-"""Publishes (or gives up) up to ``limit`` retries due at ``now``; returns how many left the schedule, or raises
-``TransientError``. ``service.publish_due`` with its schedule and outbox bound."""
-
-
-class DueTimes(Protocol):
-    """Where the next due time is read (the schedule)."""
-
-    async def next_due_at(self) -> datetime | None: ...
 
 
 class Scheduler:
@@ -35,8 +27,8 @@ class Scheduler:
 
     def __init__(
         self,
-        schedule: DueTimes,
-        publish_round: PublishRound,
+        schedule: RetrySchedule,
+        outbox: Outbox,
         *,
         batch_size: int = 100,
         idle_recheck_s: float = 5.0,
@@ -44,7 +36,7 @@ class Scheduler:
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self._schedule = schedule
-        self._publish_round = publish_round
+        self._outbox = outbox
         self._batch_size = batch_size
         self._idle_recheck_s = idle_recheck_s
         self._error_backoff_s = error_backoff_s
@@ -60,7 +52,9 @@ class Scheduler:
             # Cleared before reading the schedule: a row added from here on sets it again and is not missed.
             self._wake.clear()
             try:
-                published = await self._publish_round(self._clock(), self._batch_size)
+                published = await service.publish_due(
+                    self._clock(), self._batch_size, schedule=self._schedule, outbox=self._outbox
+                )
                 if published:
                     logger.info("%d due retries re-requested or ended", published)
                 if published >= self._batch_size:

@@ -1,97 +1,30 @@
 """The retry service's use cases, broker- and SQL-free: ports come in as arguments, rules from ``domain``.
 
-Each use case publishes what the rules decided and awaits the broker's confirmation before its transaction
-commits (rows deleted) or its handler returns (offset committed): a crash in between repeats the publish, which
-is harmless (deliveries are idempotent, the notifier sends one notice per delivery and status).
+One per inbound message (``handle_retry_command``, ``record_order_event``) and one per scheduler round
+(``publish_due``). Each publishes what the rules decided through the ``Outbox`` port and awaits the broker's
+confirmation before its transaction commits (rows deleted) or its handler returns (offset committed): a crash in
+between repeats the publish, which is harmless (deliveries are idempotent, the notifier sends one notice per
+delivery and status). They publish themselves, rather than return messages for the handler to publish, because
+a final outcome must be confirmed while the rows it ends are still locked, before the transaction commits.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Collection, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+
+from pydantic import ValidationError
 
 from relay_contracts.messages import OrderEventOccurred, RetryDelivery
 from relay_platform.errors import TransientError
 from relay_platform.tenants import RetryPolicy, TenantsConfig
 from relay_retry import domain
-from relay_retry.domain import GiveUp, OrderState, ScheduledRetry, StoredRetry
+from relay_retry.domain import GiveUp, ScheduledRetry
+from relay_retry.ports import AddResult, Outbox, RetryPorts, RetrySchedule
 
 logger = logging.getLogger("relay.retry")
-
-# --- ports -----------------------------------------------------------------------------------------------------
-
-AddStatus = Literal["added", "duplicate", "order_cancelled"]
-
-
-@dataclass(frozen=True, slots=True)
-class AddResult:
-    """Why ``RetrySchedule.add`` did (not) store a retry; ``order`` is the cancelled order's state if refused."""
-
-    status: AddStatus
-    order: OrderState | None = None
-
-
-class ScheduleTransaction(Protocol):
-    """One database transaction, committed when ``RetrySchedule.transaction()`` exits without error."""
-
-    async def load_order(self, tenant: str, order_id: str) -> OrderState | None: ...
-
-    async def save_order(self, state: OrderState) -> None: ...
-
-    async def order_retries(self, tenant: str, order_id: str) -> Sequence[StoredRetry]:
-        """The pending retries of one order (locked until the transaction ends)."""
-        ...
-
-    async def due(self, now: datetime, limit: int) -> Sequence[StoredRetry]:
-        """Up to ``limit`` due retries, earliest first, with their order's state; rows another replica holds are
-        skipped."""
-        ...
-
-    async def delete(self, rows: Collection[tuple[str, int]]) -> None:
-        """Remove these ``(delivery_id, attempt)`` rows."""
-        ...
-
-
-class RetrySchedule(Protocol):
-    """The durable schedule (port); ``adapters.schedule.SqlRetrySchedule`` is the SQL implementation."""
-
-    def transaction(self) -> AbstractAsyncContextManager[ScheduleTransaction]: ...
-
-    async def add(self, retry: ScheduledRetry, *, order_id: str | None) -> AddResult:
-        """Store ``retry`` unless it is already stored or ``order_id`` names an order that refuses retries."""
-        ...
-
-    async def next_due_at(self) -> datetime | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class PublishFailure:
-    """Why one record was not published: ``permanent`` when the broker will refuse it again (too large, invalid
-    topic, not authorised), so retrying the publish cannot help."""
-
-    error_class: str
-    detail: str
-    permanent: bool
-
-
-class Outbox(Protocol):
-    """The broker side (port); ``adapters.outbox.KafkaOutbox`` publishes with ``acks=all``."""
-
-    async def final(self, give_ups: Sequence[GiveUp]) -> None:
-        """Publish the final outcomes (and dead letters); returns once confirmed, else ``TransientError``."""
-        ...
-
-    async def requests(self, due: Sequence[ScheduledRetry]) -> Sequence[PublishFailure | None]:
-        """Re-request each delivery; per retry ``None`` once confirmed, or why it was not."""
-        ...
-
-
-# --- use cases -------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +34,40 @@ class RetryHandled:
     scheduled: ScheduledRetry | None
     add: AddResult | None
     give_up: GiveUp | None
+
+
+# --- deliveries.retry.v1 ---------------------------------------------------------------------------------------
+
+
+async def handle_retry_command(body: bytes, ports: RetryPorts, *, now: datetime) -> RetryHandled:
+    """Decode a retry command and schedule its delivery's next attempt (``schedule_retry``); the scheduler is
+    woken when a row was added.
+
+    A command the contract rejects still ends its delivery when the request inside can be read: its final
+    failure is published, then the ``ValidationError`` is raised again so the raw message is dead-lettered too.
+    """
+    try:
+        retry = RetryDelivery.model_validate_json(body)
+    except ValidationError as error:
+        give_up = domain.invalid_command_give_up(body, domain.validation_detail(error), now=now)
+        if give_up is not None:
+            await ports.outbox.final([give_up])
+            logger.warning(
+                "invalid retry command for delivery %s: final failure published", give_up.outcome.delivery_id
+            )
+        raise
+    handled = await schedule_retry(
+        retry,
+        tenants=ports.tenants,
+        schedule=ports.schedule,
+        outbox=ports.outbox,
+        now=now,
+        jitter=ports.jitter,
+        rng=ports.rng,
+    )
+    if handled.add is not None and handled.add.status == "added":
+        ports.wake.notify()
+    return handled
 
 
 async def schedule_retry(
@@ -157,6 +124,9 @@ async def schedule_retry(
     return RetryHandled(scheduled=decision, add=added, give_up=None)
 
 
+# --- orders.events.v1 ------------------------------------------------------------------------------------------
+
+
 async def record_order_event(
     event: OrderEventOccurred, *, schedule: RetrySchedule, outbox: Outbox, now: datetime
 ) -> tuple[GiveUp, ...]:
@@ -195,6 +165,9 @@ async def record_order_event(
             len(give_ups),
         )
     return give_ups
+
+
+# --- the scheduler's round -------------------------------------------------------------------------------------
 
 
 async def publish_due(now: datetime, limit: int, *, schedule: RetrySchedule, outbox: Outbox) -> int:

@@ -46,7 +46,7 @@ from relay_platform.tenants import TenantsConfig, load_tenants
 from relay_retry.adapters.schedule import SqlRetrySchedule
 from relay_retry.domain import ORDER_CANCELLED, OrderState
 from relay_retry.main import create_app
-from relay_retry.settings import Settings
+from relay_retry.settings import ScheduleDatabaseSettings, Settings
 
 pytestmark = pytest.mark.integration
 
@@ -192,12 +192,12 @@ class RetryService:
             self.app = None
 
     async def order_state(self, order_id: str, tenant: str = TENANT) -> OrderState | None:
-        async with SqlRetrySchedule.open(self.settings.database_url) as schedule:
+        async with SqlRetrySchedule.open(self.settings.database.url) as schedule:
             return await schedule.order_state(tenant, order_id)
 
     async def pending(self, delivery_id: str) -> int:
         """Scheduled rows of one delivery: other tests (and other services' tests) share the broker's topics."""
-        async with SqlRetrySchedule.open(self.settings.database_url) as schedule:
+        async with SqlRetrySchedule.open(self.settings.database.url) as schedule:
             return await schedule.pending(delivery_id)
 
 
@@ -227,7 +227,7 @@ async def retry_service(
     database = tmp_path_factory.mktemp("retry") / "retry.db"
     settings = Settings(
         kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap, transient_backoff_s=0.1),
-        database_url=f"sqlite+aiosqlite:///{database}",
+        database=ScheduleDatabaseSettings(url=f"sqlite+aiosqlite:///{database}"),
         tenants_file=TENANTS_FILE,
         idle_recheck_s=1.0,
     )

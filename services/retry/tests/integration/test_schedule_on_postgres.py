@@ -16,7 +16,7 @@ from relay_contracts.messages import DeliverBundle, OrderEventOccurred, OrderEve
 from relay_retry import service
 from relay_retry.adapters.schedule import SqlRetrySchedule
 from relay_retry.domain import ORDER_CANCELLED, GiveUp, ScheduledRetry
-from relay_retry.service import AddResult, PublishFailure
+from relay_retry.ports import AddResult, PublishFailure
 from relay_testing.postgres import PostgresServer
 
 pytestmark = pytest.mark.integration

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -18,8 +18,8 @@ from relay_platform.errors import TransientError
 from relay_retry import service
 from relay_retry.adapters.schedule import SqlRetrySchedule
 from relay_retry.domain import GiveUp, ScheduledRetry
-from relay_retry.scheduler import PublishRound, Scheduler
-from relay_retry.service import PublishFailure
+from relay_retry.ports import PublishFailure
+from relay_retry.scheduler import Scheduler
 
 
 def scheduled(due_in_s: float, *, order_id: str | None = None, attempt: int = 2) -> ScheduledRetry:
@@ -77,7 +77,7 @@ class Recorder:
         return [retry.delivery_id for _, retry in self.published]
 
 
-def rounds(schedule: SqlRetrySchedule, recorder: Recorder) -> PublishRound:
+def rounds(schedule: SqlRetrySchedule, recorder: Recorder) -> Callable[[datetime, int], Awaitable[int]]:
     return partial(service.publish_due, schedule=schedule, outbox=recorder)
 
 
@@ -139,7 +139,7 @@ async def test_scheduler_wakes_for_a_new_sooner_retry_while_sleeping_until_a_lat
     schedule: SqlRetrySchedule,
 ) -> None:
     recorder = Recorder()
-    scheduler = Scheduler(schedule, rounds(schedule, recorder), idle_recheck_s=30)
+    scheduler = Scheduler(schedule, recorder, idle_recheck_s=30)
     await schedule.add(scheduled(30), order_id=None)
     async with running(scheduler):
         await asyncio.sleep(0)
@@ -158,7 +158,7 @@ async def test_scheduler_tries_again_after_a_publish_failure(schedule: SqlRetryS
     recorder.fail_next = 2
     retry = scheduled(0)
     await schedule.add(retry, order_id=None)
-    async with running(Scheduler(schedule, rounds(schedule, recorder), error_backoff_s=0.01)):
+    async with running(Scheduler(schedule, recorder, error_backoff_s=0.01)):
         await recorder.wait_for(1)
         async with asyncio.timeout(5):
             while await schedule.pending():  # deleted once the publish is confirmed

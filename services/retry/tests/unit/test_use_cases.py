@@ -26,7 +26,7 @@ from relay_retry import service
 from relay_retry.adapters.outbox import publish_failure
 from relay_retry.adapters.schedule import SqlRetrySchedule
 from relay_retry.domain import ORDER_CANCELLED, GiveUp, ScheduledRetry
-from relay_retry.service import PublishFailure
+from relay_retry.ports import AddResult, PublishFailure
 
 TENANTS = load_tenants(Path(__file__).parent.parent / "tenants.yaml")
 HOSTILE_ORDER = "ñ" * 100 + "注文" * 14  # 128 characters, none ASCII
@@ -114,7 +114,7 @@ async def test_fresh_cancellation_drops_the_retries_and_ends_each_with_a_final_f
     await event_in(schedule, outbox, order_event("created", t0 - timedelta(hours=1)))
     first, second = failed(), failed(attempt=2)
     for retry in (first, second):
-        assert (await retry_in(schedule, outbox, retry)).add == service.AddResult("added")
+        assert (await retry_in(schedule, outbox, retry)).add == AddResult("added")
 
     ended = await event_in(schedule, outbox, order_event("cancelled", t0))
 
@@ -133,7 +133,7 @@ async def test_stale_cancellation_keeps_the_retries_of_a_reopened_order(schedule
     await event_in(schedule, outbox, order_event("cancelled", t0 - timedelta(minutes=10)))
     await event_in(schedule, outbox, order_event("created", t0))  # re-opened
     retry = failed()
-    assert (await retry_in(schedule, outbox, retry)).add == service.AddResult("added")
+    assert (await retry_in(schedule, outbox, retry)).add == AddResult("added")
 
     assert await event_in(schedule, outbox, order_event("cancelled", t0 - timedelta(minutes=5))) == ()
 
@@ -183,7 +183,7 @@ async def test_duplicate_retry_command_publishes_nothing(schedule: SqlRetrySched
 
     handled = await retry_in(schedule, outbox, retry)
 
-    assert handled.add == service.AddResult("duplicate")
+    assert handled.add == AddResult("duplicate")
     assert outbox.finals == []
     assert await schedule.pending() == 1
 
@@ -200,7 +200,7 @@ async def test_cancellation_never_touches_another_tenants_order_of_the_same_id(s
     assert await schedule.pending(theirs.request.delivery_id) == 1
     assert await schedule.order_state("rt2", HOSTILE_ORDER) is None
     later = failed(order_id=HOSTILE_ORDER, tenant="rt2")
-    assert (await retry_in(schedule, outbox, later)).add == service.AddResult("added")
+    assert (await retry_in(schedule, outbox, later)).add == AddResult("added")
 
 
 async def test_order_notices_keep_their_retries_when_the_order_is_cancelled(schedule: SqlRetrySchedule) -> None:
@@ -209,7 +209,7 @@ async def test_order_notices_keep_their_retries_when_the_order_is_cancelled(sche
     await retry_in(schedule, outbox, notice)
     await event_in(schedule, outbox, order_event("cancelled", datetime.now(UTC)))
 
-    assert (await retry_in(schedule, outbox, failed(reason="order_cancelled"))).add == service.AddResult("added")
+    assert (await retry_in(schedule, outbox, failed(reason="order_cancelled"))).add == AddResult("added")
     assert outbox.finals == []
     assert await schedule.pending(notice.request.delivery_id) == 1
 
@@ -256,7 +256,7 @@ async def test_cancellations_recorded_by_the_previous_version_still_refuse_retri
         assert handled.add.status == "order_cancelled"
         # A re-opening newer than the old cancellation lifts it, as for new ones.
         await event_in(schedule, outbox, order_event("created", datetime.now(UTC), order_id="o-old"))
-        assert (await retry_in(schedule, outbox, failed(order_id="o-old"))).add == service.AddResult("added")
+        assert (await retry_in(schedule, outbox, failed(order_id="o-old"))).add == AddResult("added")
 
 
 # --- due retries: sent, or ended -------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """The internal query API (read by ingest-api) and health probes, served by aiohttp inside the FastStream app.
 
-``GET /internal/v1/orders?tenant=<t>&(orderNumber|orderId|recipeId)=<v>[&after=<orderId>]`` (pages of 100 by
-order ID; ``next`` names the following page) and
-``GET /internal/v1/audit?tenant=<t>&olderThanS=<s>&limit=<n>`` answer strictly within the tenant (see README).
+The contract (paths, parameters, limits, answer bodies) is ``relay_contracts.internal_api``: ``ORDERS_PATH``
+answers an ``OrdersPage`` (pages of ``ORDERS_PAGE_SIZE`` by order ID; ``next`` names the following page),
+``AUDIT_PATH`` an ``AuditReport``, strictly within the tenant (see README). This module checks the query, calls the
+route's use case in ``service`` and serialises its answer.
 No secrets or PII are stored, so none can be returned: only order/line IDs, quantities and delivery status.
 With a token configured, ``/internal/*`` answers only ``Authorization: Bearer <token>``; the probes stay open.
 """
@@ -10,37 +11,24 @@ With a token configured, ``/internal/*`` answers only ``Authorization: Bearer <t
 from __future__ import annotations
 
 import hmac
+import logging
 import re
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from pydantic import SecretStr
 
-from relay_association_store import service
-from relay_association_store.adapters.repository import OrderLookup
-from relay_association_store.service import AuditEntry, AuditQueries, AuditReport, DeliveryRecord, OrderView
+from relay_association_store import domain, service
+from relay_association_store.ports import OrderQueries
+from relay_contracts import internal_api as api
 from relay_platform.errors import RelayError
 
-LOOKUPS: tuple[OrderLookup, ...] = ("orderNumber", "orderId", "recipeId")
-MAX_PARAM = 128
-# Orders per lookup page; ``next`` (the page's last order ID) is passed back as ``after`` for the following one.
-PAGE_SIZE = 100
-DEFAULT_OLDER_THAN_S = 15 * 60
-MAX_OLDER_THAN_S = 3650 * 24 * 3600  # ten years: far past any retention, still a representable cutoff
-DEFAULT_AUDIT_LIMIT = 100
+logger = logging.getLogger("relay.association_store")
+
 _DIGITS = re.compile(r"[0-9]{1,12}")
-OPEN_PATHS = frozenset({"/healthz", "/readyz"})
-
-
-class OrderQueries(AuditQueries, Protocol):
-    async def find_orders(
-        self, tenant: str, by: OrderLookup, value: str, *, after: str | None = None, limit: int = ...
-    ) -> list[OrderView]: ...
-    async def ping(self, timeout_s: float = 2.0) -> bool: ...
-
 
 STORE = web.AppKey("store", OrderQueries)
 
@@ -49,47 +37,50 @@ class BadQueryError(Exception):
     """A query parameter the API refuses; the message names it."""
 
 
+def _answer(body: api.InternalApiModel, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+    # Nulls stay in the body (``"lastError": null``, ``"next": null``): the ingest API relays them as they are.
+    return web.json_response(body.model_dump(mode="json", by_alias=True), status=status, headers=headers)
+
+
 def _bad_request(message: str) -> web.Response:
-    return web.json_response({"error": "bad_request", "message": message}, status=400)
+    return _answer(api.ApiError(error="bad_request", message=message), status=400)
 
 
 def _unavailable() -> web.Response:
-    return web.json_response(
-        {"error": "unavailable", "message": "the order database is not answering; try again"}, status=503
+    return _answer(
+        api.ApiError(error="unavailable", message="the order database is not answering; try again"), status=503
     )
 
 
-def _rfc3339(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
+def _rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _delivery_json(delivery: DeliveryRecord) -> dict[str, Any]:
-    return {
-        "integration": delivery.integration_id,
-        "type": delivery.integration_type,
-        "recipeId": delivery.recipe_id,
-        "trigger": delivery.reason,
-        "status": delivery.status,
-        "attempts": delivery.attempts,
-        "lastError": delivery.last_error,
-        "files": list(delivery.files),
-    }
+def found_delivery(delivery: domain.DeliveryRecord) -> api.FoundDelivery:
+    return api.FoundDelivery(
+        integration=delivery.integration_id,
+        type=delivery.integration_type,
+        recipe_id=delivery.recipe_id,
+        trigger=delivery.reason,
+        status=delivery.status,
+        attempts=delivery.attempts,
+        last_error=delivery.last_error,
+        files=list(delivery.files),
+    )
 
 
-def order_json(view: OrderView) -> dict[str, Any]:
+def found_order(view: domain.OrderView) -> api.FoundOrder:
     order = view.order
-    return {
-        "orderId": order.order_id,
-        "orderNumber": order.order_number,
-        "status": order.status,
-        "items": [
-            {"recipeId": item.recipe_id, "itemId": item.item_id, "itemQuantity": item.quantity}
+    return api.FoundOrder(
+        order_id=order.order_id,
+        order_number=order.order_number,
+        status=order.status,
+        items=[
+            api.FoundItem(recipe_id=item.recipe_id, item_id=item.item_id, item_quantity=item.quantity)
             for item in sorted(order.items.values(), key=lambda item: item.item_id)
         ],
-        "deliveries": [_delivery_json(delivery) for delivery in view.deliveries],
-    }
+        deliveries=[found_delivery(delivery) for delivery in view.deliveries],
+    )
 
 
 async def get_orders(request: web.Request) -> web.Response:
@@ -97,26 +88,21 @@ async def get_orders(request: web.Request) -> web.Response:
     tenant = query.get("tenant", "").strip()
     if not tenant:
         return _bad_request("query parameter 'tenant' is required")
-    given = [name for name in LOOKUPS if name in query]
+    given = [name for name in api.ORDER_LOOKUP_FIELDS if name in query]
     if len(given) != 1:
         return _bad_request("give exactly one of 'orderNumber', 'orderId' or 'recipeId'")
     by = given[0]
     value = query[by].strip()
-    if not value or len(value) > MAX_PARAM or len(tenant) > MAX_PARAM:
-        return _bad_request(f"'{by}' and 'tenant' must be 1 to {MAX_PARAM} characters")
+    if not value or len(value) > api.MAX_QUERY_TEXT or len(tenant) > api.MAX_QUERY_TEXT:
+        return _bad_request(f"'{by}' and 'tenant' must be 1 to {api.MAX_QUERY_TEXT} characters")
     after = query.get("after")
-    if after is not None and not 1 <= len(after) <= MAX_PARAM:
-        return _bad_request(f"'after' must be 1 to {MAX_PARAM} characters")
+    if after is not None and not 1 <= len(after) <= api.MAX_QUERY_TEXT:
+        return _bad_request(f"'after' must be 1 to {api.MAX_QUERY_TEXT} characters")
     try:
-        # One more than a page: whether there is a next page without a second query.
-        views = await request.app[STORE].find_orders(tenant, by, value, after=after, limit=PAGE_SIZE + 1)
+        page = await service.find_orders(request.app[STORE], tenant, by, value, after=after)
     except RelayError:
         return _unavailable()
-    page = views[:PAGE_SIZE]
-    more = len(views) > PAGE_SIZE and page
-    return web.json_response(
-        {"orders": [order_json(view) for view in page], "next": page[-1].order.order_id if more else None}
-    )
+    return _answer(api.OrdersPage(orders=[found_order(view) for view in page.orders], next=page.next))
 
 
 def _whole_number(query: Mapping[str, str], name: str, *, default: int, low: int, high: int) -> int:
@@ -128,46 +114,48 @@ def _whole_number(query: Mapping[str, str], name: str, *, default: int, low: int
     return int(raw)
 
 
-def audit_entry_json(entry: AuditEntry) -> dict[str, Any]:
+def audit_delivery(entry: domain.AuditEntry) -> api.AuditDelivery:
     delivery = entry.delivery
-    return {
-        "deliveryId": delivery.delivery_id,
-        "orderId": delivery.order_id,
-        "orderNumber": delivery.order_number,
-        "recipeId": delivery.recipe_id,
-        "integration": delivery.integration_id,
-        "type": delivery.integration_type,
-        "trigger": delivery.reason,
-        "triggerId": delivery.trigger_id,
-        "status": delivery.status,
-        "attempts": delivery.attempts,
-        "lastError": delivery.last_error,
-        "lastChange": _rfc3339(delivery.updated_at),
-        "createdAt": _rfc3339(delivery.created_at),
-        "triggeredAt": _rfc3339(delivery.triggered_at),
-        "reason": entry.reason,
-    }
+    return api.AuditDelivery(
+        delivery_id=delivery.delivery_id,
+        order_id=delivery.order_id,
+        order_number=delivery.order_number,
+        recipe_id=delivery.recipe_id,
+        integration=delivery.integration_id,
+        type=delivery.integration_type,
+        trigger=delivery.reason,
+        trigger_id=delivery.trigger_id,
+        status=delivery.status,
+        attempts=delivery.attempts,
+        last_error=delivery.last_error,
+        last_change=_rfc3339(delivery.updated_at),
+        created_at=_rfc3339(delivery.created_at),
+        triggered_at=_rfc3339(delivery.triggered_at) if delivery.triggered_at is not None else None,
+        reason=entry.reason,
+    )
 
 
-def audit_json(report: AuditReport, older_than_s: int) -> dict[str, Any]:
-    return {
-        "tenant": report.tenant,
-        "olderThanS": older_than_s,
-        "cutoff": _rfc3339(report.cutoff),
-        "limit": report.limit,
-        "truncated": report.truncated,
-        "deliveries": [audit_entry_json(entry) for entry in report.entries],
-    }
+def audit_report(report: domain.AuditReport, older_than_s: int) -> api.AuditReport:
+    return api.AuditReport(
+        tenant=report.tenant,
+        older_than_s=older_than_s,
+        cutoff=_rfc3339(report.cutoff),
+        limit=report.limit,
+        truncated=report.truncated,
+        deliveries=[audit_delivery(entry) for entry in report.entries],
+    )
 
 
 async def get_audit(request: web.Request) -> web.Response:
     query = request.query
     tenant = query.get("tenant", "").strip()
-    if not tenant or len(tenant) > MAX_PARAM:
-        return _bad_request(f"query parameter 'tenant' is required (1 to {MAX_PARAM} characters)")
+    if not tenant or len(tenant) > api.MAX_QUERY_TEXT:
+        return _bad_request(f"query parameter 'tenant' is required (1 to {api.MAX_QUERY_TEXT} characters)")
     try:
-        older_than_s = _whole_number(query, "olderThanS", default=DEFAULT_OLDER_THAN_S, low=0, high=MAX_OLDER_THAN_S)
-        limit = _whole_number(query, "limit", default=DEFAULT_AUDIT_LIMIT, low=1, high=service.MAX_AUDIT_LIMIT)
+        older_than_s = _whole_number(
+            query, "olderThanS", default=api.DEFAULT_AUDIT_OLDER_THAN_S, low=0, high=api.MAX_AUDIT_OLDER_THAN_S
+        )
+        limit = _whole_number(query, "limit", default=api.DEFAULT_AUDIT_LIMIT, low=1, high=api.MAX_AUDIT_LIMIT)
     except BadQueryError as error:
         return _bad_request(str(error))
     try:
@@ -176,7 +164,7 @@ async def get_audit(request: web.Request) -> web.Response:
         )
     except RelayError:
         return _unavailable()
-    return web.json_response(audit_json(report, older_than_s))
+    return _answer(audit_report(report, older_than_s))
 
 
 async def healthz(_request: web.Request) -> web.Response:
@@ -190,8 +178,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 def _unauthorized() -> web.Response:
-    return web.json_response(
-        {"error": "unauthorized", "message": "a valid 'Authorization: Bearer <token>' header is required"},
+    return _answer(
+        api.ApiError(error="unauthorized", message="a valid 'Authorization: Bearer <token>' header is required"),
         status=401,
         headers={"WWW-Authenticate": 'Bearer realm="association-store"'},
     )
@@ -204,7 +192,7 @@ def bearer_token_middleware(token: SecretStr) -> Middleware:
 
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path not in OPEN_PATHS:
+        if request.path not in api.HEALTH_PATHS:
             presented = request.headers.get("Authorization", "").encode("utf-8", "replace")
             if not hmac.compare_digest(presented, expected):
                 return _unauthorized()
@@ -214,12 +202,30 @@ def bearer_token_middleware(token: SecretStr) -> Middleware:
 
 
 def create_internal_api(store: OrderQueries, *, token: SecretStr | None = None) -> web.Application:
-    """The aiohttp application; started and stopped by the FastStream lifespan (see ``main``). ``token``: the
+    """The aiohttp application; started and stopped with the service's resources (see ``main``). ``token``: the
     bearer token ``/internal/*`` requires (``None`` only on loopback; ``Settings`` enforces that)."""
     app = web.Application(middlewares=[bearer_token_middleware(token)] if token is not None else [])
     app[STORE] = store
-    app.router.add_get("/internal/v1/orders", get_orders)
-    app.router.add_get("/internal/v1/audit", get_audit)
+    app.router.add_get(api.ORDERS_PATH, get_orders)
+    app.router.add_get(api.AUDIT_PATH, get_audit)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     return app
+
+
+@asynccontextmanager
+async def serving_internal_api(
+    store: OrderQueries, *, host: str, port: int, token: SecretStr | None
+) -> AsyncIterator[None]:
+    """Serves ``create_internal_api(store, token=token)`` on ``host:port`` for the duration of the block."""
+    runner = web.AppRunner(create_internal_api(store, token=token))
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        logger.info("internal query API on %s:%s", host, port)
+        if token is None:
+            # Settings allow this on loopback only; say so, as every local process can read any tenant.
+            logger.warning("internal query API has no token (ASSOCIATION_STORE_API_TOKEN unset): loopback only")
+        yield
+    finally:
+        await runner.cleanup()

@@ -1,28 +1,27 @@
-"""The SQL repository (SQLite or PostgreSQL through SQLAlchemy's asyncio API) and its migrations runner.
+"""The SQL repository (SQLite or PostgreSQL through SQLAlchemy's asyncio API): the ``ports.Store`` of the consumers
+and the ``ports.OrderQueries`` of the internal API.
 
-Database failures are translated here: unavailable/locked/conflicting -> ``TransientError`` (the message is read
-again), data the database rejects -> ``PermanentError``. Messages carry the error class only, never SQL or values.
+The engine, the migrations runner and the translation of database failures (unavailable/locked/conflicting ->
+``TransientError``, data the database rejects -> ``PermanentError``) are ``relay_platform.sql``'s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import event, exc
-from sqlalchemy.engine import Connection, Row, make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy import exc
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from relay_association_store.adapters.tables import deliveries, order_items, orders, processed_events, recipes
-from relay_association_store.service import (
+from relay_association_store.domain import (
     DeliveryRecord,
     DeliveryState,
     EventKind,
@@ -33,83 +32,14 @@ from relay_association_store.service import (
     OrderView,
     RecipeRecord,
 )
+from relay_contracts.internal_api import ORDERS_PAGE_SIZE, OrderLookupField
 from relay_contracts.topics import IntegrationType
-from relay_platform.errors import PermanentError, TransientError
+from relay_platform import sql
+from relay_platform.sql import READ_ONLY, create_engine, translate_db_errors
 
 logger = logging.getLogger("relay.association_store.db")
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
-# Serialises concurrent start-ups running migrations against one PostgreSQL database.
-_MIGRATION_LOCK_KEY = 0x52454C4159
-_READ_ONLY = "relay_read_only"
-MAX_ORDERS = 100
-
-OrderLookup = Literal["orderId", "orderNumber", "recipeId"]
-
-
-@contextmanager
-def translate_db_errors() -> Iterator[None]:
-    """Map SQLAlchemy/driver failures onto the platform's transient/permanent taxonomy."""
-    try:
-        yield
-    except exc.IntegrityError as error:
-        # Two writers raced on the same key; reading the message again sees the winner's row.
-        raise TransientError(f"concurrent write conflict ({_orig(error)})") from error
-    except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError) as error:
-        raise TransientError(f"database unavailable ({_orig(error)})") from error
-    except exc.DBAPIError as error:
-        if error.connection_invalidated:
-            raise TransientError(f"database connection lost ({_orig(error)})") from error
-        raise PermanentError(f"database rejected the data ({_orig(error)})") from error
-    except (OSError, TimeoutError) as error:
-        raise TransientError(f"database unreachable ({type(error).__name__})") from error
-
-
-def _orig(error: exc.SQLAlchemyError) -> str:
-    orig = getattr(error, "orig", None)
-    return type(orig if orig is not None else error).__name__
-
-
-def create_engine(url: str, *, pool_size: int = 5, connect_timeout_s: float = 5.0) -> AsyncEngine:
-    """An engine for ``url``; SQLite gets WAL, a busy timeout and ``BEGIN IMMEDIATE`` for writers."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(
-            url,
-            pool_size=pool_size,
-            pool_pre_ping=True,
-            pool_timeout=connect_timeout_s,
-            connect_args={"timeout": connect_timeout_s},
-        )
-    database = parsed.database
-    if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": connect_timeout_s})
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Take transaction control from the driver so BEGIN can be IMMEDIATE (SQLAlchemy's aiosqlite recipe).
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(connection: Connection) -> None:
-        # A deferred transaction that reads, then writes, fails at once with "database is locked" when another
-        # writer got in between; IMMEDIATE waits (busy timeout) for the write lock instead.
-        read_only = connection.get_execution_options().get(_READ_ONLY, False)
-        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
-
-    return engine
-
-
-def _run_upgrade(connection: Connection) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.attributes["connection"] = connection
-    command.upgrade(config, "head")
 
 
 class SqlStore:
@@ -117,7 +47,7 @@ class SqlStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._reader = engine.execution_options(**{_READ_ONLY: True})
+        self._reader = engine.execution_options(**{READ_ONLY: True})
 
     @classmethod
     def open(cls, url: str, *, pool_size: int = 5, connect_timeout_s: float = 5.0) -> SqlStore:
@@ -128,11 +58,7 @@ class SqlStore:
 
     async def migrate(self) -> None:
         """``alembic upgrade head`` on this database (idempotent; safe with several instances starting)."""
-        with translate_db_errors():
-            async with self.engine.begin() as connection:
-                if connection.dialect.name == "postgresql":
-                    await connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK_KEY)))
-                await connection.run_sync(_run_upgrade)
+        await sql.migrate(self.engine, MIGRATIONS)
 
     async def ping(self, timeout_s: float = 2.0) -> bool:
         """True when the database answers ``SELECT 1`` within ``timeout_s``."""
@@ -151,7 +77,13 @@ class SqlStore:
                 yield SqlTransaction(connection)
 
     async def find_orders(
-        self, tenant: str, by: OrderLookup, value: str, *, after: str | None = None, limit: int = MAX_ORDERS
+        self,
+        tenant: str,
+        by: OrderLookupField,
+        value: str,
+        *,
+        after: str | None = None,
+        limit: int = ORDERS_PAGE_SIZE,
     ) -> list[OrderView]:
         """Orders of ``tenant`` (only) by order ID, order number, or a recipe used on one of their items; at most
         ``limit``, by order ID, those after ``after`` (the last order ID of the previous page)."""
@@ -208,7 +140,7 @@ class SqlStore:
 
 
 class SqlTransaction:
-    """The ``service.Transaction`` port over one connection inside a transaction."""
+    """The ``ports.Transaction`` over one connection inside a transaction."""
 
     def __init__(self, connection: AsyncConnection) -> None:
         self.connection = connection

@@ -1,21 +1,9 @@
-"""Alembic environment: runs on the connection handed over by ``SqlStore.migrate()``."""
+"""Alembic environment: runs on the connection handed over by ``relay_platform.sql.migrate`` (``SqlStore.migrate``)."""
 
 from __future__ import annotations
 
-from alembic import context
-from sqlalchemy.engine import Connection
-
 from relay_association_store.adapters.tables import metadata
+from relay_platform.sql import run_migrations_on_handed_connection
 
-connection = context.config.attributes.get("connection")
-if not isinstance(connection, Connection):
-    raise TypeError("run migrations through SqlStore.migrate() (the service does this at start-up)")
-
-context.configure(
-    connection=connection,
-    target_metadata=metadata,
-    # SQLite cannot ALTER most things in place; batch mode rebuilds the table instead.
-    render_as_batch=connection.dialect.name == "sqlite",
-)
-with context.begin_transaction():
-    context.run_migrations()
+# The table alembic created before there were several stores; existing databases keep it.
+run_migrations_on_handed_connection(metadata, version_table="alembic_version")

@@ -24,8 +24,9 @@ from aiohttp.resolver import DefaultResolver
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 from yarl import URL
 
-from relay_bundle_builder.domain import AssetError, AssetUnavailableError
-from relay_bundle_builder.service import ByteBudget, FetchedAsset
+from relay_bundle_builder.domain import AssetError, AssetUnavailableError, ByteBudget
+from relay_bundle_builder.ports import FetchedAsset
+from relay_bundle_builder.settings import AssetFetchSettings
 from relay_bundle_builder.spool import AssetSpool
 from relay_platform.objectstore import classify_os_error
 from relay_platform.tenants import AssetHost, parse_asset_host
@@ -51,17 +52,6 @@ _hop: contextvars.ContextVar[_Hop | None] = contextvars.ContextVar("asset_hop", 
 
 class _RetryableFetchError(Exception):
     """Internal: one try failed in a way worth another try."""
-
-
-@dataclass(frozen=True, slots=True)
-class FetchPolicy:
-    timeout_s: float = 20.0
-    connect_timeout_s: float = 5.0
-    max_bytes: int = 100 * 1024 * 1024
-    retries: int = 2
-    retry_wait_s: float = 0.5
-    max_redirects: int = 5
-    concurrency: int = 8
 
 
 def _host_allowed(host: str, port: int, scheme: str, allowed: Sequence[AssetHost]) -> bool:
@@ -245,14 +235,14 @@ def _is_ip_literal(host: str) -> bool:
     return True
 
 
-def make_session(policy: FetchPolicy) -> aiohttp.ClientSession:
+def make_session(settings: AssetFetchSettings) -> aiohttp.ClientSession:
     """The process's asset HTTP session; DNS cache off so every connection's addresses are checked."""
     connector = aiohttp.TCPConnector(
-        resolver=GuardedResolver(), use_dns_cache=False, limit=max(policy.concurrency * 2, 10)
+        resolver=GuardedResolver(), use_dns_cache=False, limit=max(settings.concurrency * 2, 10)
     )
     return aiohttp.ClientSession(
         connector=connector,
-        timeout=aiohttp.ClientTimeout(total=policy.timeout_s, sock_connect=policy.connect_timeout_s),
+        timeout=aiohttp.ClientTimeout(total=settings.timeout_s, sock_connect=settings.connect_timeout_s),
         auto_decompress=True,
         headers={"User-Agent": "RecipeRelay-BundleBuilder/0.1"},
         trust_env=False,
@@ -262,10 +252,10 @@ def make_session(policy: FetchPolicy) -> aiohttp.ClientSession:
 class HttpAssetFetcher:
     """Implements the ``AssetFetcher`` port. Errors name the asset (``label``), never its URL's query/secrets."""
 
-    def __init__(self, session: aiohttp.ClientSession, policy: FetchPolicy) -> None:
+    def __init__(self, session: aiohttp.ClientSession, settings: AssetFetchSettings) -> None:
         self._session = session
-        self._policy = policy
-        self._limit = asyncio.Semaphore(policy.concurrency)
+        self._settings = settings
+        self._limit = asyncio.Semaphore(settings.concurrency)
 
     async def fetch(
         self, url: str, *, label: str, allowed_hosts: Sequence[str], budget: ByteBudget | None = None
@@ -275,8 +265,8 @@ class HttpAssetFetcher:
         except ValueError as error:
             raise AssetError(f"{label}: the tenant's allowed-asset-hosts is invalid ({error})") from error
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._policy.retries + 1),
-            wait=wait_exponential(multiplier=self._policy.retry_wait_s, max=10),
+            stop=stop_after_attempt(self._settings.retries + 1),
+            wait=wait_exponential(multiplier=self._settings.retry_wait_s, max=10),
             retry=retry_if_exception_type(_RetryableFetchError),
             reraise=True,
         )
@@ -286,7 +276,7 @@ class HttpAssetFetcher:
                     async with self._limit:
                         return await self._fetch_once(url, label, allowed, budget)
         except _RetryableFetchError as error:
-            raise AssetUnavailableError(f"{label}: {error} (after {self._policy.retries + 1} tries)") from error
+            raise AssetUnavailableError(f"{label}: {error} (after {self._settings.retries + 1} tries)") from error
         raise AssetUnavailableError(f"{label}: not fetched")  # unreachable: tenacity re-raises or returns
 
     async def _fetch_once(
@@ -295,7 +285,7 @@ class HttpAssetFetcher:
         token = _hop.set(None)
         try:
             current = url
-            for _ in range(self._policy.max_redirects + 1):
+            for _ in range(self._settings.max_redirects + 1):
                 # Every hop is checked afresh: a redirect may name another host, port or scheme.
                 scheme = await self._check_target(current, label, allowed)
                 _hop.set(_Hop(allowed, scheme))
@@ -307,7 +297,7 @@ class HttpAssetFetcher:
                         current = urljoin(current, location)
                         continue
                     return await self._read(response, label, budget)
-            raise AssetError(f"{label}: more than {self._policy.max_redirects} redirects")
+            raise AssetError(f"{label}: more than {self._settings.max_redirects} redirects")
         except aiohttp.ClientResponseError as error:
             # The server's answer could not be parsed (an over-long header line, a malformed status): it will
             # answer the same way next time.
@@ -382,8 +372,8 @@ class HttpAssetFetcher:
     async def _read(self, response: aiohttp.ClientResponse, label: str, budget: ByteBudget | None) -> FetchedAsset:
         if response.status == 200:
             declared = response.content_length
-            if declared is not None and declared > self._policy.max_bytes:
-                raise AssetError(f"{label}: {declared} bytes exceeds the {self._policy.max_bytes}-byte limit")
+            if declared is not None and declared > self._settings.max_bytes:
+                raise AssetError(f"{label}: {declared} bytes exceeds the {self._settings.max_bytes}-byte limit")
             # Spooled as it arrives: in memory while small (within the bundle's allowance), else in a temporary file.
             spool = AssetSpool(allowance=budget)
             try:
@@ -402,8 +392,8 @@ class HttpAssetFetcher:
         self, response: aiohttp.ClientResponse, spool: AssetSpool, label: str, budget: ByteBudget | None
     ) -> None:
         async for chunk in response.content.iter_chunked(_CHUNK):
-            if spool.size + len(chunk) > self._policy.max_bytes:
-                raise AssetError(f"{label}: larger than the {self._policy.max_bytes}-byte limit")
+            if spool.size + len(chunk) > self._settings.max_bytes:
+                raise AssetError(f"{label}: larger than the {self._settings.max_bytes}-byte limit")
             if budget is not None:
                 budget.charge(len(chunk), label=label)
             try:

@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
 from azure.core.exceptions import (
     AzureError,
@@ -19,6 +18,7 @@ from azure.storage.blob import ContentSettings
 from azure.storage.blob.aio import BlobServiceClient, ExponentialRetry
 from pydantic import SecretStr
 
+from relay_deliver_azure_blob.settings import BlobSettings
 from relay_platform.errors import PermanentError, RelayError, TransientError
 
 _AUTH = {
@@ -35,18 +35,6 @@ _AUTH = {
     "AccountIsDisabled",
 }
 _TRANSIENT = {"ServerBusy", "OperationTimedOut", "InternalError"}
-
-
-@dataclass(frozen=True, slots=True)
-class BlobSettings:
-    """How uploads are made (``Settings`` fields, passed without the rest of the service settings)."""
-
-    max_single_put_bytes: int = 64 * 1024 * 1024
-    block_size_bytes: int = 4 * 1024 * 1024
-    upload_concurrency: int = 4
-    connect_timeout_s: float = 10.0
-    read_timeout_s: float = 60.0
-    client_retry_total: int = 3
 
 
 def _header(error: HttpResponseError, name: str) -> str | None:
@@ -146,7 +134,7 @@ class BlobClientPool:
 
 
 class AzureBlobUploader:
-    """``relay_deliver_azure_blob.service.BlobUploader`` on azure-storage-blob's asyncio client."""
+    """``relay_deliver_azure_blob.ports.BlobUploader`` on azure-storage-blob's asyncio client."""
 
     def __init__(self, pool: BlobClientPool, settings: BlobSettings) -> None:
         self._pool = pool

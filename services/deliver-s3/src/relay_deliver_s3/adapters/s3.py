@@ -8,7 +8,6 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from aiobotocore.config import AioConfig
@@ -24,7 +23,8 @@ from botocore.exceptions import (
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.exceptions import ValidationError as BotoValidationError
 
-from relay_deliver_s3.service import S3Target
+from relay_deliver_s3.domain import S3Target
+from relay_deliver_s3.settings import UploadSettings
 from relay_platform.errors import PermanentError, RelayError, TransientError
 from relay_platform.objectstore_s3 import S3_TRANSIENT_CODES
 
@@ -48,19 +48,6 @@ _CREDENTIALS = {
     "UnrecognizedClientException",
 }
 _WRONG_REGION = {"AuthorizationHeaderMalformed", "PermanentRedirect", "IllegalLocationConstraintException"}
-
-
-@dataclass(frozen=True, slots=True)
-class UploadSettings:
-    """How uploads are made (``Settings`` fields, passed without the rest of the service settings)."""
-
-    multipart_threshold_bytes: int = 16 * 1024 * 1024
-    multipart_part_size_bytes: int = 8 * 1024 * 1024
-    multipart_concurrency: int = 4
-    connect_timeout_s: float = 5.0
-    read_timeout_s: float = 60.0
-    client_max_attempts: int = 3
-    max_pool_connections: int = 10
 
 
 def _retry_after_s(error: ClientError) -> float | None:
@@ -182,7 +169,7 @@ class S3ClientPool:
 
 
 class S3Uploader:
-    """``relay_deliver_s3.service.Uploader`` on aiobotocore: ``put_object`` or a multipart upload."""
+    """``relay_deliver_s3.ports.Uploader`` on aiobotocore: ``put_object`` or a multipart upload."""
 
     def __init__(self, pool: S3ClientPool, settings: UploadSettings) -> None:
         self._pool = pool

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import asyncssh
 
-from relay_deliver_sftp.service import Upload
-from relay_deliver_sftp.settings import Settings
+from relay_deliver_sftp.domain import Upload
+from relay_deliver_sftp.settings import SftpSettings
 from relay_platform.errors import PermanentError, TransientError
 from relay_platform.tenants import SftpIntegration
 
@@ -64,7 +64,7 @@ class SftpPool:
     """One SSH connection + SFTP session per (server, account, host key), opened on first use and reused by
     every later attempt (concurrent ones share it: SFTP pipelines requests)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: SftpSettings) -> None:
         self._settings = settings
         self._sessions: dict[_Account, _Session] = {}
         self._locks: dict[_Account, asyncio.Lock] = {}
@@ -223,7 +223,7 @@ class SftpPool:
 
 
 @asynccontextmanager
-async def sftp_pool(settings: Settings) -> AsyncIterator[SftpPool]:
+async def sftp_pool(settings: SftpSettings) -> AsyncIterator[SftpPool]:
     """An ``SftpPool`` for the lifetime of the process."""
     pool = SftpPool(settings)
     try:

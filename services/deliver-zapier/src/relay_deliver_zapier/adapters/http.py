@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from relay_deliver_zapier.service import JsonObject
-from relay_deliver_zapier.settings import Settings
+from relay_deliver_zapier.domain import JsonObject
+from relay_deliver_zapier.settings import HookSettings
 from relay_platform.errors import PermanentError, TransientError
 
 _RETRY_AFTER_CAP_S = 3600.0
@@ -68,7 +68,7 @@ def _host(url: str) -> str:
 
 
 @asynccontextmanager
-async def hook_poster(settings: Settings) -> AsyncIterator[HttpHookPoster]:
+async def hook_poster(settings: HookSettings) -> AsyncIterator[HttpHookPoster]:
     """One client session (connection pool per host) for the process lifetime."""
     connector = aiohttp.TCPConnector(limit_per_host=settings.connections_per_host)
     timeout = aiohttp.ClientTimeout(total=settings.request_timeout_s)

@@ -1,4 +1,5 @@
-"""Client of the association store's internal HTTP API (order lookups, the delivery audit, readiness)."""
+"""Client of the association store's internal HTTP API (``relay_contracts.internal_api``): order lookups, the
+delivery audit, readiness. Implements ``ports.AssociationStore``."""
 
 from __future__ import annotations
 
@@ -7,11 +8,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 from pydantic import SecretStr, ValidationError
 
-from relay_ingest_api.schemas import AuditReport, OrdersFound
+from relay_contracts.internal_api import AUDIT_PATH, ORDERS_PATH, AuditReport, OrderLookupField, OrdersPage
 from relay_platform.errors import TransientError
-
-LOOKUP_PATH = "/internal/v1/orders"
-AUDIT_PATH = "/internal/v1/audit"
 
 
 class UpstreamError(TransientError):
@@ -46,13 +44,13 @@ class AssociationStoreClient:
             )
         raise UpstreamError(f"association store answered {status}")
 
-    async def find_orders(self, tenant: str, field: str, value: str, *, after: str | None = None) -> bytes:
+    async def find_orders(self, tenant: str, field: OrderLookupField, value: str, *, after: str | None = None) -> bytes:
         """The store's JSON answer (one page, ``next`` names the following one), unchanged; the tenant is always
         the caller's, never the client's input."""
         params = {"tenant": tenant, field: value}
         if after is not None:
             params["after"] = after
-        return await self._get(LOOKUP_PATH, params)
+        return await self._get(ORDERS_PATH, params)
 
     async def audit(self, tenant: str, *, older_than_s: int, limit: int) -> bytes:
         """The tenant's deliveries not ended within ``older_than_s`` (the store's JSON, checked, unchanged)."""
@@ -65,15 +63,15 @@ class AssociationStoreClient:
             raise UpstreamError("association store answered the audit of another tenant")
         return body
 
-    async def orders(self, tenant: str, field: str, value: str, *, after: str | None = None) -> OrdersFound:
+    async def orders(self, tenant: str, field: OrderLookupField, value: str, *, after: str | None = None) -> OrdersPage:
         """One page of the store's answer parsed (for manual triggers); an unreadable one is an ``UpstreamError``."""
         body = await self.find_orders(tenant, field, value, after=after)
         try:
-            return OrdersFound.model_validate_json(body)
+            return OrdersPage.model_validate_json(body)
         except ValidationError as error:
             raise UpstreamError("association store answered an unreadable order list") from error
 
-    async def all_orders(self, tenant: str, field: str, value: str) -> AsyncIterator[OrdersFound]:
+    async def all_orders(self, tenant: str, field: OrderLookupField, value: str) -> AsyncIterator[OrdersPage]:
         """Every page of matching orders, in order; a store that pages backwards is an ``UpstreamError``."""
         after: str | None = None
         while True:

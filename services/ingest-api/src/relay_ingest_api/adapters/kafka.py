@@ -13,14 +13,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.structs import RecordMetadata
 from opentelemetry import propagate
 
-from relay_contracts.messages import Message
+from relay_ingest_api.ports import Outgoing
 from relay_platform.broker import producer_options
 from relay_platform.errors import TransientError, error_class_name
 from relay_platform.settings import KafkaSettings
@@ -29,13 +28,6 @@ logger = logging.getLogger("relay.ingest_api.kafka")
 
 _FIRST_BACKOFF_S = 0.2
 _MAX_BACKOFF_S = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    topic: str
-    message: Message
-    key: bytes
 
 
 def _bootstrap_addresses(bootstrap_servers: str) -> list[tuple[str, int]]:
@@ -68,7 +60,8 @@ def _retrieve(future: asyncio.Future[RecordMetadata]) -> None:
 
 
 class EventPublisher:
-    """Pipelined, bounded publishing: issue every send, then await all confirmations (acks=all)."""
+    """Pipelined, bounded publishing: issue every send, then await all confirmations (acks=all).
+    Implements ``ports.Publisher``."""
 
     def __init__(self, kafka: KafkaSettings, *, service: str, publish_timeout_s: float, retry_after_s: int) -> None:
         self._options = producer_options(kafka, service=service)

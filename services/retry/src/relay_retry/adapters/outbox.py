@@ -18,7 +18,7 @@ from relay_contracts.topics import DELIVERIES_DEAD, DELIVERIES_OUTCOMES
 from relay_platform.broker import DEAD_LETTER_REASON_HEADER, PERMANENT_KAFKA_ERRORS
 from relay_platform.errors import TransientError
 from relay_retry.domain import GiveUp, ScheduledRetry
-from relay_retry.service import PublishFailure
+from relay_retry.ports import PublishFailure
 
 logger = logging.getLogger("relay.retry.outbox")
 
@@ -34,7 +34,7 @@ def publish_failure(error: KafkaError) -> PublishFailure:
 
 
 class KafkaOutbox:
-    """``service.Outbox`` on the app's ``KafkaBroker``."""
+    """``ports.Outbox`` on the app's ``KafkaBroker``."""
 
     def __init__(self, broker: KafkaBroker) -> None:
         self._broker = broker

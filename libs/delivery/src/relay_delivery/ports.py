@@ -1,10 +1,11 @@
-"""The destination port every deliverer implements, and the bundle files handed to it."""
+"""The ports of the deliverer runtime: the destination every deliverer implements, the bundle files handed to it,
+and the artifact store that presigns its own links."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 from relay_contracts.messages import BundleFile, DeliverBundle
 from relay_platform.tenants import IntegrationBase
@@ -60,3 +61,12 @@ class Destination(Protocol[IntegrationT_contra]):
     async def deliver(
         self, integration: IntegrationT_contra, request: DeliverBundle, files: Sequence[FetchedFile]
     ) -> None: ...
+
+
+@runtime_checkable
+class PresigningStore(Protocol):
+    """An artifact store that can hand out its own time-limited GET links (the S3 store)."""
+
+    async def presigned_get_url(
+        self, key: str, *, expires_s: int = 3600, filename: str | None = None, content_type: str | None = None
+    ) -> str: ...

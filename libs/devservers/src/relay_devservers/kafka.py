@@ -13,14 +13,10 @@ import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
-from relay_testing.processes import ServerProcess, free_port, port_answers
-
-if TYPE_CHECKING:
-    # Imported where used: relay_testing.seaweedfs is a pytest plugin, which must not be imported before pytest
-    # registers it (the ``tansu`` fixture module imports this one).
-    from relay_testing.seaweedfs import SeaweedS3
+from relay_devservers.processes import ServerProcess, free_port, port_answers
+from relay_devservers.seaweedfs import SeaweedS3
 
 KAFKA_DEFAULT_PORT = 9092
 # `weed mini` flushes for 2-10 s after SIGTERM; killing it sooner could lose what the broker stored.
@@ -160,8 +156,6 @@ class DurableTansu:
 
     def start(self) -> DurableTansu:
         """Start SeaweedFS, make the bucket (first start only), then Tansu on it."""
-        from relay_testing.seaweedfs import SeaweedS3
-
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._take_lock()
         try:

@@ -1,7 +1,8 @@
 """Real SFTP servers on loopback: OpenSSH's sshd (internal-sftp, a real system user) and asyncssh's server.
 
 Both accept password and public-key logins and present their own host key, so clients can (and must) verify
-it. Usable from pytest (fixtures ``openssh_sftp`` / ``asyncssh_sftp``) and from the ``make run`` demo.
+it. Used by the ``make run`` demo (asyncssh) and by the test fixtures ``openssh_sftp`` / ``asyncssh_sftp``
+(``relay_testing.fixtures``).
 """
 
 from __future__ import annotations
@@ -11,14 +12,12 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncssh
-import pytest
 
-from relay_testing.processes import ServerProcess, free_port
+from relay_devservers.processes import ServerProcess, free_port
 
 SSHD = "/usr/sbin/sshd"
 
@@ -199,26 +198,3 @@ class AsyncsshSftp:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
-
-
-@pytest.fixture(scope="session")
-def openssh_sftp() -> Iterator[SftpAccount]:
-    """OpenSSH sshd serving SFTP on a free loopback port, for a real system user with a password and a key.
-
-    Fails (does not skip) when ``/usr/sbin/sshd`` is missing: ``apt-get install -y openssh-server``.
-    """
-    server = OpenSshSftp()
-    try:
-        yield server.start()
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="session")
-async def asyncssh_sftp(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SftpAccount]:
-    """asyncssh's SFTP server on a free loopback port (password and key login), chrooted to a temp directory."""
-    server = AsyncsshSftp(tmp_path_factory.mktemp("asyncssh-sftp"))
-    try:
-        yield await server.start()
-    finally:
-        await server.stop()

@@ -1,0 +1,1 @@
+"""The notifier's migration scripts, oldest first."""

@@ -1,0 +1,52 @@
+"""The retry schedule's tables (created and changed by the alembic scripts in ``relay_retry.migrations``)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+scheduled_retries = Table(
+    "scheduled_retries",
+    metadata,
+    Column("delivery_id", String(128), primary_key=True),
+    # The attempt number the re-published request carries (2 = first retry).
+    Column("attempt", Integer, primary_key=True),
+    Column("tenant", String(128), nullable=False),
+    # Set for order deliveries, so a cancelled order drops its pending retries.
+    Column("order_id", String(128), nullable=True),
+    Column("integration_type", String(32), nullable=False),
+    Column("recipe_id", String(128), nullable=False),
+    # Seconds since the epoch (UTC): compared and ordered the same way on every database.
+    Column("due_at", Float, nullable=False),
+    Column("request_json", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_scheduled_retries_due_at", "due_at"),
+    Index("ix_scheduled_retries_order", "tenant", "order_id"),
+)
+
+# Each order's status and the `occurredAt` that set it (ISO 8601 with its own offset: exact, and any offset an
+# OMS may send survives, where a UTC conversion could overflow at year 1 or 9999). Compared in Python, by the
+# association store's rule (`domain.order_status_after`); `updated_at` is wall-clock time, for pruning.
+order_states = Table(
+    "order_states",
+    metadata,
+    Column("tenant", String(128), primary_key=True),
+    Column("order_id", String(128), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("status_at", String(64), nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+# The table older versions kept (cancelled orders only, stamped with the wall-clock time the cancellation was
+# read). Not created any more, so not in ``metadata``; where it exists its rows still count as cancellations, so
+# an upgrade does not forget one. Left in place: replicas of the older version may still be writing it during a
+# rolling upgrade.
+legacy_metadata = MetaData()
+legacy_cancelled_orders = Table(
+    "cancelled_orders",
+    legacy_metadata,
+    Column("tenant", String(128), primary_key=True),
+    Column("order_id", String(128), primary_key=True),
+    Column("cancelled_at", Float, nullable=False),
+)

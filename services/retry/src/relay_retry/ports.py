@@ -1,0 +1,102 @@
+"""The retry service's ports: the durable schedule, the broker side, the scheduler's wake-up, and the bundle of
+them the handlers take from the app context.
+
+``adapters.schedule.SqlRetrySchedule`` and ``adapters.outbox.KafkaOutbox`` implement them, ``scheduler.Scheduler``
+is the wake-up; ``service`` imports this module, never an adapter.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Collection, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol
+
+from relay_platform.tenants import TenantsConfig
+from relay_retry.domain import GiveUp, OrderState, ScheduledRetry, StoredRetry
+
+AddStatus = Literal["added", "duplicate", "order_cancelled"]
+
+
+@dataclass(frozen=True, slots=True)
+class AddResult:
+    """Why ``RetrySchedule.add`` did (not) store a retry; ``order`` is the cancelled order's state if refused."""
+
+    status: AddStatus
+    order: OrderState | None = None
+
+
+class ScheduleTransaction(Protocol):
+    """One database transaction, committed when ``RetrySchedule.transaction()`` exits without error."""
+
+    async def load_order(self, tenant: str, order_id: str) -> OrderState | None: ...
+
+    async def save_order(self, state: OrderState) -> None: ...
+
+    async def order_retries(self, tenant: str, order_id: str) -> Sequence[StoredRetry]:
+        """The pending retries of one order (locked until the transaction ends)."""
+        ...
+
+    async def due(self, now: datetime, limit: int) -> Sequence[StoredRetry]:
+        """Up to ``limit`` due retries, earliest first, with their order's state; rows another replica holds are
+        skipped."""
+        ...
+
+    async def delete(self, rows: Collection[tuple[str, int]]) -> None:
+        """Remove these ``(delivery_id, attempt)`` rows."""
+        ...
+
+
+class RetrySchedule(Protocol):
+    """The durable schedule; ``adapters.schedule.SqlRetrySchedule`` is the SQL implementation."""
+
+    def transaction(self) -> AbstractAsyncContextManager[ScheduleTransaction]: ...
+
+    async def add(self, retry: ScheduledRetry, *, order_id: str | None) -> AddResult:
+        """Store ``retry`` unless it is already stored or ``order_id`` names an order that refuses retries."""
+        ...
+
+    async def next_due_at(self) -> datetime | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PublishFailure:
+    """Why one record was not published: ``permanent`` when the broker will refuse it again (too large, invalid
+    topic, not authorised), so retrying the publish cannot help."""
+
+    error_class: str
+    detail: str
+    permanent: bool
+
+
+class Outbox(Protocol):
+    """The broker side; ``adapters.outbox.KafkaOutbox`` publishes with ``acks=all``."""
+
+    async def final(self, give_ups: Sequence[GiveUp]) -> None:
+        """Publish the final outcomes (and dead letters); returns once confirmed, else ``TransientError``."""
+        ...
+
+    async def requests(self, due: Sequence[ScheduledRetry]) -> Sequence[PublishFailure | None]:
+        """Re-request each delivery; per retry ``None`` once confirmed, or why it was not."""
+        ...
+
+
+class Wake(Protocol):
+    """The scheduler, told that a retry was added so it looks at the schedule again now (``Scheduler``)."""
+
+    def notify(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPorts:
+    """What the handlers take from the app context (``main`` puts it there once the schedule is open)."""
+
+    tenants: TenantsConfig
+    schedule: RetrySchedule
+    outbox: Outbox
+    wake: Wake
+    # Each back-off is spread by this factor (``Settings.jitter``), drawn from ``rng``.
+    jitter: float = 0.1
+    rng: random.Random = field(default_factory=random.Random)

@@ -1,0 +1,86 @@
+"""The schedule's tables come from alembic migrations, and a database made by the versions before them (tables
+created from the table definitions at start-up, no ``alembic_version``) is adopted as it is, rows included."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from relay_contracts.messages import DeliverBundle
+from relay_retry.adapters.schedule import SqlRetrySchedule
+from relay_retry.adapters.tables import metadata, scheduled_retries
+from relay_retry.domain import ScheduledRetry
+
+
+def scheduled(delivery_id: str) -> ScheduledRetry:
+    request = DeliverBundle(
+        delivery_id=delivery_id,
+        trigger_id="t1",
+        tenant="rt",
+        integration_id="fast-hook",
+        integration_type="zapier",
+        recipe_id="999-abc",
+        feed="recipe",
+        reason="recipe_saved",
+        attempt=2,
+        requested_at=datetime.now(UTC),
+    )
+    return ScheduledRetry(request=request, due_at=datetime.now(UTC) + timedelta(seconds=60))
+
+
+def schema_differences(database: Path) -> list[object]:
+    engine = sa.create_engine(f"sqlite:///{database}")
+    try:
+        with engine.connect() as connection:
+            return list(compare_metadata(MigrationContext.configure(connection), metadata))
+    finally:
+        engine.dispose()
+
+
+async def test_the_migrations_make_exactly_the_tables_the_adapter_uses(tmp_path: Path) -> None:
+    database = tmp_path / "retry.db"
+    async with SqlRetrySchedule.open(f"sqlite+aiosqlite:///{database}"):
+        pass
+
+    assert schema_differences(database) == []
+    with sqlite3.connect(database) as raw:
+        assert raw.execute("SELECT version_num FROM alembic_version_retry").fetchall() == [("0001",)]
+
+
+async def test_a_database_of_the_version_before_migrations_is_adopted_with_its_rows(tmp_path: Path) -> None:
+    database = tmp_path / "retry.db"
+    engine = sa.create_engine(f"sqlite:///{database}")
+    kept = scheduled("kept")
+    try:
+        # What that version did at every start-up: the tables from their definitions, no migration history.
+        metadata.create_all(engine)
+        with engine.begin() as connection:
+            connection.execute(
+                sa.insert(scheduled_retries).values(
+                    delivery_id=kept.delivery_id,
+                    attempt=kept.attempt,
+                    tenant="rt",
+                    order_id=None,
+                    integration_type="zapier",
+                    recipe_id="999-abc",
+                    due_at=kept.due_at.timestamp(),
+                    request_json=kept.request.model_dump_json(),
+                    created_at=datetime.now(UTC).timestamp(),
+                )
+            )
+    finally:
+        engine.dispose()
+
+    async with SqlRetrySchedule.open(f"sqlite+aiosqlite:///{database}") as schedule:
+        assert await schedule.pending("kept") == 1
+        assert (await schedule.add(kept, order_id=None)).status == "duplicate"
+        assert (await schedule.add(scheduled("new"), order_id=None)).status == "added"
+
+    assert schema_differences(database) == []
+    with sqlite3.connect(database) as raw:
+        assert raw.execute("SELECT version_num FROM alembic_version_retry").fetchall() == [("0001",)]
