@@ -37,7 +37,9 @@ def schema_differences(database: Path) -> list[object]:
     engine = sa.create_engine(f"sqlite:///{database}")
     try:
         with engine.connect() as connection:
-            return list(compare_metadata(MigrationContext.configure(connection), metadata))
+            # The retry service's own alembic version table (stores may share a database) is alembic's, not ours.
+            context = MigrationContext.configure(connection, opts={"version_table": "alembic_version_retry"})
+            return list(compare_metadata(context, metadata))
     finally:
         engine.dispose()
 
