@@ -10,16 +10,14 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from itertools import islice
+from itertools import groupby, islice
 from typing import IO, Any
 from xml.sax.saxutils import escape
 
 from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
-from reportlab.graphics import renderPDF
 from reportlab.graphics.barcode.code128 import Code128
 from reportlab.graphics.barcode.qr import QrCodeWidget
-from reportlab.graphics.shapes import Drawing
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
@@ -552,6 +550,49 @@ def _qr_value(value: str, fallback: str) -> str:
     return text.encode()[:QR_MAX_BYTES].decode(errors="ignore")
 
 
+QrRun = tuple[int, int, int]
+"""A horizontal run of dark modules: row, first column, length."""
+
+
+@lru_cache(maxsize=1024)
+def qr_modules(value: str) -> tuple[int, tuple[QrRun, ...]]:
+    """The QR code of ``value`` (level M, as ``QrCodeWidget``): its module count and dark runs, row by row.
+
+    Cached: every ticket of a recipe encodes the same recipe URL, and encoding (mask scoring above all) was a
+    sixth of a ticket's CPU time.
+    """
+    code = QrCodeWidget(value, barLevel="M").qr
+    code.make()
+    runs: list[QrRun] = []
+    for row, modules in enumerate(code.modules):
+        column = 0
+        for dark, group in groupby(bool(module) for module in modules):
+            length = len(list(group))
+            if dark:
+                runs.append((row, column, length))
+            column += length
+    return code.getModuleCount(), tuple(runs)
+
+
+def qr_rects(value: str, size: float, *, border: int = 1) -> list[tuple[float, float, float, float]]:
+    """The dark rectangles (x, y, width, height) of the QR code of ``value`` in a ``size`` square with ``border``
+    blank modules around it: exactly those ``QrCodeWidget`` would draw as one shape each."""
+    count, runs = qr_modules(value)
+    box = size / (count + border * 2)
+    return [
+        ((column + border) * box, size - (row + border + 1) * box, length * box, box) for row, column, length in runs
+    ]
+
+
+def _draw_qr(canvas: Canvas, value: str) -> None:
+    """The QR code of ``value`` as one filled path, QR_SIZE square (not a reportlab shape per module)."""
+    path = canvas.beginPath()
+    for x, y, width, height in qr_rects(value, QR_SIZE):
+        path.rect(x, y, width, height)
+    canvas.setFillColor(colors.black)
+    canvas.drawPath(path, stroke=0, fill=1)
+
+
 class _Header:
     """Draws the header (repeated on every page) and the footer straight onto the canvas."""
 
@@ -592,10 +633,7 @@ class _Header:
         barcode = self.barcode
         if not self._forms_drawn:
             canvas.beginForm("relayQr")
-            qr = QrCodeWidget(self.qr_value, barLevel="M", barBorder=1, barWidth=QR_SIZE, barHeight=QR_SIZE)
-            drawing = Drawing(QR_SIZE, QR_SIZE)
-            drawing.add(qr)
-            renderPDF.draw(drawing, canvas, 0, 0)
+            _draw_qr(canvas, self.qr_value)
             canvas.endForm()
             canvas.beginForm("relayBarcode")
             barcode.drawOn(canvas, 0, 0)

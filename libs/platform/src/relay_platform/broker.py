@@ -368,16 +368,19 @@ class ConsumerOptions(TypedDict):
     ack_policy: AckPolicy
     auto_offset_reset: Literal["earliest"]
     max_poll_interval_ms: int
+    fetch_max_wait_ms: int
 
 
 def consumer_options(settings: KafkaSettings, group_id: str) -> ConsumerOptions:
     """The subscriber settings every consumer states: its group, commit-after-handling, where a new group starts,
-    and the poll interval its handlers' time budget is checked against (``KafkaSettings``)."""
+    the poll interval its handlers' time budget is checked against, and how long an empty fetch may wait
+    (``KafkaSettings``)."""
     return ConsumerOptions(
         group_id=group_id,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         auto_offset_reset="earliest",
         max_poll_interval_ms=settings.max_poll_interval_ms,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
     )
 
 
