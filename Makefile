@@ -50,9 +50,8 @@ asyncapi: bootstrap ## write the AsyncAPI documents of the Kafka consumers to do
 		--out docs/asyncapi/association-store.json
 
 .PHONY: bench
-bench: bootstrap ## benchmarks (figures go to docs/benchmarks.md by hand)
-	$(UV) run --frozen python services/ingest-api/bench/bench_ingest.py
-	$(UV) run --frozen python services/bundle-builder/bench/bench_bundles.py
+bench: bootstrap ## every figure beside its limit, medians of 3 runs; rewrites docs/benchmarks.md
+	$(UV) run --frozen python bench/run.py --write
 
 .PHONY: clean
 clean: ## remove the embedded stack's data

@@ -9,4 +9,6 @@ for member in libs/*/ services/*/; do
   uv run --frozen mypy "${paths[@]}" || status=1
 done
 [ -d tests ] && { uv run --frozen mypy tests conftest.py || status=1; }
+# The `make bench` scripts (run as scripts from bench/, so checked on their own).
+[ -d bench ] && { uv run --frozen mypy bench || status=1; }
 exit $status
