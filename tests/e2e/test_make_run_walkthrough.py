@@ -26,6 +26,7 @@ from azure.storage.blob import BlobServiceClient
 
 from relay_devservers.azurite import AzuriteBlob
 from relay_devservers.processes import free_port, wait_until
+from relay_testing.files import read_tree
 
 pytestmark = pytest.mark.integration
 
@@ -185,8 +186,7 @@ async def test_readme_walkthrough_delivers_to_every_demo_destination(
     await _eventually(updated)
 
     # No PII anywhere the suite keeps or prints: the data directory (database, objects, demo destinations, logs).
-    for path in [p for p in stack.var.rglob("*") if p.is_file()]:
-        data = path.read_bytes()
+    for path, data in read_tree(stack.var).items():
         for text in PII:
             assert text.encode() not in data, f"{text!r} found in {path}"
 

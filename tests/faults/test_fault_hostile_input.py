@@ -30,6 +30,7 @@ from relay_contracts.topics import ALL_TOPICS, DELIVERIES_DEAD, ORDERS_EVENTS
 from relay_devservers.seaweedfs import SeaweedS3
 from relay_devservers.webhooks import Reply
 from relay_platform.links import LinkSettings, LinkSigner
+from relay_testing.files import read_tree
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fault_harness import SFTP_PASSWORD, Rig, api_key, new_recipe_id, recipe_body, running_rig
@@ -543,12 +544,12 @@ async def test_no_api_key_or_secret_anywhere_after_malformed_requests(rig: Rig) 
     pieces = {s[i : i + 12] for values in secrets.values() for s in values for i in range(0, len(s) - 11, 6)}
     logged = rig.stack.log_path.read_text(errors="replace")
     on_topics = b"".join(r.value + (r.key or b"") for topic in ALL_TOPICS for r in rig.watcher.on(topic))
-    stored = b"".join(p.read_bytes() for p in rig.objects.rglob("*") if p.is_file() and p.stat().st_size < 1_000_000)
+    stored = b"".join(read_tree(rig.objects, max_size=1_000_000).values())
     assert [p for p in pieces if p in logged] == []
     assert [p for p in pieces if p.encode() in on_topics] == []
     assert [p for p in pieces if p.encode() in stored] == []
     # Nor in any database row (the SQLite files of the association store, retry and notifier, with their WALs).
-    rows = b"".join(p.read_bytes() for p in rig.var.rglob("*.db*") if p.is_file())
+    rows = b"".join(read_tree(rig.var, "*.db*").values())
     assert rows, "no database file found under the rig"
     assert [p for p in pieces if p.encode() in rows] == []
 
