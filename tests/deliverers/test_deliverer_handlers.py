@@ -9,6 +9,7 @@ from types import ModuleType
 
 import pytest
 
+from relay_contracts.messages import DeliverBundle
 from relay_contracts.topics import IntegrationType, deliveries_requested
 from relay_delivery.testing import InMemoryDeliverer, deliver_bundle, in_memory
 from relay_platform.objectstore_settings import ObjectStoreSettings
@@ -42,6 +43,11 @@ async def deliverer(tmp_path: Path, integration_type: IntegrationType) -> AsyncI
         yield running
 
 
+def _unconfigured_request(integration_type: IntegrationType) -> DeliverBundle:
+    """A request for an integration the tenant does not have: handled without any destination server."""
+    return deliver_bundle(tenant="acme", integration_id="not-configured", integration_type=integration_type, files=())
+
+
 def test_the_consumer_reads_its_own_requests_in_its_own_group(integration_type: IntegrationType) -> None:
     assert deliveries_requested(integration_type) == _module(integration_type, "handlers").TOPIC
     settings = _module(integration_type, "settings").Settings
@@ -52,9 +58,7 @@ async def test_a_request_for_an_unknown_integration_gets_one_final_failed_outcom
     deliverer: InMemoryDeliverer, integration_type: IntegrationType
 ) -> None:
     topic = _module(integration_type, "handlers").TOPIC
-    request = deliver_bundle(
-        tenant="acme", integration_id="not-configured", integration_type=integration_type, files=()
-    )
+    request = _unconfigured_request(integration_type)
 
     await deliverer.publish(request, topic)
     [outcome] = await deliverer.wait_for_outcomes(1)
@@ -68,9 +72,7 @@ async def test_a_malformed_request_is_dead_lettered_and_the_next_one_is_handled(
     deliverer: InMemoryDeliverer, integration_type: IntegrationType
 ) -> None:
     topic = _module(integration_type, "handlers").TOPIC
-    request = deliver_bundle(
-        tenant="acme", integration_id="not-configured", integration_type=integration_type, files=()
-    )
+    request = _unconfigured_request(integration_type)
 
     await deliverer.publish({"deliveryId": "x"}, topic)
     await deliverer.publish(request, topic)
