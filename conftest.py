@@ -3,4 +3,5 @@
 pytest_plugins = [
     "relay_testing.fixtures",
     "relay_testing.postgres",
+    "relay_testing.watchdog",
 ]

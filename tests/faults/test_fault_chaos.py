@@ -120,6 +120,9 @@ async def chaos(rig: Rig, stop: asyncio.Event, kills: list[str], rng: random.Ran
         await rig.stack.restart(victim)
 
 
+# Its own deadlines (chaos up to 150 s, the restart 120 s, delivery 420 s) are the test; on a busy 2-core CI machine
+# it takes 150-290 s, close to the suite's 300 s cap, so the cap here sits above the deadlines it already has.
+@pytest.mark.timeout(720)
 async def test_chaos_hundreds_of_orders_while_services_are_killed_all_delivered_none_stuck(rig: Rig) -> None:
     recipe_ids = [new_recipe_id("109") for _ in range(RECIPES)]
     for recipe_id in recipe_ids:

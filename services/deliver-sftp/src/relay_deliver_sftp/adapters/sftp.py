@@ -20,6 +20,8 @@ logger = logging.getLogger("relay.deliver_sftp.sftp")
 
 # The connection is gone: reconnect once and redo the (idempotent) uploads.
 _LOST = (asyncssh.ConnectionLost, asyncssh.SFTPConnectionLost, asyncssh.SFTPNoConnection, BrokenPipeError)
+# How long shutdown waits for each kept connection to close before dropping it.
+_CLOSE_TIMEOUT_S = 5.0
 
 
 def host_keys(integration: SftpIntegration) -> list[asyncssh.SSHKey]:
@@ -218,8 +220,14 @@ class SftpPool:
             session.sftp.exit()
             session.connection.close()
         for session in sessions:
-            with suppress(asyncssh.Error, OSError):
-                await session.connection.wait_closed()
+            try:
+                # A server that stopped reading keeps the close waiting for ever: shutdown must still end.
+                async with asyncio.timeout(_CLOSE_TIMEOUT_S):
+                    await session.connection.wait_closed()
+            except TimeoutError:
+                session.connection.abort()
+            except (asyncssh.Error, OSError):
+                pass
 
 
 @asynccontextmanager
