@@ -9,11 +9,14 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from relay_contracts.topics import ORDERS_EVENTS, RECIPES_SAVED
 from relay_devservers.kafka import TansuBroker
 from relay_devservers.processes import free_port
+from relay_ingest_api.adapters import kafka as kafka_adapter
 from relay_platform.broker import ensure_topics
+from relay_platform.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration
 
@@ -97,3 +100,37 @@ async def test_trigger_without_kafka_is_503_with_retry_after(
     assert retry_after is not None
     assert int(retry_after) >= 1
     assert took < 5
+
+
+async def test_closing_while_the_broker_connection_starts_closes_that_connection(
+    kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shutdown (or a test) that comes while the producer is still starting must not leak it: its sockets and
+    tasks would linger until garbage collection."""
+    producers: list[AIOKafkaProducer] = []
+    starting = asyncio.Event()
+
+    class WatchedProducer(AIOKafkaProducer):  # type: ignore[misc]
+        def __init__(self, **options: Any) -> None:
+            super().__init__(**options)
+            producers.append(self)
+
+        async def start(self) -> None:
+            starting.set()
+            await super().start()
+
+    monkeypatch.setattr(kafka_adapter, "AIOKafkaProducer", WatchedProducer)
+    publisher = kafka_adapter.EventPublisher(
+        KafkaSettings(bootstrap_servers=kafka_bootstrap),
+        service="ingest-api-test",
+        publish_timeout_s=2,
+        retry_after_s=1,
+    )
+    publisher.start()
+    async with asyncio.timeout(10):
+        await starting.wait()
+    await publisher.close()
+
+    assert producers
+    assert all(producer._closed for producer in producers)
+    assert not publisher.connected

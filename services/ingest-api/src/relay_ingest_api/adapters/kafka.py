@@ -95,6 +95,10 @@ class EventPublisher:
                 producer = AIOKafkaProducer(**self._options)
                 try:
                     await producer.start()
+                except asyncio.CancelledError:
+                    # The API is closing while it connects: a producer left half-started leaks its connections.
+                    await producer.stop()
+                    raise
                 except (KafkaError, OSError, TimeoutError) as error:
                     await producer.stop()
                     logger.warning("cannot connect to the broker yet: %s", error_class_name(error))
