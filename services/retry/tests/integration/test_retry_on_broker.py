@@ -169,7 +169,7 @@ class TopicWatcher:
                     found.append(dead)
         return found
 
-    async def wait(self, condition: Callable[[], object], *, timeout: float = 20.0) -> None:
+    async def wait(self, condition: Callable[[], object], *, timeout: float = 60.0) -> None:
         async with asyncio.timeout(timeout), self._changed:
             await self._changed.wait_for(lambda: bool(condition()))
 
@@ -217,12 +217,38 @@ async def watcher(kafka_bootstrap: str) -> AsyncIterator[TopicWatcher]:
         yield watcher
 
 
+async def caught_up(admin: AIOKafkaAdminClient, bootstrap: str, *, group: str, timeout: float = 180.0) -> None:
+    """Wait until ``group`` committed up to the end (as of now) of every partition of the retry service's topics.
+
+    A new group starts at the earliest offset: on the session's shared broker that is every retry command and order
+    event the other services' tests published before, which the service works through first."""
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await probe.start()
+    try:
+        partitions = [
+            TopicPartition(topic, partition)
+            for topic in (DELIVERIES_RETRY, ORDERS_EVENTS)
+            for partition in sorted(probe.partitions_for_topic(topic) or ())
+        ]
+        ends = await probe.end_offsets(partitions)
+    finally:
+        await probe.stop()
+    async with asyncio.timeout(timeout):
+        while True:
+            committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+            behind = [p for p in partitions if ends[p] > max(committed[p].offset if p in committed else 0, 0)]
+            if not behind:
+                return
+            await asyncio.sleep(0.2)
+
+
 @pytest.fixture(scope="module")
 async def retry_service(
     kafka_bootstrap: str,
     tmp_path_factory: pytest.TempPathFactory,
     producer: AIOKafkaProducer,
     watcher: TopicWatcher,
+    admin: AIOKafkaAdminClient,
 ) -> AsyncIterator[RetryService]:
     database = tmp_path_factory.mktemp("retry") / "retry.db"
     settings = Settings(
@@ -238,6 +264,7 @@ async def retry_service(
         probe = deliver_bundle(attempt=3)
         await send_retry(producer, retry_of(probe))
         await watcher.wait(lambda: watcher.outcomes(probe.delivery_id), timeout=60)
+        await caught_up(admin, kafka_bootstrap, group=settings.consumer_group)
         yield service
     finally:
         await service.stop()
