@@ -353,6 +353,7 @@ def producer_options(settings: KafkaSettings, *, service: str) -> dict[str, Any]
         "acks": "all",
         "request_timeout_ms": settings.request_timeout_ms,
         "security_protocol": settings.security_protocol,
+        "max_batch_size": settings.producer_max_batch_bytes,
     }
     if settings.sasl_username and settings.sasl_password:
         options |= {
@@ -404,6 +405,7 @@ def make_broker(
         client_id=f"relay-{service}",
         acks="all",
         request_timeout_ms=settings.request_timeout_ms,
+        max_batch_size=settings.producer_max_batch_bytes,
         security=_security(settings),
         middlewares=[KafkaTelemetryMiddleware(tracer_provider=tracer_provider), errors],
         graceful_timeout=30.0,

@@ -35,6 +35,11 @@ class KafkaSettings(BaseSettings):
     # for the next fetch: at aiokafka's 500 ms default that is ~220 ms per hop at the median, three hops before a
     # delivery. At 100 ms a hop costs ~20 ms, for a few percent of one core per idle consumer on the broker.
     fetch_max_wait_ms: int = Field(default=100, ge=1, le=30_000)
+    # The most a producer sends per partition in one request. aiokafka keeps one request in flight per broker, so
+    # at its 16 KiB default a 100-item batch of order events waits for several round trips; 256 KiB carries it in
+    # one (and the durable broker stores one object per batch, not per 16 KiB). It stays under the request limit
+    # (aiokafka's `max_request_size`, 1 MiB) and Kafka's default record-batch limit (`message.max.bytes`, ~1 MB).
+    producer_max_batch_bytes: int = Field(default=256 * 1024, ge=16 * 1024, le=1_000_000)
     handler_timeout_s: float = Field(default=240.0, gt=0)
     # A dead letter keeps the original value up to this size; above it only the size and SHA-256 are kept, so
     # the letter itself always fits the broker's request limit (aiokafka's `max_request_size` is 1 MiB).
