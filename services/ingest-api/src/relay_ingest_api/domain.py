@@ -7,6 +7,7 @@ No I/O here: the use cases (``service.py``) call these; a refusal is an ``Ingest
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -140,6 +141,9 @@ class Scrubbed(Generic[T]):
 
 def scrub(record: Mapping[str, Any], allowed: frozenset[str]) -> tuple[dict[str, Any], int]:
     """Keep only allow-listed keys; return the kept mapping and how many keys were dropped."""
+    if record.keys() <= allowed:
+        # The usual record has nothing to drop: a C-level copy instead of a per-key filter.
+        return dict(record), 0
     kept = {key: value for key, value in record.items() if key in allowed}
     return kept, len(record) - len(kept)
 
@@ -169,6 +173,11 @@ def _problems(index: int, error: ValidationError) -> list[Problem]:
     return [Problem(pointer=pointer(index, *e["loc"]), message=e["msg"]) for e in error.errors(include_url=False)]
 
 
+@functools.cache
+def _list_adapter(model: type[M]) -> TypeAdapter[list[M]]:
+    return TypeAdapter(list[model])  # type: ignore[valid-type]
+
+
 def _parse_batch(
     document: object,
     *,
@@ -182,7 +191,16 @@ def _parse_batch(
         )
     if len(document) > max_items:
         raise TooLargeError("too_many_items", f"at most {max_items} items per request; got {len(document)}")
-    records: list[M] = []
+    if all(isinstance(raw, dict) for raw in document):
+        cleaned = [scrubber(raw) for raw in document]
+        try:
+            # One call validates the whole batch (a per-item call costs as much as the validation itself).
+            records = _list_adapter(model).validate_python([clean for clean, _ in cleaned])
+        except ValidationError:
+            pass  # the item-by-item pass below names every problem as it always has
+        else:
+            return Scrubbed(records, sum(dropped for _, dropped in cleaned))
+    records = []
     problems: list[Problem] = []
     dropped = 0
     for index, raw in enumerate(document):
@@ -214,25 +232,30 @@ def _utc_text(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
+_LINK_EVENTS = TypeAdapter(list[OrderEventOccurred])
+
+
 def link_events(tenant: str, associations: list[OrderAssociation], received_at: datetime) -> list[OrderEventOccurred]:
     """One ``linked`` event per association; the ID hashes the business keys so a resent batch dedupes."""
-    events = []
+    # Plain values validated in one call for the batch, not two constructor calls per event: per-event model
+    # building was the largest cost of a 100-item batch.
+    fields = []
     for a in associations:
         order_id = a.order_id or a.order_number
-        events.append(
-            OrderEventOccurred(
-                event_id=stable_id(
+        fields.append(
+            {
+                "event_id": stable_id(
                     "linked", tenant, order_id, a.order_number, a.item_id, a.recipe_id, str(a.item_quantity)
                 ),
-                tenant=tenant,
-                type="linked",
-                order_id=order_id,
-                order_number=a.order_number,
-                items=(OrderItem(recipe_id=a.recipe_id, item_id=a.item_id, item_quantity=a.item_quantity),),
-                occurred_at=received_at,
-            )
+                "tenant": tenant,
+                "type": "linked",
+                "order_id": order_id,
+                "order_number": a.order_number,
+                "items": ({"recipe_id": a.recipe_id, "item_id": a.item_id, "item_quantity": a.item_quantity},),
+                "occurred_at": received_at,
+            }
         )
-    return events
+    return _LINK_EVENTS.validate_python(fields)
 
 
 def lifecycle_event_id(tenant: str, event: OrderLifecycleEvent) -> str:
@@ -631,7 +654,8 @@ def foreign_recipes(owns: Callable[[str], bool], recipe_ids: Sequence[tuple[str,
 
 
 def association_recipe_ids(records: Sequence[OrderAssociation]) -> list[tuple[str, str]]:
-    return [(pointer(index, "recipeId"), record.recipe_id) for index, record in enumerate(records)]
+    # pointer(index, "recipeId") spelled out: neither part has anything to escape, and this runs per item.
+    return [(f"/{index}/recipeId", record.recipe_id) for index, record in enumerate(records)]
 
 
 def lifecycle_recipe_ids(records: Sequence[OrderLifecycleEvent]) -> list[tuple[str, str]]:

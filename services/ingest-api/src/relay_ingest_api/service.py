@@ -71,9 +71,16 @@ def authorize(ports: Ports, credentials: Credentials, permission: Permission) ->
 
 
 def _own_recipes_only(tenants: TenantsConfig, caller: KeyMatch, recipe_ids: list[tuple[str, str]]) -> None:
-    domain.foreign_recipes(
-        lambda recipe_id: tenants.owns_recipe(caller.tenant_id, recipe_id), recipe_ids, caller.tenant.recipe_prefix
-    )
+    # A batch names few distinct recipes (often one for all its items): each is looked up once.
+    owned: dict[str, bool] = {}
+
+    def owns(recipe_id: str) -> bool:
+        known = owned.get(recipe_id)
+        if known is None:
+            known = owned[recipe_id] = tenants.owns_recipe(caller.tenant_id, recipe_id)
+        return known
+
+    domain.foreign_recipes(owns, recipe_ids, caller.tenant.recipe_prefix)
 
 
 # --- orders ------------------------------------------------------------------------------------------------------

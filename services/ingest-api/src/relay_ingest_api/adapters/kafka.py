@@ -146,7 +146,10 @@ class EventPublisher:
         try:
             async with asyncio.timeout_at(deadline):
                 for record in records:
-                    value = record.message.model_dump_json().encode()
+                    # The serializer's bytes as they are: model_dump_json() decodes them to str, then .encode()
+                    # copies them back, per record.
+                    message = record.message
+                    value = type(message).__pydantic_serializer__.to_json(message)
                     futures.append(await producer.send(record.topic, value, key=record.key, headers=headers))
         except TimeoutError as error:
             self._abandon(futures)
