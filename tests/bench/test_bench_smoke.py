@@ -33,6 +33,7 @@ REQUIRED = {
     "deliver_sftp_per_s",
     "deliver_email_per_s",
     "deliver_zapier_per_s",
+    "deliver_scaleout_x",
     *(f"idle_rss_mb_{service}" for service in SERVICES),
     *(f"cpu_ms_per_order_{service}" for service in SERVICES),
 }
