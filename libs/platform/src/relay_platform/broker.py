@@ -44,6 +44,7 @@ from pydantic import ValidationError
 
 from relay_contracts.messages import MESSAGE_BY_TOPIC, Message, MessageDeadLettered, known_fields_only
 from relay_contracts.topics import ALL_TOPICS, DELIVERIES_DEAD
+from relay_platform.commits import partition_commit_parser
 from relay_platform.errors import PermanentError, TransientError, error_class_name
 from relay_platform.redact import redact_secrets
 from relay_platform.settings import KafkaSettings
@@ -370,6 +371,7 @@ class ConsumerOptions(TypedDict):
     auto_offset_reset: Literal["earliest"]
     max_poll_interval_ms: int
     fetch_max_wait_ms: int
+    parser: Callable[..., Awaitable[Any]]
 
 
 def consumer_options(settings: KafkaSettings, group_id: str) -> ConsumerOptions:
@@ -382,6 +384,8 @@ def consumer_options(settings: KafkaSettings, group_id: str) -> ConsumerOptions:
         auto_offset_reset="earliest",
         max_poll_interval_ms=settings.max_poll_interval_ms,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        # Acknowledging commits the handled record's partition only (see relay_platform.commits).
+        parser=partition_commit_parser,
     )
 
 

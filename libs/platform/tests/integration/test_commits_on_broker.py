@@ -125,3 +125,37 @@ async def test_a_member_joining_the_group_does_not_read_again_what_the_first_mem
 
     assert second_seen, "the second member took no partition: the rebalance was not exercised"
     assert not set(bodies) & set(second_seen), "the new member read records the first had handled"
+
+
+async def test_handling_a_record_commits_its_own_partition_only(kafka_bootstrap: str) -> None:
+    """The durable broker writes one object per committed partition: a record of partition 1 must not rewrite the
+    offsets of partitions 0 and 2 (FastStream's own acknowledgement commits every assigned partition)."""
+    topic, group = f"test.commits.{uuid.uuid4().hex[:8]}", f"commits-{uuid.uuid4().hex[:8]}"
+    await ensure_topics(kafka_bootstrap, (topic,), partitions=PARTITIONS)
+    seen: list[bytes] = []
+    broker, stop = _consumer_app(kafka_bootstrap, topic, group, seen)
+    await broker.start()
+    try:
+        publisher = make_broker(
+            KafkaSettings(bootstrap_servers=kafka_bootstrap), service="commit-test-pub", tracer_provider=None
+        )
+        await publisher.start()
+        try:
+            for body in (b"one", b"two"):
+                await publisher.publish(body, topic, partition=1)
+        finally:
+            await publisher.stop()
+        await _eventually(lambda: seen == [b"one", b"two"])
+        await _eventually_committed(kafka_bootstrap, topic, group, {0: None, 1: 2, 2: None})
+    finally:
+        await stop()
+
+
+async def _eventually_committed(
+    bootstrap: str, topic: str, group: str, expected: dict[int, int | None], *, within: float = 30.0
+) -> None:
+    # The commit follows the handler's return: poll the group's offsets until they match, or time out.
+    deadline = asyncio.get_running_loop().time() + within
+    while (committed := await _committed(bootstrap, topic, group)) != expected:
+        assert asyncio.get_running_loop().time() < deadline, committed
+        await asyncio.sleep(0.1)
