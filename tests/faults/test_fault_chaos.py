@@ -29,9 +29,9 @@ pytestmark = pytest.mark.integration
 
 TENANT = "chaos"
 INTEGRATIONS = ("chaos-hook", "chaos-s3")
-ORDERS = 300
+ORDERS = 200
 BATCH = 10
-SEND_EVERY_S = 0.5  # the OMS's pace: the orders arrive over 15 s, through the kills
+SEND_EVERY_S = 0.75  # the OMS's pace: the orders arrive over 15 s, through the kills (the second is the API's)
 CHAOS_MAX_S = 90.0  # kills go on until a third of the orders are through, or this long
 RECIPES = 3  # the lookup answers at most 100 orders per recipe
 KILL_EVERY_S = 5.0
