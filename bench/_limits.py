@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -85,10 +85,14 @@ def cpu_seconds(pid: int) -> float:
 
 
 @contextlib.asynccontextmanager
-async def durable_broker(workdir: Path, tag: str, *, memory: bool = False) -> AsyncIterator[str]:
+async def durable_broker(
+    workdir: Path, tag: str, *, memory: bool = False, partitions: Mapping[str, int] | None = None
+) -> AsyncIterator[str]:
     """``make run``'s broker (``DurableTansu``: Tansu on ``s3://`` in a SeaweedFS of its own) on a free port, its
     data in ``workdir``, every topic of the suite created; yields the bootstrap address. ``memory``: Tansu with
-    memory storage instead (``--memory-broker``, to see what the durable storage costs)."""
+    memory storage instead (``--memory-broker``, to see what the durable storage costs). ``partitions`` creates
+    those topics with that many partitions first, as an operator who scales a consumer would (the rest get
+    ``ensure_topics``' default)."""
     from relay_devservers.kafka import DurableTansu, TansuBroker
     from relay_devservers.processes import free_port
     from relay_platform.broker import ensure_topics
@@ -98,6 +102,8 @@ async def durable_broker(workdir: Path, tag: str, *, memory: bool = False) -> As
         in_memory = TansuBroker(workdir)
         await asyncio.to_thread(in_memory.start)
         try:
+            for topic, count in (partitions or {}).items():
+                await ensure_topics(in_memory.bootstrap, (topic,), partitions=count)
             await ensure_topics(in_memory.bootstrap)
             took = time.monotonic() - started
             say(tag, f"Tansu (memory storage, not make run's) at {in_memory.bootstrap} in {took:.1f} s")
@@ -108,6 +114,8 @@ async def durable_broker(workdir: Path, tag: str, *, memory: bool = False) -> As
     broker = DurableTansu(workdir / "broker", log_dir=workdir / "logs", port=free_port())
     await asyncio.to_thread(broker.start)
     try:
+        for topic, count in (partitions or {}).items():
+            await ensure_topics(broker.bootstrap, (topic,), partitions=count)
         await ensure_topics(broker.bootstrap)
         say(tag, f"Tansu (durable, on SeaweedFS) at {broker.bootstrap} in {time.monotonic() - started:.1f} s")
         yield broker.bootstrap

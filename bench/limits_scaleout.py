@@ -1,7 +1,7 @@
 """The deliverer's scale-out: one deliverer service (deliver-zapier) with 1 and with 2 replicas in one consumer group.
 
 Run: ``uv run --frozen python bench/limits_scaleout.py [--smoke] [--requests N] [--reply-delay-ms MS]
-[--concurrency C] [--memory-broker]``.
+[--concurrency C] [--memory-broker] [--partitions P]``.
 
 Issue 11 asks of one deliverer, 1 -> 2 replicas, >= 1.7x the deliveries per second. The deliverer measured is
 deliver-zapier against the Zapier hook receiver (``relay_devservers.webhooks``) answering each POST after an
@@ -88,10 +88,12 @@ class Mode:
     # Replica counts of the phases, in order: 1, 2, 1 brackets the 2-replica phase, so a slow spell of this shared
     # machine weighs on both sides of the ratio.
     phases: tuple[int, ...]
+    # Of the deliverer's request topic: ensure_topics' 3, or more as an operator scaling a deliverer creates it.
+    partitions: int
 
 
-FULL = Mode(requests=600, warmup_per_replica=6, reply_delay_ms=30.0, concurrency=None, phases=(1, 2, 1))
-SMOKE = Mode(requests=6, warmup_per_replica=3, reply_delay_ms=20.0, concurrency=None, phases=(1, 2))
+FULL = Mode(requests=600, warmup_per_replica=6, reply_delay_ms=30.0, concurrency=None, phases=(1, 2, 1), partitions=3)
+SMOKE = Mode(requests=6, warmup_per_replica=3, reply_delay_ms=20.0, concurrency=None, phases=(1, 2), partitions=3)
 
 
 # --- --role hooks: the slow hook receiver -----------------------------------------------------------------------
@@ -350,6 +352,7 @@ async def phase(fixture: Fixture, replicas: int, mode: Mode, first: int) -> floa
 async def fixture(work: Path, mode: Mode, *, memory_broker: bool) -> AsyncIterator[Fixture]:
     from aiokafka import AIOKafkaProducer
 
+    from relay_contracts.topics import deliveries_requested
     from relay_delivery.testing import store_bundle
     from relay_devservers.processes import free_port
     from relay_platform.broker import producer_options
@@ -358,7 +361,8 @@ async def fixture(work: Path, mode: Mode, *, memory_broker: bool) -> AsyncIterat
     from relay_platform.tenants import load_tenants
     from relay_testing.shared_secrets import secrets_env
 
-    async with durable_broker(work, TAG, memory=memory_broker) as bootstrap:
+    topic_partitions = {deliveries_requested("zapier"): mode.partitions}
+    async with durable_broker(work, TAG, memory=memory_broker, partitions=topic_partitions) as bootstrap:
         port = free_port()
         hooks = await Child.start(
             "hooks",
@@ -414,7 +418,7 @@ async def measure(mode: Mode, *, memory_broker: bool = False) -> list[dict[str, 
     one, two = statistics.mean(rates[1]), statistics.mean(rates[2])
     say(TAG, f"1 -> 2 replicas: {two / one:.2f}x ({one:.1f} -> {two:.1f} deliveries/s)")
     concurrency = f"concurrency {mode.concurrency or 3} each"
-    setup = f"{mode.reply_delay_ms:g} ms hook replies, {concurrency}, 3 partitions"
+    setup = f"{mode.reply_delay_ms:g} ms hook replies, {concurrency}, {mode.partitions} partitions"
     return [
         figure(
             "deliver_scaleout_x",
@@ -454,6 +458,7 @@ def main() -> None:
     parser.add_argument(
         "--memory-broker", action="store_true", help="Tansu with memory storage, not make run's durable broker"
     )
+    parser.add_argument("--partitions", type=int, help="partitions of the deliverer's request topic (default 3)")
     parser.add_argument("--role", choices=("measure", "hooks"), default="measure", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--delay-ms", type=float, help=argparse.SUPPRESS)
@@ -468,6 +473,7 @@ def main() -> None:
         reply_delay_ms=mode.reply_delay_ms if args.reply_delay_ms is None else args.reply_delay_ms,
         concurrency=args.concurrency or mode.concurrency,
         phases=mode.phases,
+        partitions=args.partitions or mode.partitions,
     )
     started = time.monotonic()
     figures = run_measurement(measure(mode, memory_broker=args.memory_broker))
