@@ -13,7 +13,10 @@ association per request:
   CPU rate are read from /proc;
 - light load: 4 orders/s open-loop for 20 s (smoke: 3 orders); latency of each order from its ``202`` to the first
   request for it at the Zapier hook receiver (timed on arrival), and to its ``*_Ticket.pdf`` appearing in the SFTP
-  root (its ctime, found by polling);
+  root (its ctime, found by polling); then each hop's share, from the producer timestamps (CreateTime) of the
+  order's records on the broker: 202 -> ``orders.events.v1`` (ingest-api) -> ``integrations.triggered.v1``
+  (association-store) -> ``deliveries.requested.zapier.v1`` (bundle-builder) -> hook received (deliver-zapier);
+  ``--light-rate`` sets the rate (the default 4/s is the issue's; 1/s shows the floor of an idle suite);
 - throughput: 300 orders (smoke: 10) sent as fast as 64 requests in flight allow; an order is complete when both
   the hook and the ticket arrived; throughput is completions per second between the 10th and 90th percentile
   completion (the steady part). CPU time (utime + stime of each process group: every service, Tansu, its SeaweedFS,
@@ -32,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -60,7 +64,9 @@ from _stack import (
     say,
     snapshot,
 )
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from relay_contracts.topics import INTEGRATIONS_TRIGGERED, ORDERS_EVENTS, deliveries_requested
 from relay_devservers.kafka import TansuBroker
 
 LOADGEN = Path(__file__).with_name("loadgen.py")
@@ -162,6 +168,7 @@ class Bench:
     destinations: BenchDestinations
     tickets: TicketWatcher
     api: str
+    bootstrap: str = ""
     recipe_ids: list[str] = field(default_factory=list)
     groups: dict[str, list[int]] = field(default_factory=dict)
     wall_minus_mono: float = field(default_factory=lambda: time.time() - time.monotonic())
@@ -324,6 +331,96 @@ async def warm_up_and_idle(bench: Bench) -> tuple[list[dict[str, Any]], dict[str
     return figures, idle_rate
 
 
+HOP_TOPICS = (ORDERS_EVENTS, INTEGRATIONS_TRIGGERED, deliveries_requested("zapier"))
+
+
+def _order_number(value: Any) -> str | None:
+    """The order number of an order event (``orderNumber``) or of a trigger / delivery request (``order``)."""
+    if not isinstance(value, dict):
+        return None
+    number = value.get("orderNumber")
+    if isinstance(number, str):
+        return number
+    return _order_number(value.get("order"))
+
+
+async def record_times(bootstrap: str, orders: set[str]) -> dict[str, dict[str, float]]:
+    """topic -> order number -> the earliest producer timestamp (s, wall clock) of its record there."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(topic, p) for topic in HOP_TOPICS for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        found: dict[str, dict[str, float]] = {topic: {} for topic in HOP_TOPICS}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            behind = [tp for tp in partitions if await consumer.position(tp) < ends[tp]]
+            if not behind:
+                break
+            batches = await consumer.getmany(timeout_ms=1000)
+            for tp, records in batches.items():
+                for record in records:
+                    try:
+                        number = _order_number(json.loads(record.value or b"null"))
+                    except ValueError:
+                        continue
+                    if number in orders:
+                        seen = found[tp.topic]
+                        seen[number] = min(seen.get(number, math.inf), record.timestamp / 1000)
+        return found
+    finally:
+        await consumer.stop()
+
+
+HOP_GOAL = "reference: each hop's part of the latency"
+HOPS = (
+    ("ingest", "202 -> orders.events record (ingest-api; negative: published before the 202)"),
+    ("association", "orders.events -> integrations.triggered (association-store)"),
+    ("bundle", "integrations.triggered -> deliveries.requested.zapier (bundle-builder)"),
+    ("zapier", "deliveries.requested.zapier -> hook received (deliver-zapier)"),
+)
+
+
+async def hop_shares(bench: Bench, sent: list[Sent], at: str) -> list[dict[str, Any]]:
+    """Median time of each hop of the light-load orders, from their records' producer timestamps (printed with its
+    share of the whole; the hops after the 202 are figures)."""
+    times = await record_times(bench.bootstrap, {s.order for s in sent})
+    ordered = [times[topic] for topic in HOP_TOPICS]
+    hops: dict[str, list[float]] = {name: [] for name, _ in HOPS}
+    total: list[float] = []
+    for s in sent:
+        marks = [s.accepted_wall, *(t.get(s.order) for t in ordered), bench.hooks[s.order] + bench.wall_minus_mono]
+        at_s = [m for m in marks if m is not None]
+        if len(at_s) != len(marks):
+            continue
+        for (name, _), start, end in zip(HOPS, at_s, at_s[1:], strict=False):
+            hops[name].append(1000 * (end - start))
+        total.append(1000 * (at_s[-1] - at_s[0]))
+    if not total:
+        say("hop shares: no order had every record")
+        return []
+    whole = percentile(total, 50)
+    lines = [f"hop shares of {len(total)} orders (p50 202 -> hook {whole:.0f} ms):"]
+    figures = []
+    for name, label in HOPS:
+        p50 = percentile(hops[name], 50)
+        lines.append(
+            f"  {label}: p50 {p50:.0f} ms ({100 * p50 / whole:.0f} %), p99 {percentile(hops[name], 99):.0f} ms"
+        )
+        if name != "ingest":
+            figures.append(
+                figure(
+                    f"e2e_hop_{name}_p50", f"hop {label}, p50 {at}", p50, "ms", goal="reference: where the latency goes"
+                )
+            )
+    say("\n".join(lines))
+    return figures
+
+
 async def light_load(bench: Bench) -> list[dict[str, Any]]:
     """Latency of each order at a light open-loop load: 202 -> Zapier hook, 202 -> SFTP ticket."""
     mode = bench.mode
@@ -337,9 +434,11 @@ async def light_load(bench: Bench) -> list[dict[str, Any]]:
         f"ticket p50 {percentile(ticket, 50):.0f} ms p99 {percentile(ticket, 99):.0f} ms "
         f"(load generator {summary['cpu_pct']:.1f}% of a core)"
     )
-    await bench.quiet()
     at = f"({mode.light_rate:g} orders/s)"
+    hops = await hop_shares(bench, sent, at)
+    await bench.quiet()
     return [
+        *hops,
         figure("e2e_latency_p50", f"latency 202 -> Zapier hook, p50 {at}", percentile(hook, 50), "ms", goal=P50_GOAL),
         figure("e2e_latency_p99", f"latency 202 -> Zapier hook, p99 {at}", percentile(hook, 99), "ms", goal=P99_GOAL),
         figure(
@@ -456,7 +555,14 @@ async def main(mode: Mode, *, keep: bool, memory_broker: bool) -> int:
         say(f"suite up in {time.monotonic() - started:.0f} s ({len(SERVICES)} services); log: {stack.log_path}")
         tickets = TicketWatcher(destinations.sftp_root)
         watcher = asyncio.create_task(tickets.run())
-        bench = Bench(mode, stack, destinations, tickets, f"http://127.0.0.1:{stack.api_port}")
+        bench = Bench(
+            mode,
+            stack,
+            destinations,
+            tickets,
+            f"http://127.0.0.1:{stack.api_port}",
+            bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or f"127.0.0.1:{stack.broker_port}",
+        )
         bench.groups = {service: process_group(stack.pid(service)) for service in SERVICES}
         for name, pid in stack.broker_pids().items():
             bench.groups[name] = process_group(pid)
@@ -514,5 +620,9 @@ if __name__ == "__main__":
         action="store_true",
         help="Tansu with memory storage instead of make run's durable one (to see what the durable storage costs)",
     )
+    parser.add_argument("--light-rate", type=float, help="orders/s of the latency phase (default 4)")
     args = parser.parse_args()
-    sys.exit(_run(SMOKE if args.smoke else FULL, keep=args.keep, memory_broker=args.memory_broker))
+    chosen = SMOKE if args.smoke else FULL
+    if args.light_rate:
+        chosen = dataclasses.replace(chosen, light_rate=args.light_rate)
+    sys.exit(_run(chosen, keep=args.keep, memory_broker=args.memory_broker))
