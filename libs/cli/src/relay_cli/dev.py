@@ -54,6 +54,8 @@ class DevStack:
     _children: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
     _pumps: list[asyncio.Task[None]] = field(default_factory=list)
     _env: dict[str, str] = field(default_factory=dict)
+    # Each service's ops port (/healthz /readyz /metrics): ten processes on one machine cannot all take 9100.
+    _ops_ports: dict[str, int] = field(default_factory=dict)
     _colour: bool = field(default_factory=sys.stdout.isatty)
 
     def say(self, source: str, line: str, colour: str = "1") -> None:
@@ -133,12 +135,14 @@ class DevStack:
             await self._spawn(service)
 
     async def _spawn(self, service: str) -> None:
+        # Kept across restarts, so a dashboard or curl pointed at a service keeps finding it.
+        ops_port = self._ops_ports.setdefault(service, free_port())
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             module_of(service),
             cwd=self.root,
-            env=self._env,
+            env=self._env | {"OPS_HOST": "127.0.0.1", "OPS_PORT": str(ops_port)},
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
@@ -200,6 +204,8 @@ class DevStack:
                 '          -d \'[{"recipeId":"999-63CHGJokGoxPfSba","orderNumber":"1022","orderId":"6182665224482",'
                 '"itemId":"1","itemQuantity":2}]\'',
                 f"        curl -s '{api}/api/v2/orders?orderNumber=1022' -H 'Authorization: Bearer demo-key'",
+                "  ops (/healthz /readyz /metrics): "
+                + ", ".join(f"{service} http://127.0.0.1:{port}" for service, port in self._ops_ports.items()),
                 "  Ctrl-C stops everything.",
             ]
         )

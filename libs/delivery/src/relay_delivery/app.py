@@ -92,6 +92,8 @@ def build_deliverer_app(
         broker,
         resources=resources,
         drain=drain,
+        service=service,
+        settings=settings,
         specification=AsyncAPI(
             title=f"Recipe Relay {service}",
             version="1.0.0",

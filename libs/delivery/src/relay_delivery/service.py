@@ -24,6 +24,7 @@ from relay_contracts.topics import DELIVERIES_OUTCOMES, DELIVERIES_RETRY, Integr
 from relay_delivery.ports import Destination, FetchedFile
 from relay_delivery.scrub import Scrubber, integration_secrets
 from relay_platform.errors import PermanentError, RelayError, TransientError, error_class_name
+from relay_platform.metrics import DELIVERY_ATTEMPTS, DELIVERY_DURATION, ORDER_TO_DELIVERED
 from relay_platform.objectstore import ObjectStore
 from relay_platform.outgoing import Outgoing
 from relay_platform.tenants import IntegrationBase, TenantsConfig
@@ -145,8 +146,21 @@ class Deliverer(Generic[IntegrationT]):
                 scrub(str(unexpected))[:_MAX_ERROR_TEXT],
             )
             error = TransientError(f"unexpected {error_class_name(unexpected)}: {unexpected}")
-        duration_ms = int((time.monotonic() - started) * 1000)
-        return self._result(request, error, duration_ms, scrub)
+        elapsed_s = time.monotonic() - started
+        result = self._result(request, error, int(elapsed_s * 1000), scrub)
+        self._observe(request, result.outcome, elapsed_s)
+        return result
+
+    def _observe(self, request: DeliverBundle, outcome: DeliveryAttempted, elapsed_s: float) -> None:
+        """The attempt's metrics: labelled by destination type and outcome only (no tenant, integration or order:
+        unbounded, and the IDs are customer data)."""
+        DELIVERY_ATTEMPTS.labels(self.integration_type, outcome.status).inc()
+        DELIVERY_DURATION.labels(self.integration_type).observe(elapsed_s)
+        if outcome.status == "succeeded" and request.feed == "order":
+            # DeliverBundle carries no order-acceptance time; requested_at (the bundle-builder's request, kept by
+            # every retry) is the earliest it has. Clamped: another host's clock may run ahead of ours.
+            waited = (outcome.occurred_at - request.requested_at).total_seconds()
+            ORDER_TO_DELIVERED.labels(self.integration_type).observe(max(waited, 0.0))
 
     def _result(
         self, request: DeliverBundle, error: RelayError | None, duration_ms: int, scrub: Scrubber

@@ -47,6 +47,7 @@ from relay_contracts.messages import MESSAGE_BY_TOPIC, Message, MessageDeadLette
 from relay_contracts.topics import ALL_TOPICS, DELIVERIES_DEAD
 from relay_platform.commits import partition_commit_parser
 from relay_platform.errors import PermanentError, TransientError, error_class_name
+from relay_platform.metrics import MESSAGES_CONSUMED, MESSAGES_DEAD_LETTERED, MESSAGES_FAILED
 from relay_platform.redact import redact_secrets
 from relay_platform.settings import KafkaSettings
 
@@ -176,6 +177,7 @@ class _ErrorMiddleware(BaseMiddleware[Any, Any]):
 
     async def on_receive(self) -> None:
         self._read_token = _CURRENT_READ.set(MessageRead(self._reads, final=self._final))
+        MESSAGES_CONSUMED.labels(self._factory.service, self._record[0]).inc()
 
     async def consume_scope(self, call_next: Callable[[Any], Awaitable[Any]], msg: Any) -> Any:
         budget = self._factory.settings.handler_timeout_s
@@ -200,6 +202,8 @@ class _ErrorMiddleware(BaseMiddleware[Any, Any]):
         if isinstance(exc_val, KafkaError):
             exc_val = kafka_error(exc_val, "the handler's Kafka call")
         permanent_cause = _permanent_kafka_cause(exc_val)
+        transient = isinstance(exc_val, TransientError) and permanent_cause is None
+        MESSAGES_FAILED.labels(self._factory.service, self._record[0], "transient" if transient else "permanent").inc()
         if isinstance(exc_val, TransientError) and permanent_cause is None:
             if not self._final:
                 wait = self._factory.backoff_s(self._reads, exc_val.retry_after_s)
@@ -270,6 +274,7 @@ class _ErrorMiddleware(BaseMiddleware[Any, Any]):
                     break
                 await asyncio.sleep(self._factory.backoff_s(attempt, None))
             else:
+                MESSAGES_DEAD_LETTERED.labels(self._factory.service, self._record[0]).inc()
                 logger.warning("dead-lettered %s: %s", where, reason)
                 return
         logger.error("could not dead-letter %s; going on without a copy. Reason it was given up: %s", where, reason)

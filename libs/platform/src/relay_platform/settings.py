@@ -57,6 +57,23 @@ class KafkaSettings(BaseSettings):
         return self
 
 
+class OpsSettings(BaseSettings):
+    """The ops HTTP port every service serves (``relay_platform.ops``): ``/healthz``, ``/readyz``, ``/metrics``.
+
+    Env ``OPS_HOST`` / ``OPS_PORT`` without a service prefix: each service runs in its own process (pod), and probes
+    and scrapers find every service on the same port. ``OPS_PORT=0`` binds any free port (tests run many apps in
+    one process; ``relay dev`` hands each process its own).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="OPS_", extra="ignore")
+
+    host: str = "0.0.0.0"  # noqa: S104 - probes and scrapers come from outside the pod
+    port: int = Field(default=9100, ge=0, le=65535)
+    # Every readiness check is cut off after this long: a hung dependency answers 503, never a hung probe (a
+    # Kubernetes probe's own default timeout is 1 s, so keep the probe's timeoutSeconds above this).
+    check_timeout_s: float = Field(default=2.0, gt=0, le=30)
+
+
 class ServiceSettings(BaseSettings):
     """Fields every service has. Subclasses set ``env_prefix`` (``deliver-s3`` -> ``DELIVER_S3_``)."""
 
@@ -67,3 +84,4 @@ class ServiceSettings(BaseSettings):
     tenants_file: Path = Field(default_factory=lambda: Path(os.environ.get("RELAY_TENANTS_FILE", "config/dev.yaml")))
     log_level: str = "INFO"
     log_json: bool = True
+    ops: OpsSettings = Field(default_factory=OpsSettings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -15,6 +16,14 @@ from relay_devservers.sftp import AsyncsshSftp, OpenSshSftp, SftpAccount
 from relay_devservers.smtp import SmtpCapture
 from relay_devservers.webhooks import WebhookReceiver
 from relay_platform.broker import ensure_topics
+
+
+def pytest_configure(config: pytest.Config) -> None:  # noqa: ARG001 - pytest's hook signature
+    """Every app a test builds serves its ops port on a free loopback port (``OpsSettings`` reads ``OPS_*`` when
+    the settings are made): many apps run in one test process, and 9100 may be taken. Set before any fixture or
+    test builds settings; processes a test starts inherit it."""
+    os.environ["OPS_PORT"] = "0"
+    os.environ["OPS_HOST"] = "127.0.0.1"
 
 
 @pytest.fixture(scope="session")

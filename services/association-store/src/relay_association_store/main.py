@@ -60,6 +60,8 @@ def create_app(
     )
     broker.include_router(handlers.build_router(settings, oms_topics))
 
+    opened: list[SqlStore] = []
+
     @asynccontextmanager
     async def resources(context: ContextRepo) -> AsyncIterator[None]:
         await _ensure_oms_topics(settings, tuple(oms_topics))
@@ -74,13 +76,22 @@ def create_app(
                 store, host=settings.http_host, port=settings.http_port, token=settings.api_token
             ):
                 context.set_global("ports", ServicePorts(store=store, tenants=config))
+                opened.append(store)
                 yield
         finally:
+            opened.clear()
             await store.close()
+
+    async def database_up() -> bool:
+        # SELECT 1 within the ops check timeout (the store's own ping logs the failure's class, never its text).
+        return bool(opened) and await opened[0].ping(settings.ops.check_timeout_s)
 
     return service_app(
         broker,
         resources=resources,
+        service=SERVICE,
+        settings=settings,
+        readiness={"database": database_up},
         specification=AsyncAPI(
             title="Recipe Relay association-store",
             version="1.0.0",

@@ -3,6 +3,7 @@ it returns (each message keyed by its delivery ID, all confirmed before the trig
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from faststream import Context
@@ -14,6 +15,7 @@ from relay_bundle_builder.ports import BundlePorts
 from relay_contracts.messages import IntegrationsTriggered
 from relay_contracts.topics import INTEGRATIONS_TRIGGERED
 from relay_platform.broker import current_read
+from relay_platform.metrics import BUNDLE_BUILD_SECONDS
 from relay_platform.settings import KafkaSettings
 from relay_platform.subscriber import publish_all, subscribe
 
@@ -42,9 +44,11 @@ def build_router(kafka: KafkaSettings, *, group_id: str) -> KafkaRouter:
     @triggers
     async def on_integrations_triggered(trigger: IntegrationsTriggered, ports: Ports, broker: KafkaBroker) -> None:
         # On the final read a transient failure is reported as failed outcomes rather than raised to be dropped.
+        started = time.monotonic()
         outgoing = await service.request_deliveries(
             trigger, ports.tenants, ports.build, final_read=current_read().final
         )
+        BUNDLE_BUILD_SECONDS.observe(time.monotonic() - started)
         await publish_all(broker, outgoing)
 
     return router

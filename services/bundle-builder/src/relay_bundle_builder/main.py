@@ -45,6 +45,8 @@ def create_app(settings: Settings | None = None, *, tracer_provider: TracerProvi
     return service_app(
         broker,
         resources=resources,
+        service=SERVICE,
+        settings=settings,
         specification=AsyncAPI(
             title="Recipe Relay bundle-builder",
             version="1.0.0",

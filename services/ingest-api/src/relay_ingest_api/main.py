@@ -18,9 +18,14 @@ from relay_ingest_api.renders import PickTicketRenders
 from relay_ingest_api.settings import SERVICE, Settings
 from relay_ingest_api.state import PORTS, RENDERS, SETTINGS
 from relay_pickticket import render_pick_ticket
+from relay_platform.errors import TransientError
 from relay_platform.links import LinkSigner
 from relay_platform.objectstore_settings import open_object_store
+from relay_platform.ops import OpsServer
 from relay_platform.tenants import load_tenants
+
+OPS_SERVER = web.AppKey("ops_server", OpsServer)
+"""The app's ops port (``/healthz`` ``/readyz`` ``/metrics`` on ``OPS_PORT``); ``app[OPS_SERVER].port`` once started."""
 
 
 def create_app(settings: Settings | None = None, *, tracer_provider: TracerProvider | None = None) -> web.Application:
@@ -78,10 +83,51 @@ def create_app(settings: Settings | None = None, *, tracer_provider: TracerProvi
     async def close_renders(_app: web.Application) -> None:
         await renders.close()
 
+    app[OPS_SERVER] = ops = _ops_server(app, settings)
+
+    async def serve_ops(_app: web.Application) -> AsyncIterator[None]:
+        await ops.start()
+        try:
+            yield
+        finally:
+            await ops.stop()
+
+    # First in, last out: the ops port answers while the rest starts and until everything closed.
+    app.cleanup_ctx.append(serve_ops)
     app.cleanup_ctx.append(resources)
     app.on_cleanup.append(close_renders)
     app.add_routes(handlers.routes)
     return app
+
+
+def _ops_server(app: web.Application, settings: Settings) -> OpsServer:
+    """The ops port's readiness is the API's own ``/readyz``: the same three dependencies, so a probe on either port
+    gives the same answer (the API's port keeps its ``/healthz`` and ``/readyz`` for the OpenAPI document)."""
+    ops = OpsServer(SERVICE, settings.ops)
+    timeout_s = min(settings.readiness_timeout_s, settings.ops.check_timeout_s)
+
+    async def broker_up() -> bool:
+        ports = app.get(PORTS)
+        return ports is not None and await ports.publisher.ping(timeout_s)
+
+    async def object_store_up() -> bool:
+        ports = app.get(PORTS)
+        if ports is None:
+            return False
+        try:
+            await ports.objects.ping()
+        except TransientError:
+            return False
+        return True
+
+    async def association_store_up() -> bool:
+        ports = app.get(PORTS)
+        return ports is not None and await ports.associations.ready()
+
+    ops.add_check("broker", broker_up)
+    ops.add_check("object-store", object_store_up)
+    ops.add_check("association-store", association_store_up)
+    return ops
 
 
 def make_runner(app: web.Application) -> web.AppRunner:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -27,6 +28,7 @@ from relay_ingest_api.ratelimit import RateLimitedError
 from relay_ingest_api.schemas import ErrorBody, Problem
 from relay_platform.errors import TransientError
 from relay_platform.links import LinkExpiredError, LinkInvalidError
+from relay_platform.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS
 from relay_platform.objectstore import ObjectNotFoundError
 
 logger = logging.getLogger("relay.ingest_api")
@@ -83,17 +85,36 @@ def _from_http_exception(error: web.HTTPException) -> web.Response:
     return error_response(error.status, code, error.reason, headers=headers)
 
 
-def error_middleware(tracer_provider: TracerProvider | None) -> Middleware:
+def error_middleware(tracer_provider: TracerProvider | None, *, service: str = "ingest-api") -> Middleware:
+    """Errors as JSON answers, a server span per request, and the HTTP metrics: ``relay_http_requests_total`` and
+    ``relay_http_request_duration_seconds`` labelled by the route template (``/recipe/{recipe_id}.pdf``), never the
+    raw path, whose IDs and link tokens would explode the series and carry customer data."""
     tracer = trace.get_tracer("relay.ingest_api", tracer_provider=tracer_provider)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "unmatched"
-        with tracer.start_as_current_span(f"{request.method} {route}", kind=SpanKind.SERVER):
-            return await _answer(request, handler)
+        started = time.perf_counter()
+        status = 500
+        try:
+            with tracer.start_as_current_span(f"{request.method} {route}", kind=SpanKind.SERVER):
+                response = await _answer(request, handler)
+            status = response.status
+            return response
+        except web.HTTPException as passed_on:  # a redirect or other non-error answer raised by a handler
+            status = passed_on.status
+            raise
+        finally:
+            # Only methods aiohttp routes: an arbitrary method string would be a label anyone can grow.
+            method = request.method if request.method in _KNOWN_METHODS else "OTHER"
+            HTTP_REQUESTS.labels(service, route, method, str(status)).inc()
+            HTTP_REQUEST_DURATION.labels(service, route).observe(time.perf_counter() - started)
 
     return middleware
+
+
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -11,6 +11,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from relay_platform.app import service_app
 from relay_platform.broker import make_broker
+from relay_platform.metrics import RETRY_BACKLOG
 from relay_platform.tenants import TenantsConfig, load_tenants
 from relay_retry import handlers
 from relay_retry.adapters.outbox import KafkaOutbox
@@ -54,10 +55,18 @@ def create_app(
             context.set_global("ports", ports)
             yield
 
+    async def refresh_backlog() -> None:
+        # One COUNT per scrape (Prometheus scrapes every 15-30 s): cheaper than keeping a count in every round.
+        RETRY_BACKLOG.set(await schedule.pending())
+
     return service_app(
         broker,
         resources=resources,
         background=[("retry-scheduler", scheduler.run)],
+        service=SERVICE,
+        settings=settings,
+        readiness={"database": schedule.ping},
+        on_scrape=[refresh_backlog],
         specification=AsyncAPI(
             title="Recipe Relay retry",
             version="1.0.0",

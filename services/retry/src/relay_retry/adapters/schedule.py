@@ -117,6 +117,14 @@ class SqlRetrySchedule:
                 connection, connection.dialect.name, legacy_cancellations=self._legacy
             ).load_order(tenant, order_id)
 
+    async def ping(self) -> bool:
+        """``SELECT 1`` answers (the ops port's readiness); False while the schedule is not open."""
+        if self._engine is None:
+            return False
+        async with self._engine.connect() as connection:
+            await connection.execute(sa.text("SELECT 1"))
+        return True
+
     async def pending(self, delivery_id: str | None = None) -> int:
         """How many retries are waiting, in all or of one delivery (for tests and health output)."""
         query = select(func.count()).select_from(scheduled_retries)
