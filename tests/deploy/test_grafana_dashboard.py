@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.metrics import MetricWrapperBase
+
+from relay_platform import metrics as relay_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD: dict[str, Any] = json.loads((ROOT / "deploy" / "grafana" / "recipe-relay.json").read_text(encoding="utf-8"))
@@ -84,3 +87,24 @@ def test_the_split_sees_a_stray_metric() -> None:
     names, labels = _split('sum by (pod) (rate(relay_unknown_total{outcome="failed"}[5m]))')
     assert "relay_unknown_total" in names
     assert labels == {"pod", "outcome"}
+
+
+def _exported() -> dict[str, frozenset[str]]:
+    """Each series name the services' /metrics carry (``relay_platform.metrics``, where every metric is defined),
+    with its labels."""
+    suffix = {"counter": "_total", "histogram": "_bucket", "gauge": ""}
+    found: dict[str, frozenset[str]] = {}
+    for metric in vars(relay_metrics).values():
+        if isinstance(metric, MetricWrapperBase):
+            family = next(iter(metric.describe()))
+            found[family.name + suffix[family.type]] = frozenset(metric._labelnames)
+    return found
+
+
+def test_every_metric_the_dashboard_reads_is_one_the_services_export_with_those_labels() -> None:
+    exported = _exported()
+    assert exported.keys() >= METRICS, f"not exported: {sorted(METRICS - exported.keys())}"
+    for expr in _exprs():
+        names, labels = _split(expr)
+        for name in names & METRICS:
+            assert labels - {"job", "le"} <= exported[name], f"{expr}: {name} has labels {sorted(exported[name])}"
