@@ -412,11 +412,7 @@ async def hop_shares(bench: Bench, sent: list[Sent], at: str) -> list[dict[str, 
             f"  {label}: p50 {p50:.0f} ms ({100 * p50 / whole:.0f} %), p99 {percentile(hops[name], 99):.0f} ms"
         )
         if name != "ingest":
-            figures.append(
-                figure(
-                    f"e2e_hop_{name}_p50", f"hop {label}, p50 {at}", p50, "ms", goal="reference: where the latency goes"
-                )
-            )
+            figures.append(figure(f"e2e_hop_{name}_p50", f"hop {label}, p50 {at}", p50, "ms", goal=HOP_GOAL))
     say("\n".join(lines))
     return figures
 
