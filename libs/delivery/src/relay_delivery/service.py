@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
 from relay_contracts.messages import (
     BundleFile,
     DeliverBundle,
@@ -30,6 +33,8 @@ from relay_platform.outgoing import Outgoing
 from relay_platform.tenants import IntegrationBase, TenantsConfig
 
 logger = logging.getLogger("relay.delivery")
+# The process's provider (``relay_platform.telemetry``) once installed; a no-op before that (unit tests).
+tracer = trace.get_tracer("relay.delivery")
 
 IntegrationT = TypeVar("IntegrationT", bound=IntegrationBase)
 
@@ -123,6 +128,26 @@ class Deliverer(Generic[IntegrationT]):
 
     async def attempt(self, request: DeliverBundle) -> AttemptResult:
         """Deliver ``request`` once and describe what happened."""
+        # One CLIENT span per attempt, a child of the request's consume span (so in the order's trace): IDs, type
+        # and outcome only, never the integration's settings (hosts with credentials, addresses, keys).
+        with tracer.start_as_current_span(
+            f"deliver {self.integration_type}",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "relay.integration.type": self.integration_type,
+                "relay.integration.id": request.integration_id,
+                "relay.delivery.id": request.delivery_id,
+                "relay.delivery.attempt": request.attempt,
+            },
+            # The outcome says what failed (class only); an exception's text may hold what the scrubber removes.
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            result = await self._attempt(request)
+            _trace_outcome(span, result.outcome)
+        return result
+
+    async def _attempt(self, request: DeliverBundle) -> AttemptResult:
         started = time.monotonic()
         scrub = self.scrubber
         error: RelayError | None = None
@@ -205,3 +230,13 @@ class Deliverer(Generic[IntegrationT]):
                 failed_at=now,
             )
         return AttemptResult(outcome=outcome, retry=retry)
+
+
+def _trace_outcome(span: Span, outcome: DeliveryAttempted) -> None:
+    span.set_attribute("relay.delivery.outcome", outcome.status)
+    span.set_attribute("relay.delivery.final", outcome.final)
+    if outcome.error_class is not None:
+        span.set_attribute("error.type", outcome.error_class)
+    if outcome.status != "succeeded":
+        # The class only: the scrubbed message is in the outcome and the logs, not on every trace backend.
+        span.set_status(Status(StatusCode.ERROR, outcome.error_class))

@@ -15,6 +15,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from relay_bundle_builder.domain import (
     AssetError,
@@ -61,6 +65,9 @@ from relay_platform.outgoing import Outgoing
 from relay_platform.tenants import Tenant, TenantsConfig
 
 logger = logging.getLogger("relay.bundle_builder")
+# The process's provider (``relay_platform.telemetry``) once installed; a no-op before that (unit tests). Spans
+# start inside the trigger's consume span, so the build is in the order's trace.
+tracer = trace.get_tracer("relay.bundle_builder")
 
 T = TypeVar("T")
 
@@ -86,17 +93,28 @@ async def request_deliveries(
         logger.warning("trigger %s lists no integration known to tenant %s", trigger.trigger_id, trigger.tenant)
         return []
     started = time.monotonic()
-    try:
+    with tracer.start_as_current_span(
+        "bundle build",
+        attributes={"relay.trigger.reason": trigger.reason, "relay.bundle.integrations": len(found)},
+        # Failures are classified below; an exception's text (a URL, a recipe value) stays out of the trace.
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
         try:
-            check_ownership(trigger, tenants)
-            async with asyncio.timeout(ctx.budget.time_s):
-                bundle = await build_bundle(trigger, tenant, ctx)
-        except TimeoutError as error:
-            raise BundleFailedError(f"bundle not built within its {ctx.budget.time_s:g} s budget") from error
-    except Exception as error:
-        if isinstance(error, TransientError) and not final_read:
-            raise
-        return _failed(trigger, found, error, started)
+            try:
+                check_ownership(trigger, tenants)
+                async with asyncio.timeout(ctx.budget.time_s):
+                    bundle = await build_bundle(trigger, tenant, ctx)
+            except TimeoutError as error:
+                raise BundleFailedError(f"bundle not built within its {ctx.budget.time_s:g} s budget") from error
+        except Exception as error:
+            error_class = type(error).__name__
+            span.set_attribute("error.type", error_class)
+            span.set_status(Status(StatusCode.ERROR, error_class))
+            if isinstance(error, TransientError) and not final_read:
+                raise
+            return _failed(trigger, found, error, started)
+        span.set_attribute("relay.bundle.files", len(bundle.files))
     logger.info(
         "bundle for trigger %s (%s, recipe %s): %d files in %s",
         trigger.trigger_id,
@@ -186,10 +204,7 @@ async def _fetch_all(
 ) -> list[FetchedAsset]:
     """Every ref's asset, fetched concurrently; on the first failure the other fetches are cancelled and what was
     already fetched is closed (its temporary file deleted) before the error is raised."""
-    tasks = [
-        asyncio.ensure_future(ctx.fetcher.fetch(ref.url, label=ref.label, allowed_hosts=allowed_hosts, budget=budget))
-        for ref in refs
-    ]
+    tasks = [asyncio.ensure_future(_traced_fetch(ctx, ref, allowed_hosts, budget)) for ref in refs]
     try:
         return await _all_or_none(tasks)
     except BaseException:
@@ -197,6 +212,44 @@ async def _fetch_all(
             if task.done() and not task.cancelled() and task.exception() is None:
                 task.result().body.close()
         raise
+
+
+async def _traced_fetch(
+    ctx: BuildContext, ref: AssetRef, allowed_hosts: Sequence[str], budget: ByteBudget
+) -> FetchedAsset:
+    """One asset's fetch as a child span of the build; it names the host only: a path or query string may carry
+    a signed token."""
+    with tracer.start_as_current_span(
+        "asset fetch",
+        kind=SpanKind.CLIENT,
+        attributes={"server.address": _host_of(ref.url)},
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        try:
+            asset = await ctx.fetcher.fetch(ref.url, label=ref.label, allowed_hosts=allowed_hosts, budget=budget)
+        except Exception as error:
+            span.set_attribute("error.type", type(error).__name__)
+            span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+            raise
+        span.set_attribute("relay.asset.bytes", asset.body.size)
+        return asset
+
+
+def _host_of(url: str) -> str:
+    # The host alone: never the user:password@ part, the path or the query string.
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:
+        return ""
+
+
+async def _render_ticket(ctx: BuildContext, render: Callable[[], bytes]) -> bytes:
+    """The pick ticket's render as a child span of the build (in a thread unless the context says otherwise)."""
+    with tracer.start_as_current_span("ticket render") as span:
+        ticket = await asyncio.to_thread(render) if ctx.render_in_thread else render()
+        span.set_attribute("relay.ticket.bytes", len(ticket))
+        return ticket
 
 
 async def _all_or_none(tasks: Sequence[asyncio.Future[T]]) -> list[T]:
@@ -227,7 +280,7 @@ async def _render_and_store(
     # One thumbnail per view: the PNG if there is one, else the JPG.
     thumbnails = list({p.label: p for p in reversed(previews)}.values())[::-1]
     render = _render_args(recipe, trigger, ctx, thumbnails, banner=ticket_banner(trigger))
-    ticket = await asyncio.to_thread(render) if ctx.render_in_thread else render()
+    ticket = await _render_ticket(ctx, render)
 
     prefix = name_prefix(trigger.recipe_id, trigger.order)
     planned: list[tuple[str, str, bytes | AssetSpool]] = [
@@ -255,7 +308,7 @@ async def build_event_bundle(trigger: IntegrationsTriggered, plan: EventPlan, ct
     if plan.ticket_banner is not None:
         _, recipe = await _load_recipe(ctx.store, trigger.recipe_key)
         render = _render_args(recipe, trigger, ctx, [], banner=plan.ticket_banner)
-        ticket = await asyncio.to_thread(render) if ctx.render_in_thread else render()
+        ticket = await _render_ticket(ctx, render)
         built.append(BuiltFile(file_name(prefix, TICKET_FILE, "pdf"), "application/pdf", ticket))
     return await _store(trigger, ctx, built, directory=event_dir(trigger, plan))
 

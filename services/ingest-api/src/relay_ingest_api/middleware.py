@@ -11,7 +11,9 @@ from aiohttp.typedefs import Handler, Middleware
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, TracerProvider
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, SpanKind, TracerProvider
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from relay_ingest_api.adapters.association_store import UpstreamError
 from relay_ingest_api.domain import (
@@ -98,8 +100,17 @@ def error_middleware(tracer_provider: TracerProvider | None, *, service: str = "
         started = time.perf_counter()
         status = 500
         try:
-            with tracer.start_as_current_span(f"{request.method} {route}", kind=SpanKind.SERVER):
+            with tracer.start_as_current_span(
+                f"{request.method} {route}",
+                kind=SpanKind.SERVER,
+                # A fresh root on every request (the caller's context is never the parent), so each order is a
+                # trace of its own; a re-trigger links back to the trace its caller names.
+                context=Context(),
+                links=_trigger_links(request, route),
+                attributes={"http.request.method": request.method, "http.route": route},
+            ) as span:
                 response = await _answer(request, handler)
+                span.set_attribute("http.response.status_code", response.status)
             status = response.status
             return response
         except web.HTTPException as passed_on:  # a redirect or other non-error answer raised by a handler
@@ -115,6 +126,23 @@ def error_middleware(tracer_provider: TracerProvider | None, *, service: str = "
 
 
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+# Routes that re-run an order's work: their trace is new (the re-run's own), linked to the original one.
+LINKED_TRACE_ROUTES = frozenset({"/api/v2/integrations/trigger"})
+_TRACE_CONTEXT = TraceContextTextMapPropagator()
+
+
+def _trigger_links(request: web.Request, route: str) -> list[Link]:
+    """A span link to the trace named by the request's W3C ``traceparent`` (a caller that knows the order's trace,
+    from its logs or tracing UI, sends it), for a re-trigger route; nothing otherwise, or when the header is absent
+    or malformed. The association store keeps no trace per order, so the caller is the only cheap source."""
+    if route not in LINKED_TRACE_ROUTES or "traceparent" not in request.headers:
+        return []
+    carrier = {"traceparent": request.headers["traceparent"]}
+    linked = trace.get_current_span(_TRACE_CONTEXT.extract(carrier)).get_span_context()
+    if not linked.is_valid:
+        return []
+    return [Link(linked, attributes={"relay.link": "original-order-trace"})]
 
 
 async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
