@@ -43,18 +43,8 @@ BUILDS = {
     "production-hpa": K8S / "overlays" / "production-hpa",
     "production-sizing": K8S / "overlays" / "production-sizing",
 }
-SERVICES = {
-    "ingest-api",
-    "association-store",
-    "bundle-builder",
-    "deliver-email",
-    "deliver-sftp",
-    "deliver-s3",
-    "deliver-azure-blob",
-    "deliver-zapier",
-    "retry",
-    "notifier",
-}
+# Every service folder of the workspace: a new service without manifests fails here.
+SERVICES = {path.name for path in (ROOT / "services").iterdir() if (path / "pyproject.toml").is_file()}
 # The deliverers' own defaults, so a renamed group or topic fails here rather than silently stopping the scaling.
 DELIVERER_SETTINGS: dict[str, type[DelivererSettings]] = {
     "email": EmailSettings,

@@ -39,6 +39,7 @@ from relay_devservers.sftp import AsyncsshSftp
 from relay_devservers.smtp import SmtpCapture
 from relay_devservers.webhooks import WebhookReceiver
 from relay_platform.tenants import hash_api_key
+from relay_testing.waits import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = Path(__file__).with_name("fault-tenants.yaml")
@@ -72,19 +73,6 @@ def write_tenants(path: Path, values: Mapping[str, object]) -> Path:
         raise ValueError(f"unfilled placeholder in {TEMPLATE}: {text[text.index('{{') :][:40]!r}")
     path.write_text(text)
     return path
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], *, within: float, what: str, interval: float = 0.2) -> T:
-    """Poll ``check`` until it returns something truthy (returned), or fail naming ``what`` after ``within`` s."""
-    deadline = time.monotonic() + within
-    last: T | None = None
-    while True:
-        last = await check()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {within:g}s: {what}; last seen {last!r}")
-        await asyncio.sleep(interval)
 
 
 # --- the stack ---------------------------------------------------------------------------------------------------

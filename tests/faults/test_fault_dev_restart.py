@@ -27,6 +27,7 @@ from relay_devservers.processes import free_port
 from relay_devservers.sftp import AsyncsshSftp
 from relay_devservers.webhooks import WebhookReceiver
 from relay_platform.tenants import hash_api_key
+from relay_testing.waits import eventually
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fault_harness import (
@@ -35,7 +36,6 @@ from fault_harness import (
     TopicWatcher,
     _eventually_logged,
     api_key,
-    eventually,
     http_session,
     new_recipe_id,
     order_line,

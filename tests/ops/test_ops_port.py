@@ -12,7 +12,7 @@ import asyncio
 import json
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,7 @@ from relay_retry.main import create_app as retry_app
 from relay_retry.settings import ScheduleDatabaseSettings
 from relay_retry.settings import Settings as RetrySettings
 from relay_testing.shared_secrets import ASSOCIATION_STORE_TOKEN, LINK_SIGNING_KEY, link_settings
+from relay_testing.waits import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -215,17 +216,6 @@ def _port_of(app: FastStream) -> int:
     return server.port
 
 
-async def _eventually(probe: Callable[[], Any], *, deadline_s: float = READY_DEADLINE_S) -> Any:
-    """Call ``probe`` (async) until it returns something truthy, up to ``deadline_s``; the last value otherwise."""
-    result: Any = None
-    async with asyncio.timeout(deadline_s):
-        while not result:
-            result = await probe()
-            if not result:
-                await asyncio.sleep(0.2)
-    return result
-
-
 def _value(text: str, name: str, **labels: str) -> float:
     """The sum of the samples ``name`` whose labels include ``labels`` (0 when there is none)."""
     total = 0.0
@@ -245,7 +235,7 @@ async def _metric_moves(stack: Stack, service: str, name: str, before: float, /,
         value = _value(await stack.metrics(service), name, **labels)
         return value if value > before else None
 
-    result: float = await _eventually(moved)
+    result: float = await eventually(moved, within=READY_DEADLINE_S, what=f"{name} {labels} above {before}")
     return result
 
 
@@ -261,7 +251,7 @@ async def test_every_service_answers_health_readiness_and_metrics(stack: Stack, 
         assert set(document) == {"status", "checks"}
         return document if status == 200 else None
 
-    document = await _eventually(ready)
+    document = await eventually(ready, within=READY_DEADLINE_S, what="every service ready")
     assert document["status"] == "ready"
     assert set(document["checks"].values()) == {"ok"}
     if service != "ingest-api":
@@ -277,7 +267,7 @@ async def test_every_service_answers_health_readiness_and_metrics(stack: Stack, 
 
 
 async def test_deliveries_move_the_attempt_and_latency_metrics_by_outcome(stack: Stack) -> None:
-    await _eventually(lambda: _ready(stack, "deliver-zapier"))
+    await eventually(lambda: _ready(stack, "deliver-zapier"), within=READY_DEADLINE_S, what="deliver-zapier ready")
     attempts = "relay_delivery_attempts_total"
     before = await stack.metrics("deliver-zapier")
     succeeded = _value(before, attempts, integration_type="zapier", outcome="succeeded")
@@ -302,7 +292,7 @@ async def test_deliveries_move_the_attempt_and_latency_metrics_by_outcome(stack:
 
 
 async def test_a_malformed_message_moves_the_dead_letter_and_failure_counters(stack: Stack) -> None:
-    await _eventually(lambda: _ready(stack, "deliver-zapier"))
+    await eventually(lambda: _ready(stack, "deliver-zapier"), within=READY_DEADLINE_S, what="deliver-zapier ready")
     topic = deliveries_requested("zapier")
     labels = {"service": "deliver-zapier", "topic": topic}
     before = await stack.metrics("deliver-zapier")
@@ -356,7 +346,7 @@ async def test_readyz_names_the_broker_when_it_is_down_while_healthz_still_answe
     try:
         server = ops_server(app)
         assert server is not None
-        await _eventually(lambda: _true(server.port is not None), deadline_s=10)
+        await eventually(lambda: _true(server.port is not None), within=10, what="the ops port bound")
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
             async with session.get(f"http://127.0.0.1:{server.port}/healthz") as response:
                 assert response.status == 200
@@ -404,7 +394,7 @@ async def test_readyz_names_the_database_when_it_becomes_unreachable(
                 return bool((await readyz())[1]["checks"]["database"] == "ok")
 
             # No need to wait for the group join: the database check passes once the store is open.
-            await _eventually(database_ok)
+            await eventually(database_ok, within=READY_DEADLINE_S, what="the database check ok")
             # The database goes away: pooled connections closed, and its directory gone so none can be opened.
             await app.context.get("ports").store.engine.dispose()
             shutil.rmtree(database_dir)

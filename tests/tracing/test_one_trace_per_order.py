@@ -7,13 +7,11 @@ Each service gets ``OTEL_EXPORTER_OTLP_ENDPOINT`` (this module's receiver) and a
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gzip
 import os
 import re
 import secrets
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +32,7 @@ from relay_cli import demo
 from relay_cli.dev import DevStack, discover_services
 from relay_devservers.kafka import TansuBroker
 from relay_devservers.processes import free_port
+from relay_testing.waits import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -213,16 +212,11 @@ class Traced:
     session: aiohttp.ClientSession
 
     async def eventually(self, check: Callable[[], Awaitable[T | None]], *, within: float, what: str) -> T:
-        deadline = time.monotonic() + within
-        while True:
-            result = await check()
-            if result:
-                return result
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"not within {within:g}s: {what}; last seen {result!r}\n--- stack log:\n{self.stack.log_tail()}"
-                )
-            await asyncio.sleep(0.2)
+        """``relay_testing.waits.eventually``, with the stack's last log lines when it fails."""
+        try:
+            return await eventually(check, within=within, what=what)
+        except AssertionError as error:
+            raise AssertionError(f"{error}\n--- stack log:\n{self.stack.log_tail()}") from None
 
     def secrets(self) -> dict[str, str]:
         """Every secret the demo tenant's integrations use, as the stack was given them."""
