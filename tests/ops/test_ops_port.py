@@ -22,7 +22,7 @@ import pytest
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from prometheus_client.parser import text_string_to_metric_families
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from relay_association_store.main import create_app as association_store_app
 from relay_association_store.settings import Settings as AssociationStoreSettings
@@ -50,7 +50,7 @@ from relay_notifier.main import create_app as notifier_app
 from relay_notifier.settings import Settings as NotifierSettings
 from relay_platform.objectstore_settings import ObjectStoreSettings
 from relay_platform.ops import ops_server
-from relay_platform.settings import KafkaSettings
+from relay_platform.settings import KafkaSettings, OpsSettings
 from relay_retry.main import create_app as retry_app
 from relay_retry.settings import ScheduleDatabaseSettings
 from relay_retry.settings import Settings as RetrySettings
@@ -424,3 +424,16 @@ def _request(integration_id: str, order: OrderLine) -> DeliverBundle:
 
 async def _publish(stack: Stack, request: DeliverBundle) -> None:
     await stack.producer.publish(request, deliveries_requested("zapier"), key=delivery_key(request.delivery_id))
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("OPS_PORT", "70000"), ("OPS_PORT", "-1"), ("OPS_PORT", "\uff19\uff11\uff10\uff10"), ("OPS_CHECK_TIMEOUT_S", "0")],
+)
+def test_an_ops_setting_out_of_range_is_refused_naming_it(
+    name: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError) as refused:
+        OpsSettings()
+    assert name.removeprefix("OPS_").lower() in str(refused.value)

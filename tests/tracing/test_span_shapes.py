@@ -158,7 +158,17 @@ async def test_a_retrigger_starts_a_new_trace_linked_to_the_callers(
     assert (span.attributes or {})["http.response.status_code"] == 202
 
 
-@pytest.mark.parametrize("headers", [{}, {"traceparent": "00-not-a-trace-01"}, _traceparent("0" * 32)])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"traceparent": "00-not-a-trace-01"},
+        _traceparent("0" * 32),
+        {"traceparent": "00-" + "\u0663" * 32 + "-" + "b" * 16 + "-01"},  # Arabic-Indic digits: isdigit(), not hex
+        {"traceparent": "00-" + "a" * 4000 + "-" + "b" * 16 + "-01"},
+        {"traceparent": ""},
+    ],
+)
 async def test_a_retrigger_without_a_valid_traceparent_has_no_link(
     api: TestClient[web.Request, web.Application], exporter: InMemorySpanExporter, headers: dict[str, str]
 ) -> None:
