@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+# W3C version 00: "00-" + 32 hex trace ID + "-" + 16 hex span ID + "-" + 2 hex flags.
+TRACEPARENT_LENGTH = 55
+_W3C = TraceContextTextMapPropagator()
 
 
 def setup_tracing(service: str) -> TracerProvider:
@@ -32,3 +40,28 @@ def setup_tracing(service: str) -> TracerProvider:
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
     return provider
+
+
+def current_traceparent() -> str | None:
+    """The W3C ``traceparent`` of the current span (inside a handler: the message's consume span), for work that
+    is stored now and carried on later by a task with no span of its own; ``None`` outside any trace."""
+    carrier: dict[str, str] = {}
+    _W3C.inject(carrier)
+    value = carrier.get("traceparent")
+    return value if value is not None and len(value) == TRACEPARENT_LENGTH else None
+
+
+@contextmanager
+def continuing_trace(traceparent: str | None) -> Iterator[None]:
+    """Make the span ``traceparent`` names the current parent for the block, so what it publishes (and the
+    producer spans FastStream makes for it) join that trace; the block runs in the current context when the value
+    is missing or not a valid W3C ``traceparent`` (stored data is never trusted to be well formed)."""
+    parent = _W3C.extract({"traceparent": traceparent}) if traceparent else None
+    if parent is None or not trace.get_current_span(parent).get_span_context().is_valid:
+        yield
+        return
+    token = otel_context.attach(parent)
+    try:
+        yield
+    finally:
+        otel_context.detach(token)

@@ -54,10 +54,15 @@ INVALID_RETRY_COMMAND = "InvalidRetryCommand"
 
 @dataclass(frozen=True, slots=True)
 class ScheduledRetry:
-    """One pending attempt: ``request`` (already numbered ``attempt``) is re-published at ``due_at``."""
+    """One pending attempt: ``request`` (already numbered ``attempt``) is re-published at ``due_at``.
+
+    ``trace_parent`` is the W3C ``traceparent`` of the failed attempt's retry command: the re-request is published
+    in that trace, so an order stays one trace across its retries although the scheduler has no span of its own.
+    """
 
     request: DeliverBundle
     due_at: datetime
+    trace_parent: str | None = None
 
     @property
     def delivery_id(self) -> str:
@@ -84,6 +89,8 @@ class GiveUp:
 
     outcome: DeliveryAttempted
     dead_letter: MessageDeadLettered | None = None
+    # The trace the outcome is published in when no span is current (the scheduler's); see ``ScheduledRetry``.
+    trace_parent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +121,7 @@ class StoredRetry:
     request_json: str
     retry: ScheduledRetry | None
     order: OrderState | None = None
+    trace_parent: str | None = None
 
     @property
     def row_key(self) -> tuple[str, int]:
@@ -163,17 +171,21 @@ def plan_retry(
     now: datetime,
     jitter: float = 0.1,
     rng: random.Random | None = None,
+    trace_parent: str | None = None,
 ) -> ScheduledRetry | GiveUp:
     """Decide what happens after ``retry.request.attempt`` failed transiently.
 
-    ``policy.max_attempts`` counts every attempt (3 = one attempt plus two retries, seed 000).
+    ``policy.max_attempts`` counts every attempt (3 = one attempt plus two retries, seed 000). ``trace_parent``
+    (the command's trace) goes with the scheduled attempt.
     """
     request = retry.request
     if request.attempt >= policy.max_attempts:
         return give_up(retry, policy, now=now)
     delay = retry_delay_s(policy, request.attempt, retry_after_s=retry.retry_after_s, jitter=jitter, rng=rng)
     next_request = request.model_copy(update={"attempt": request.attempt + 1})
-    return ScheduledRetry(request=next_request, due_at=retry.failed_at + timedelta(seconds=delay))
+    return ScheduledRetry(
+        request=next_request, due_at=retry.failed_at + timedelta(seconds=delay), trace_parent=trace_parent
+    )
 
 
 def give_up(retry: RetryDelivery, policy: RetryPolicy, *, now: datetime) -> GiveUp:
@@ -238,7 +250,9 @@ def order_status_after(current: OrderState | None, event: OrderEventOccurred) ->
     return OrderState(tenant=event.tenant, order_id=event.order_id, status=status, status_at=event.occurred_at)
 
 
-def cancelled_give_up(next_request: DeliverBundle, order: OrderState, *, now: datetime) -> GiveUp:
+def cancelled_give_up(
+    next_request: DeliverBundle, order: OrderState, *, now: datetime, trace_parent: str | None = None
+) -> GiveUp:
     """The final outcome of a delivery whose next attempt (``next_request``) is not made: its order is cancelled.
 
     The outcome carries the last attempt actually made, so the delivery log's attempt count stays true.
@@ -256,7 +270,7 @@ def cancelled_give_up(next_request: DeliverBundle, order: OrderState, *, now: da
         error_class=ORDER_CANCELLED,
         error_message=message[:_MAX_ERROR_MESSAGE],
     )
-    return GiveUp(outcome=outcome)
+    return GiveUp(outcome=outcome, trace_parent=trace_parent)
 
 
 def unpublishable_give_up(retry: ScheduledRetry, error_class: str, detail: str, *, now: datetime) -> GiveUp:
@@ -272,7 +286,8 @@ def unpublishable_give_up(retry: ScheduledRetry, error_class: str, detail: str, 
         error_message=message[:_MAX_ERROR_MESSAGE],
     )
     reason = f"delivery {request.delivery_id}: {message}"
-    return GiveUp(outcome=outcome, dead_letter=_replayable(request, reason, error_class, now))
+    dead_letter = _replayable(request, reason, error_class, now)
+    return GiveUp(outcome=outcome, dead_letter=dead_letter, trace_parent=retry.trace_parent)
 
 
 def due_action(row: StoredRetry, *, now: datetime) -> ScheduledRetry | GiveUp:
@@ -284,7 +299,7 @@ def due_action(row: StoredRetry, *, now: datetime) -> ScheduledRetry | GiveUp:
     if row.retry is None:
         return unreadable_give_up(row, now=now)
     if row.order is not None and row.order.refuses_retries:
-        return cancelled_give_up(row.retry.request, row.order, now=now)
+        return cancelled_give_up(row.retry.request, row.order, now=now, trace_parent=row.trace_parent)
     return row.retry
 
 
@@ -336,7 +351,7 @@ def unreadable_give_up(row: StoredRetry, *, now: datetime) -> GiveUp:
         payload_b64=base64.b64encode(row.request_json.encode()).decode(),
         dead_lettered_at=now,
     )
-    return GiveUp(outcome=outcome, dead_letter=dead)
+    return GiveUp(outcome=outcome, dead_letter=dead, trace_parent=row.trace_parent)
 
 
 _REQUEST_IDENTITY = ("deliveryId", "triggerId", "integrationId", "feed", "reason", "order", "files")

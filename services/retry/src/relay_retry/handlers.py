@@ -14,6 +14,7 @@ from relay_contracts.messages import OrderEventOccurred
 from relay_contracts.topics import DELIVERIES_RETRY, ORDERS_EVENTS
 from relay_platform.settings import KafkaSettings
 from relay_platform.subscriber import on_topic, subscribe
+from relay_platform.telemetry import current_traceparent
 from relay_retry import service
 from relay_retry.ports import RetryPorts
 
@@ -46,7 +47,10 @@ def build_router(kafka: KafkaSettings, *, group_id: str) -> KafkaRouter:
         # Decoded by the use case, not by this signature: a command the contract rejects must still end its
         # delivery (a final failure, when the request inside can be read) before the ValidationError reaches the
         # error middleware, which dead-letters the raw message. Typed decoding would raise before this runs.
-        await service.handle_retry_command(message.body, ports, now=datetime.now(UTC))
+        # The consume span's trace goes with the stored attempt: the scheduler re-requests it in that trace.
+        await service.handle_retry_command(
+            message.body, ports, now=datetime.now(UTC), trace_parent=current_traceparent()
+        )
 
     @consumer(filter=on_topic(ORDERS_EVENTS))
     async def on_order_event(event: OrderEventOccurred, ports: Ports) -> None:

@@ -39,9 +39,11 @@ class RetryHandled:
 # --- deliveries.retry.v1 ---------------------------------------------------------------------------------------
 
 
-async def handle_retry_command(body: bytes, ports: RetryPorts, *, now: datetime) -> RetryHandled:
+async def handle_retry_command(
+    body: bytes, ports: RetryPorts, *, now: datetime, trace_parent: str | None = None
+) -> RetryHandled:
     """Decode a retry command and schedule its delivery's next attempt (``schedule_retry``); the scheduler is
-    woken when a row was added.
+    woken when a row was added. ``trace_parent`` is the command's trace, kept with the scheduled attempt.
 
     A command the contract rejects still ends its delivery when the request inside can be read: its final
     failure is published, then the ``ValidationError`` is raised again so the raw message is dead-lettered too.
@@ -64,6 +66,7 @@ async def handle_retry_command(body: bytes, ports: RetryPorts, *, now: datetime)
         now=now,
         jitter=ports.jitter,
         rng=ports.rng,
+        trace_parent=trace_parent,
     )
     if handled.add is not None and handled.add.status == "added":
         ports.wake.notify()
@@ -79,6 +82,7 @@ async def schedule_retry(
     now: datetime,
     jitter: float = 0.1,
     rng: random.Random | None = None,
+    trace_parent: str | None = None,
 ) -> RetryHandled:
     """Store the next attempt (durably, before the offset commits) or publish the delivery's final failure."""
     request = retry.request
@@ -91,7 +95,7 @@ async def schedule_retry(
             request.integration_id,
         )
         policy = RetryPolicy()
-    decision = domain.plan_retry(retry, policy, now=now, jitter=jitter, rng=rng)
+    decision = domain.plan_retry(retry, policy, now=now, jitter=jitter, rng=rng, trace_parent=trace_parent)
     if isinstance(decision, GiveUp):
         await outbox.final([decision])
         logger.warning(

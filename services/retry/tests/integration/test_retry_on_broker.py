@@ -22,6 +22,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import RecordMetadata
 from faststream import FastStream
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from relay_contracts.messages import (
     DeliverBundle,
@@ -98,6 +101,7 @@ class Record:
     key: bytes | None
     value: bytes
     seen_at: float  # time.time() when the watcher read it
+    headers: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass
@@ -143,7 +147,7 @@ class TopicWatcher:
             if batches:
                 async with self._changed:
                     for records in batches.values():
-                        self.records.extend(Record(r.topic, r.key, r.value, seen_at) for r in records)
+                        self.records.extend(Record(r.topic, r.key, r.value, seen_at, dict(r.headers)) for r in records)
                     self._changed.notify_all()
 
     def requests(self, delivery_id: str) -> list[tuple[Record, DeliverBundle]]:
@@ -181,9 +185,13 @@ class RetryService:
     settings: Settings
     tenants: TenantsConfig
     app: FastStream | None = None
+    # The spans the service makes, as an exporter would receive them.
+    spans: InMemorySpanExporter = field(default_factory=InMemorySpanExporter)
 
     async def start(self) -> None:
-        self.app = create_app(self.settings, tenants=self.tenants)
+        tracing = TracerProvider()
+        tracing.add_span_processor(SimpleSpanProcessor(self.spans))
+        self.app = create_app(self.settings, tenants=self.tenants, tracer_provider=tracing)
         await self.app.start()
 
     async def stop(self) -> None:
@@ -280,10 +288,13 @@ async def admin(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
         await client.close()
 
 
-async def send_retry(producer: AIOKafkaProducer, retry: RetryDelivery) -> RecordMetadata:
-    # Keyed by delivery ID, as the deliverers publish it.
+async def send_retry(
+    producer: AIOKafkaProducer, retry: RetryDelivery, *, traceparent: str | None = None
+) -> RecordMetadata:
+    # Keyed by delivery ID, as the deliverers publish it; in the deliverer's trace when ``traceparent`` is given.
+    headers = [("traceparent", traceparent.encode())] if traceparent is not None else None
     return await producer.send_and_wait(
-        DELIVERIES_RETRY, retry.model_dump_json().encode(), key=retry.request.delivery_id.encode()
+        DELIVERIES_RETRY, retry.model_dump_json().encode(), key=retry.request.delivery_id.encode(), headers=headers
     )
 
 
@@ -391,11 +402,13 @@ async def test_retry_after_from_the_destination_is_honoured(
     assert record.seen_at - retry.failed_at.timestamp() >= 2.0
 
 
-async def test_scheduled_retry_survives_a_restart_on_the_same_database(
+async def test_scheduled_retry_survives_a_restart_on_the_same_database_in_the_orders_trace(
     retry_service: RetryService, producer: AIOKafkaProducer, watcher: TopicWatcher
 ) -> None:
+    # The deliverer's attempt span, as its retry command carries it: the order's trace.
+    trace_id, attempt_span = uuid.uuid4().hex, uuid.uuid4().hex[:16]
     request = deliver_bundle("fast-hook")
-    await send_retry(producer, retry_of(request, retry_after_s=1.5))
+    await send_retry(producer, retry_of(request, retry_after_s=1.5), traceparent=f"00-{trace_id}-{attempt_span}-01")
     async with asyncio.timeout(20):
         while await retry_service.pending(request.delivery_id) == 0:
             await asyncio.sleep(0.02)
@@ -405,7 +418,40 @@ async def test_scheduled_retry_survives_a_restart_on_the_same_database(
     await retry_service.start()
 
     await watcher.wait(lambda: watcher.requests(request.delivery_id), timeout=60)
-    assert [again.attempt for _, again in watcher.requests(request.delivery_id)] == [2]
+    [(record, again)] = watcher.requests(request.delivery_id)
+    assert again.attempt == 2
+    # Published by the scheduler of a process that never saw the command: the trace came from the database.
+    version, carried_trace, parent_span, _flags = record.headers["traceparent"].decode().split("-")
+    assert (version, carried_trace) == ("00", trace_id)
+    assert parent_span != attempt_span  # the retry service's own producer span, a descendant of the attempt's
+    published = [
+        span
+        for span in retry_service.spans.get_finished_spans()
+        if span.context is not None
+        and span.context.trace_id == int(trace_id, 16)
+        and span.name.startswith(deliveries_requested("zapier"))
+    ]
+    assert published, "no producer span of the re-request in the order's trace"
+
+
+async def test_retries_of_different_orders_keep_their_own_traces(
+    retry_service: RetryService, producer: AIOKafkaProducer, watcher: TopicWatcher
+) -> None:
+    # Due together, so the scheduler publishes them in one round, concurrently: no trace may leak to the other.
+    requests = [deliver_bundle("fast-hook") for _ in range(3)]
+    traces = {request.delivery_id: uuid.uuid4().hex for request in requests}
+    for request in requests:
+        traceparent = f"00-{traces[request.delivery_id]}-{uuid.uuid4().hex[:16]}-01"
+        await send_retry(producer, retry_of(request), traceparent=traceparent)
+    untraced = deliver_bundle("fast-hook")
+    await send_retry(producer, retry_of(untraced))
+
+    await watcher.wait(lambda: all(watcher.requests(r.delivery_id) for r in [*requests, untraced]))
+    for request in requests:
+        [(record, _)] = watcher.requests(request.delivery_id)
+        assert record.headers["traceparent"].decode().split("-")[1] == traces[request.delivery_id]
+    [(record, _)] = watcher.requests(untraced.delivery_id)
+    assert record.headers["traceparent"].decode().split("-")[1] not in traces.values()
 
 
 async def test_fresh_cancellation_drops_the_pending_retry_and_publishes_its_final_failure(

@@ -51,7 +51,7 @@ async def test_the_migrations_make_exactly_the_tables_the_adapter_uses(tmp_path:
 
     assert schema_differences(database) == []
     with sqlite3.connect(database) as raw:
-        assert raw.execute("SELECT version_num FROM alembic_version_retry").fetchall() == [("0001",)]
+        assert raw.execute("SELECT version_num FROM alembic_version_retry").fetchall() == [("0002",)]
 
 
 async def test_a_database_of_the_version_before_migrations_is_adopted_with_its_rows(tmp_path: Path) -> None:
@@ -61,6 +61,9 @@ async def test_a_database_of_the_version_before_migrations_is_adopted_with_its_r
     try:
         # What that version did at every start-up: the tables from their definitions, no migration history.
         metadata.create_all(engine)
+        with engine.begin() as connection:
+            # That version's table had no trace column (revision 0002 adds it).
+            connection.execute(sa.text("ALTER TABLE scheduled_retries DROP COLUMN trace_parent"))
         with engine.begin() as connection:
             connection.execute(
                 sa.insert(scheduled_retries).values(
@@ -85,4 +88,4 @@ async def test_a_database_of_the_version_before_migrations_is_adopted_with_its_r
 
     assert schema_differences(database) == []
     with sqlite3.connect(database) as raw:
-        assert raw.execute("SELECT version_num FROM alembic_version_retry").fetchall() == [("0001",)]
+        assert raw.execute("SELECT version_num FROM alembic_version_retry").fetchall() == [("0002",)]

@@ -347,6 +347,66 @@ async def test_stored_row_that_no_longer_parses_ends_with_a_final_failure_and_a_
     assert await schedule.pending() == 0
 
 
+# --- the order's trace goes with its retries -----------------------------------------------------------------
+
+TRACE = "00-" + "4bf92f3577b34da6a3ce929d0e0e4736" + "-" + "00f067aa0ba902b7" + "-01"
+
+
+async def test_a_retry_is_re_requested_in_the_trace_of_its_command(schedule: SqlRetrySchedule) -> None:
+    outbox = Outbox()
+    retry = failed()
+    handled = await service.schedule_retry(
+        retry, tenants=TENANTS, schedule=schedule, outbox=outbox, now=datetime.now(UTC), trace_parent=TRACE
+    )
+    assert handled.scheduled is not None
+    later = datetime.now(UTC) + timedelta(hours=1)
+
+    assert await service.publish_due(later, 10, schedule=schedule, outbox=outbox) == 1
+
+    assert [(r.delivery_id, r.trace_parent) for r in outbox.requested] == [(retry.request.delivery_id, TRACE)]
+
+
+@pytest.mark.parametrize("kept", ["", "x" * 56, "00-" + "٤" * 32 + "-" + "0" * 16 + "-01", "garbage"])
+async def test_a_trace_value_too_long_for_its_column_is_dropped_and_anything_else_is_only_carried(
+    schedule: SqlRetrySchedule, kept: str
+) -> None:
+    # Never parsed here: the scheduler's publish ignores a value that is not a valid traceparent (platform test).
+    outbox = Outbox()
+    retry = failed()
+    await service.schedule_retry(
+        retry, tenants=TENANTS, schedule=schedule, outbox=outbox, now=datetime.now(UTC), trace_parent=kept
+    )
+
+    assert await service.publish_due(datetime.now(UTC) + timedelta(hours=1), 10, schedule=schedule, outbox=outbox) == 1
+
+    [again] = outbox.requested
+    assert again.trace_parent == (kept if len(kept) <= 55 else None)
+
+
+async def test_final_failures_the_scheduler_decides_are_published_in_the_retrys_trace(
+    schedule: SqlRetrySchedule, tmp_path: Path
+) -> None:
+    outbox = Outbox()
+    await event_in(schedule, outbox, order_event("cancelled", datetime.now(UTC)))
+    cancelled, refused, unreadable = failed(), failed(order_id="o2"), failed(order_id="o3")
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    async with schedule.transaction() as tx:
+        for retry, order_id in ((cancelled, "o1"), (refused, "o2"), (unreadable, "o3")):
+            due = ScheduledRetry(retry.request.model_copy(update={"attempt": 2}), past, trace_parent=TRACE)
+            assert await tx.insert(due, order_id=order_id)
+    outbox.refuse[refused.request.delivery_id] = PublishFailure("MessageSizeTooLargeError", "big", permanent=True)
+    with sqlite3.connect(tmp_path / "retry.db") as raw:
+        raw.execute(
+            "UPDATE scheduled_retries SET request_json = '{}' WHERE delivery_id = ?", (unreadable.request.delivery_id,)
+        )
+
+    assert await service.publish_due(datetime.now(UTC), 10, schedule=schedule, outbox=outbox) == 3
+
+    assert {(end.outcome.delivery_id, end.trace_parent) for end in outbox.finals} == {
+        (retry.request.delivery_id, TRACE) for retry in (cancelled, refused, unreadable)
+    }
+
+
 # --- Kafka errors: for good, or for now ------------------------------------------------------------------------
 
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any
 
 from aiokafka.errors import KafkaError
@@ -17,6 +18,7 @@ from relay_contracts.messages import delivery_key
 from relay_contracts.topics import DELIVERIES_DEAD, DELIVERIES_OUTCOMES
 from relay_platform.broker import DEAD_LETTER_REASON_HEADER, PERMANENT_KAFKA_ERRORS
 from relay_platform.errors import TransientError
+from relay_platform.telemetry import continuing_trace
 from relay_retry.domain import GiveUp, ScheduledRetry
 from relay_retry.ports import PublishFailure
 
@@ -47,15 +49,27 @@ class KafkaOutbox:
         logged and skipped rather than holding the outcome back forever.
         """
         outcomes = [
-            self._broker.publish(give_up.outcome, DELIVERIES_OUTCOMES, key=delivery_key(give_up.outcome.delivery_id))
+            _in_trace(
+                give_up.trace_parent,
+                partial(
+                    self._broker.publish,
+                    give_up.outcome,
+                    DELIVERIES_OUTCOMES,
+                    key=delivery_key(give_up.outcome.delivery_id),
+                ),
+            )
             for give_up in give_ups
         ]
         deads = [
-            self._broker.publish(
-                give_up.dead_letter,
-                DELIVERIES_DEAD,
-                key=(give_up.dead_letter.key or "").encode() or None,
-                headers={DEAD_LETTER_REASON_HEADER: give_up.dead_letter.reason[:256]},
+            _in_trace(
+                give_up.trace_parent,
+                partial(
+                    self._broker.publish,
+                    give_up.dead_letter,
+                    DELIVERIES_DEAD,
+                    key=(give_up.dead_letter.key or "").encode() or None,
+                    headers={DEAD_LETTER_REASON_HEADER: give_up.dead_letter.reason[:256]},
+                ),
             )
             for give_up in give_ups
             if give_up.dead_letter is not None
@@ -75,8 +89,25 @@ class KafkaOutbox:
             logger.error("dead letter refused by the broker (%s); the final outcome went out", failure.error_class)
 
     async def requests(self, due: Sequence[ScheduledRetry]) -> list[PublishFailure | None]:
-        """Each due request on its deliverer's topic, all in flight together; one result per retry."""
-        return await _settle([self._broker.publish(retry.request, retry.topic, key=retry.key) for retry in due])
+        """Each due request on its deliverer's topic, all in flight together, each in its own trace; one result
+        per retry."""
+        return await _settle(
+            [
+                _in_trace(
+                    retry.trace_parent,
+                    partial(self._broker.publish, retry.request, retry.topic, key=retry.key),
+                )
+                for retry in due
+            ]
+        )
+
+
+async def _in_trace(trace_parent: str | None, publish: Callable[[], Awaitable[Any]]) -> Any:
+    """``publish()`` started inside the trace ``trace_parent`` names (the producer span FastStream makes becomes
+    its child). The publish is created here, not by the caller: each one runs as its own task under ``gather``, so
+    each gets its own context, and none sees another's trace."""
+    with continuing_trace(trace_parent):
+        return await publish()
 
 
 async def _settle(publishes: Sequence[Awaitable[Any]]) -> list[PublishFailure | None]:

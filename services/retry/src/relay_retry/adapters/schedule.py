@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from relay_contracts.messages import DeliverBundle
 from relay_platform.errors import TransientError
 from relay_platform.sql import READ_ONLY, create_engine, migrate, translate_db_errors
-from relay_retry.adapters.tables import legacy_cancelled_orders, order_states, scheduled_retries
+from relay_retry.adapters.tables import TRACE_PARENT_MAX, legacy_cancelled_orders, order_states, scheduled_retries
 from relay_retry.domain import OrderState, OrderStatus, ScheduledRetry, StoredRetry
 from relay_retry.ports import AddResult
 from relay_retry.settings import ScheduleDatabaseSettings
@@ -189,6 +189,7 @@ class SqlScheduleTransaction:
             "due_at": retry.due_at.timestamp(),
             "request_json": retry.request.model_dump_json(),
             "created_at": datetime.now(UTC).timestamp(),
+            "trace_parent": retry.trace_parent if _storable_trace(retry.trace_parent) else None,
         }
         result = await self._connection.execute(
             self._insert(scheduled_retries).values(**values).on_conflict_do_nothing()
@@ -242,8 +243,15 @@ _ROW_COLUMNS = (
     scheduled_retries.c.recipe_id,
     scheduled_retries.c.due_at,
     scheduled_retries.c.request_json,
+    scheduled_retries.c.trace_parent,
 )
 _STATUSES: frozenset[str] = frozenset(get_args(OrderStatus))
+
+
+def _storable_trace(trace_parent: str | None) -> bool:
+    """Only what fits the column is kept: a longer value (a future traceparent version) is dropped rather than
+    failing the insert, and the retry is published in a new trace instead."""
+    return trace_parent is not None and len(trace_parent) <= TRACE_PARENT_MAX
 
 
 def _status(value: str) -> OrderStatus:
@@ -267,7 +275,9 @@ def _stored(row: Any, *, order: OrderState | None) -> StoredRetry:
         logger.error("scheduled retry %s attempt %s no longer parses", row.delivery_id, row.attempt)  # noqa: TRY400
         retry = None
     else:
-        retry = ScheduledRetry(request=request, due_at=datetime.fromtimestamp(float(row.due_at), UTC))
+        retry = ScheduledRetry(
+            request=request, due_at=datetime.fromtimestamp(float(row.due_at), UTC), trace_parent=row.trace_parent
+        )
     return StoredRetry(
         delivery_id=row.delivery_id,
         attempt=row.attempt,
@@ -278,4 +288,5 @@ def _stored(row: Any, *, order: OrderState | None) -> StoredRetry:
         request_json=row.request_json,
         retry=retry,
         order=order,
+        trace_parent=row.trace_parent,
     )

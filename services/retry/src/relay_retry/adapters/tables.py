@@ -6,6 +6,9 @@ from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, T
 
 metadata = MetaData()
 
+# A W3C traceparent of version 00 is 55 characters.
+TRACE_PARENT_MAX = 55
+
 scheduled_retries = Table(
     "scheduled_retries",
     metadata,
@@ -21,6 +24,9 @@ scheduled_retries = Table(
     Column("due_at", Float, nullable=False),
     Column("request_json", Text, nullable=False),
     Column("created_at", Float, nullable=False),
+    # The W3C traceparent of the failed attempt's retry command: the re-request is published in that trace.
+    # Nullable: rows stored before revision 0002, or outside any trace.
+    Column("trace_parent", String(TRACE_PARENT_MAX), nullable=True),
     Index("ix_scheduled_retries_due_at", "due_at"),
     Index("ix_scheduled_retries_order", "tenant", "order_id"),
 )
