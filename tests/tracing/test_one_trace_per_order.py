@@ -367,12 +367,10 @@ async def test_an_order_is_one_trace_and_a_retrigger_a_new_trace_linked_to_it(tr
                 assert secret not in text, f"{name} in span {span.name!r} of {span.service}"
             assert not EMAIL.search(text), f"an e-mail address in span {span.name!r} of {span.service}: {text!r}"
 
-    # The console's re-trigger: a new trace, its root linked to the order's (named by the request's traceparent).
-    order_span = _root_of(spans, order_route)
-    assert order_span is not None
-    headers = AUTH | {"traceparent": f"00-{trace_id}-{order_span.span_id}-01"}
+    # The console's re-trigger: a new trace, its root linked to the order's original trace as the association store
+    # recorded it (the caller names no trace: no traceparent header).
     body = {"orderNumber": "T-1", "integrationIds": ["demo-zapier"]}
-    async with traced.session.post(f"{traced.api}/api/v2/integrations/trigger", json=body, headers=headers) as response:
+    async with traced.session.post(f"{traced.api}/api/v2/integrations/trigger", json=body, headers=AUTH) as response:
         assert response.status == 202, await response.text()
 
     async def retrigger_built() -> tuple[ReceivedSpan, list[ReceivedSpan]] | None:
@@ -386,5 +384,5 @@ async def test_an_order_is_one_trace_and_a_retrigger_a_new_trace_linked_to_it(tr
 
     root, again = await traced.eventually(retrigger_built, within=60, what="the re-trigger's delivery")
     assert root.trace_id != trace_id
-    assert [linked for linked, _ in root.links] == [trace_id]
+    assert root.links == [(trace_id, {"relay.link": "original-order-trace"})]
     assert {s.service for s in again} >= {"ingest-api", "bundle-builder", "deliver-zapier"}

@@ -1,5 +1,6 @@
 """The spans' shapes without a stack: the deliverer's destination span, the ingest API's request spans and the
-re-trigger's link, recorded in memory (``InMemorySpanExporter``)."""
+re-trigger's links (to the orders' original traces and to a trace its caller names), recorded in memory
+(``InMemorySpanExporter``)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from relay_contracts.messages import DeliverBundle, IntegrationsTriggered, Order
 from relay_delivery import Deliverer, FetchedFile
 from relay_delivery.testing import deliver_bundle, store_bundle
 from relay_ingest_api.middleware import error_middleware
+from relay_ingest_api.tracing import link_order_traces
 from relay_platform.errors import TransientError
 from relay_platform.objectstore import LocalDirectoryStore
 from relay_platform.tenants import IntegrationBase, TenantsConfig, ZapierIntegration, load_tenants
@@ -39,6 +41,7 @@ TENANTS = TenantsConfig.model_validate(
     }
 )
 ORIGINAL_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+STORED_TRACE = "0af7651916cd43dd8448eb211c80319c"
 
 
 @pytest.fixture
@@ -132,8 +135,13 @@ async def api(provider: TracerProvider) -> AsyncIterator[TestClient[web.Request,
     async def accepted(_request: web.Request) -> web.Response:
         return web.json_response({}, status=202)
 
+    async def retriggered(request: web.Request) -> web.Response:
+        # What the trigger use case does with the association store's answer: the orders' stored traces.
+        link_order_traces(request.headers.getall("x-stored-trace", []))
+        return web.json_response({}, status=202)
+
     app = web.Application(middlewares=[error_middleware(provider)])
-    app.router.add_post("/api/v2/integrations/trigger", accepted)
+    app.router.add_post("/api/v2/integrations/trigger", retriggered)
     app.router.add_post("/api/v2/recipe/order", accepted)
     async with TestClient(TestServer(app)) as client:
         yield client
@@ -143,19 +151,38 @@ def _traceparent(trace_id: str = ORIGINAL_TRACE) -> dict[str, str]:
     return {"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"}
 
 
-async def test_a_retrigger_starts_a_new_trace_linked_to_the_callers(
+def _links(span: ReadableSpan) -> list[tuple[str, object]]:
+    return [(format(link.context.trace_id, "032x"), (link.attributes or {}).get("relay.link")) for link in span.links]
+
+
+async def test_a_retrigger_starts_a_new_trace_linked_to_the_orders_stored_trace(
     api: TestClient[web.Request, web.Application], exporter: InMemorySpanExporter
 ) -> None:
-    response = await api.post("/api/v2/integrations/trigger", json={}, headers=_traceparent())
+    stored = {"x-stored-trace": f"00-{STORED_TRACE}-b7ad6b7169203331-01"}
+    response = await api.post("/api/v2/integrations/trigger", json={}, headers=stored)
     assert response.status == 202
 
     (span,) = exporter.get_finished_spans()
     assert span.name == "POST /api/v2/integrations/trigger"
     assert span.parent is None
     assert span.context is not None
-    assert format(span.context.trace_id, "032x") != ORIGINAL_TRACE
-    assert [format(link.context.trace_id, "032x") for link in span.links] == [ORIGINAL_TRACE]
+    assert format(span.context.trace_id, "032x") != STORED_TRACE
+    assert _links(span) == [(STORED_TRACE, "original-order-trace")]
     assert (span.attributes or {})["http.response.status_code"] == 202
+
+
+async def test_a_trace_the_caller_names_is_linked_too_and_told_apart(
+    api: TestClient[web.Request, web.Application], exporter: InMemorySpanExporter
+) -> None:
+    stored = {"x-stored-trace": f"00-{STORED_TRACE}-b7ad6b7169203331-01"}
+    response = await api.post("/api/v2/integrations/trigger", json={}, headers=_traceparent() | stored)
+    assert response.status == 202
+
+    (span,) = exporter.get_finished_spans()
+    assert span.parent is None
+    assert span.context is not None
+    assert format(span.context.trace_id, "032x") != ORIGINAL_TRACE
+    assert _links(span) == [(ORIGINAL_TRACE, "caller-named-trace"), (STORED_TRACE, "original-order-trace")]
 
 
 @pytest.mark.parametrize(
@@ -169,7 +196,7 @@ async def test_a_retrigger_starts_a_new_trace_linked_to_the_callers(
         {"traceparent": ""},
     ],
 )
-async def test_a_retrigger_without_a_valid_traceparent_has_no_link(
+async def test_a_retrigger_without_a_valid_traceparent_or_stored_trace_has_no_link(
     api: TestClient[web.Request, web.Application], exporter: InMemorySpanExporter, headers: dict[str, str]
 ) -> None:
     response = await api.post("/api/v2/integrations/trigger", json={}, headers=headers)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidatorFunctionWrapHandler, field_validator
 from pydantic.alias_generators import to_camel
 
 ORDERS_PATH = "/internal/v1/orders"
@@ -40,6 +40,9 @@ MAX_AUDIT_OLDER_THAN_S = 3650 * 24 * 3600
 """Ten years: far past any retention, still a representable cutoff."""
 DEFAULT_AUDIT_LIMIT = 100
 MAX_AUDIT_LIMIT = 1000
+TRACEPARENT_LENGTH = 55
+TRACEPARENT_PATTERN = r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
+"""A W3C trace-context ``traceparent`` (version, trace ID, parent span ID, flags), lowercase hex as the spec has it."""
 
 
 class InternalApiModel(BaseModel):
@@ -75,6 +78,23 @@ class FoundOrder(InternalApiModel):
     status: str | None = Field(default=None, description="`open`, `cancelled`, `refunded` or `returned`.")
     items: list[FoundItem] = Field(default_factory=list)
     deliveries: list[FoundDelivery] = Field(default_factory=list)
+    trace_parent: str | None = Field(
+        default=None,
+        max_length=TRACEPARENT_LENGTH,
+        pattern=TRACEPARENT_PATTERN,
+        description="The W3C `traceparent` of the order's original trace (its first event's), for a re-trigger to "
+        "link to; null when unknown.",
+    )
+
+    @field_validator("trace_parent", mode="wrap")
+    @classmethod
+    def _unusable_trace_is_unknown(cls, value: object, handler: ValidatorFunctionWrapHandler) -> str | None:
+        # Only tracing reads it: a value that is not a traceparent is dropped, never a reason to refuse the order.
+        try:
+            result: str | None = handler(value)
+        except ValidationError:
+            return None
+        return result
 
 
 class OrdersPage(InternalApiModel):

@@ -172,6 +172,11 @@ class IntegrationsTriggered(Message):
     order: OrderLine | None = None
     integration_ids: tuple[str, ...] = Field(min_length=1)
     occurred_at: UtcInstant
+    accepted_at: UtcInstant | None = Field(
+        default=None,
+        description="When the suite accepted the event that led here: the broker timestamp of the order or recipe "
+        "event record, or the manual trigger's time. Absent from older producers.",
+    )
 
 
 # --- deliveries.requested.<type>.v1 ----------------------------------------------------------------------------
@@ -203,6 +208,11 @@ class DeliverBundle(Message):
     attempt: int = Field(default=1, ge=1)
     files: tuple[BundleFile, ...] = ()
     requested_at: UtcInstant
+    accepted_at: UtcInstant | None = Field(
+        default=None,
+        description="When the suite accepted the event that led here: the broker timestamp of the order or recipe "
+        "event record, or the manual trigger's time. Absent from older producers.",
+    )
 
 
 # --- deliveries.outcomes.v1 ------------------------------------------------------------------------------------

@@ -182,9 +182,10 @@ class Deliverer(Generic[IntegrationT]):
         DELIVERY_ATTEMPTS.labels(self.integration_type, outcome.status).inc()
         DELIVERY_DURATION.labels(self.integration_type).observe(elapsed_s)
         if outcome.status == "succeeded" and request.feed == "order":
-            # DeliverBundle carries no order-acceptance time; requested_at (the bundle-builder's request, kept by
-            # every retry) is the earliest it has. Clamped: another host's clock may run ahead of ours.
-            waited = (outcome.occurred_at - request.requested_at).total_seconds()
+            # From when the suite accepted the order (accepted_at, kept by every retry); a request from a producer
+            # that predates it falls back to requested_at (the bundle-builder's request), the earliest it has then.
+            # Clamped: another host's clock may run ahead of ours.
+            waited = (outcome.occurred_at - (request.accepted_at or request.requested_at)).total_seconds()
             ORDER_TO_DELIVERED.labels(self.integration_type).observe(max(waited, 0.0))
 
     def _result(

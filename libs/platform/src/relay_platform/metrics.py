@@ -57,11 +57,12 @@ DELIVERY_DURATION: Final = Histogram(
     ["integration_type"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 180),
 )
-# The latency customers feel: from the delivery request (DeliverBundle.requested_at, kept across retries) to the
-# successful attempt; retries' back-off included.
+# The latency customers feel: from when the suite accepted the order (DeliverBundle.accepted_at: the broker time of
+# the order event's record, or a manual trigger's time; kept across retries) to the successful attempt; bundle
+# build, queueing and retries' back-off included. Requests without accepted_at count from requested_at instead.
 ORDER_TO_DELIVERED: Final = Histogram(
     "relay_order_to_delivered_seconds",
-    "From the bundle's delivery request to its successful delivery (order feeds).",
+    "From the order's acceptance to its successful delivery (order feeds).",
     ["integration_type"],
     buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600),
 )

@@ -11,6 +11,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import SpanContext
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 # W3C version 00: "00-" + 32 hex trace ID + "-" + 16 hex span ID + "-" + 2 hex flags.
@@ -56,12 +57,19 @@ def continuing_trace(traceparent: str | None) -> Iterator[None]:
     """Make the span ``traceparent`` names the current parent for the block, so what it publishes (and the
     producer spans FastStream makes for it) join that trace; the block runs in the current context when the value
     is missing or not a valid W3C ``traceparent`` (stored data is never trusted to be well formed)."""
-    parent = _W3C.extract({"traceparent": traceparent}) if traceparent else None
-    if parent is None or not trace.get_current_span(parent).get_span_context().is_valid:
+    linked = span_context_of(traceparent) if traceparent else None
+    if linked is None:
         yield
         return
-    token = otel_context.attach(parent)
+    token = otel_context.attach(trace.set_span_in_context(trace.NonRecordingSpan(linked)))
     try:
         yield
     finally:
         otel_context.detach(token)
+
+
+def span_context_of(traceparent: str) -> SpanContext | None:
+    """The (remote) span context a W3C ``traceparent`` names, or ``None`` when it names none: malformed, all-zero
+    IDs, a forbidden version (the propagator's checks)."""
+    linked = trace.get_current_span(_W3C.extract({"traceparent": traceparent})).get_span_context()
+    return linked if linked.is_valid else None

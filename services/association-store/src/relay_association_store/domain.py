@@ -75,7 +75,9 @@ class ItemState:
 @dataclass(frozen=True, slots=True)
 class OrderState:
     """An order as stored. ``status_at``/``items_at`` date the last status change / full item-list replacement
-    (``None`` while only ``linked`` events were seen); ``updated_at`` is the newest event applied."""
+    (``None`` while only ``linked`` events were seen); ``updated_at`` is the newest event applied. ``trace_parent``
+    is the W3C traceparent of the trace the order was first recorded in (``None`` when unknown): set once, never
+    replaced, so a re-trigger can link to the order's original trace."""
 
     tenant: str
     order_id: str
@@ -85,6 +87,7 @@ class OrderState:
     items_at: datetime | None
     updated_at: datetime
     items: Mapping[str, ItemState] = field(default_factory=dict)
+    trace_parent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +165,20 @@ class AuditReport:
 # --- which integrations fire -----------------------------------------------------------------------------------
 
 
+def accepted_at_of(timestamp_ms: int | None) -> datetime | None:
+    """When the broker accepted a record, from its timestamp (ms since the epoch); ``None`` when it has none.
+
+    Kafka says "no timestamp" with -1 (and an old or odd producer may send 0): that is unknown, not 1970. A value
+    past what ``datetime`` holds is unknown too rather than an error: it only feeds a latency metric.
+    """
+    if timestamp_ms is None or timestamp_ms <= 0:
+        return None
+    try:
+        return datetime.fromtimestamp(timestamp_ms / 1000, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
 def require_tenant(tenants: TenantsConfig, tenant_id: str) -> Tenant:
     tenant = tenants.tenant(tenant_id)
     if tenant is None:
@@ -204,7 +221,10 @@ def check_own_recipes(tenants: TenantsConfig, event: OrderEventOccurred) -> None
             raise PermanentError(f"items/{position}/recipeId is not a recipe of tenant {event.tenant!r}")
 
 
-def recipe_trigger(tenant: Tenant, event: RecipeSaved) -> IntegrationsTriggered | None:
+def recipe_trigger(
+    tenant: Tenant, event: RecipeSaved, *, accepted_at: datetime | None = None
+) -> IntegrationsTriggered | None:
+    """The raw recipe feed's trigger; ``accepted_at`` is when the suite accepted the event (its record's time)."""
     integration_ids = tenant.recipe_feed(temporary=event.temporary)
     if not integration_ids:
         return None
@@ -217,11 +237,15 @@ def recipe_trigger(tenant: Tenant, event: RecipeSaved) -> IntegrationsTriggered 
         reason="recipe_saved",
         integration_ids=integration_ids,
         occurred_at=event.occurred_at,
+        accepted_at=accepted_at,
     )
 
 
-def order_triggers(tenant: Tenant, event: OrderEventOccurred, change: OrderChange) -> tuple[IntegrationsTriggered, ...]:
-    """One trigger per affected item; IDs derive from the event so a redelivery re-publishes the same ones."""
+def order_triggers(
+    tenant: Tenant, event: OrderEventOccurred, change: OrderChange, *, accepted_at: datetime | None = None
+) -> tuple[IntegrationsTriggered, ...]:
+    """One trigger per affected item; IDs derive from the event so a redelivery re-publishes the same ones.
+    ``accepted_at`` (when the suite accepted the event: its record's time) rides on each."""
     integration_ids = tenant.order_feed(event.type)
     if not integration_ids or not change.applied:
         return ()
@@ -248,6 +272,7 @@ def order_triggers(tenant: Tenant, event: OrderEventOccurred, change: OrderChang
             ),
             integration_ids=integration_ids,
             occurred_at=event.occurred_at,
+            accepted_at=accepted_at,
         )
         for item in change.affected
     )
@@ -271,8 +296,13 @@ def merge_recipe(stored: RecipeRecord | None, event: RecipeSaved) -> RecipeRecor
     return record
 
 
-def apply_order_event(current: OrderState | None, event: OrderEventOccurred) -> OrderChange:
-    """The order's state after ``event``. Stale events leave it untouched; so do resends (same content)."""
+def apply_order_event(
+    current: OrderState | None, event: OrderEventOccurred, *, trace_parent: str | None = None
+) -> OrderChange:
+    """The order's state after ``event``. Stale events leave it untouched; so do resends (same content).
+
+    ``trace_parent`` (the trace ``event`` was read in) is kept only by a new order: its original trace.
+    """
     at = event.occurred_at
     base = current or OrderState(
         tenant=event.tenant,
@@ -282,6 +312,7 @@ def apply_order_event(current: OrderState | None, event: OrderEventOccurred) -> 
         status_at=None,
         items_at=None,
         updated_at=at,
+        trace_parent=trace_parent,
     )
     if event.type == "linked":
         return _apply_link(current, base, event)
@@ -315,6 +346,7 @@ def apply_order_event(current: OrderState | None, event: OrderEventOccurred) -> 
         items_at=items_at,
         updated_at=max(base.updated_at, at),
         items=items,
+        trace_parent=base.trace_parent,
     )
     return OrderChange(
         before=current, after=after, applied=True, stale=False, affected=tuple(_sorted_items(after.items))

@@ -14,12 +14,13 @@ from faststream import Context
 from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter
 
 from relay_association_store import service
-from relay_association_store.domain import order_event_from
+from relay_association_store.domain import accepted_at_of, order_event_from
 from relay_association_store.ports import Publish, ServicePorts
 from relay_association_store.settings import Settings
 from relay_contracts.messages import DeliveryAttempted, IntegrationsTriggered, OmsOrderEvent, RecipeSaved
 from relay_contracts.topics import DELIVERIES_OUTCOMES, INTEGRATIONS_TRIGGERED, ORDERS_EVENTS, RECIPES_SAVED
 from relay_platform.subscriber import Outgoing, on_topic, publish_all, subscribe, topic_of
+from relay_platform.telemetry import current_traceparent
 
 SERVICE_TITLE = "association-store"
 
@@ -80,7 +81,14 @@ def build_router(settings: Settings, oms_topics: Mapping[str, str] | None = None
     async def on_order_event(event: OmsOrderEvent, message: KafkaMessage, ports: Ports, broker: Broker) -> None:
         # The topic says whose event it is: ingest-api's topic keeps the tenant it set, an OMS topic is its tenant's.
         occurred = order_event_from(topic_of(message), event, tenant_of_topic)
-        await service.record_order_event(occurred, ports.tenants, ports.store, publish_triggers(broker))
+        await service.record_order_event(
+            occurred,
+            ports.tenants,
+            ports.store,
+            publish_triggers(broker),
+            trace_parent=current_traceparent(),
+            accepted_at=accepted_at_of(record_timestamp_ms(message)),
+        )
 
     # The topics only Recipe Relay's own services publish share one consumer too: every group member joins (and
     # rebalances the group) on its own, which on Tansu costs seconds per member at each start.
@@ -96,8 +104,14 @@ def build_router(settings: Settings, oms_topics: Mapping[str, str] | None = None
     )
 
     @internal(filter=on_topic(RECIPES_SAVED))
-    async def on_recipe_saved(event: RecipeSaved, ports: Ports, broker: Broker) -> None:
-        await service.record_recipe_saved(event, ports.tenants, ports.store, publish_triggers(broker))
+    async def on_recipe_saved(event: RecipeSaved, message: KafkaMessage, ports: Ports, broker: Broker) -> None:
+        await service.record_recipe_saved(
+            event,
+            ports.tenants,
+            ports.store,
+            publish_triggers(broker),
+            accepted_at=accepted_at_of(record_timestamp_ms(message)),
+        )
 
     @internal(filter=on_topic(INTEGRATIONS_TRIGGERED))
     async def on_integrations_triggered(trigger: IntegrationsTriggered, ports: Ports) -> None:
@@ -108,6 +122,13 @@ def build_router(settings: Settings, oms_topics: Mapping[str, str] | None = None
         await service.record_delivery_outcome(outcome, ports.store)
 
     return router
+
+
+def record_timestamp_ms(message: KafkaMessage) -> int | None:
+    """The consumed record's broker timestamp (ms since the epoch) as aiokafka's ``ConsumerRecord`` has it; ``None``
+    when the raw message has none (a batch, or a test double)."""
+    timestamp = getattr(message.raw_message, "timestamp", None)
+    return timestamp if isinstance(timestamp, int) and not isinstance(timestamp, bool) else None
 
 
 def publish_triggers(broker: KafkaBroker) -> Publish:

@@ -39,9 +39,10 @@ logger = logging.getLogger("relay.association_store")
 
 
 async def record_recipe_saved(
-    event: RecipeSaved, tenants: TenantsConfig, store: Store, publish: Publish
+    event: RecipeSaved, tenants: TenantsConfig, store: Store, publish: Publish, *, accepted_at: datetime | None = None
 ) -> IntegrationsTriggered | None:
-    """Store the recipe row and fire the raw recipe feed, publishing before the transaction commits."""
+    """Store the recipe row and fire the raw recipe feed, publishing before the transaction commits.
+    ``accepted_at``: when the broker accepted the event (carried on the trigger for the order-to-delivered time)."""
     tenant = require_tenant(tenants, event.tenant)
     check_recipe_saved(tenants, event)
     async with store.transaction() as tx:
@@ -51,7 +52,7 @@ async def record_recipe_saved(
         record = merge_recipe(stored, event)
         if record is not None:
             await tx.save_recipe(record, exists=stored is not None)
-        trigger = recipe_trigger(tenant, event)
+        trigger = recipe_trigger(tenant, event, accepted_at=accepted_at)
         if trigger is not None:
             # Published before the commit: a crash in between re-reads the event and re-publishes the same ID.
             await publish((trigger,))
@@ -59,21 +60,31 @@ async def record_recipe_saved(
 
 
 async def record_order_event(
-    event: OrderEventOccurred, tenants: TenantsConfig, store: Store, publish: Publish
+    event: OrderEventOccurred,
+    tenants: TenantsConfig,
+    store: Store,
+    publish: Publish,
+    *,
+    trace_parent: str | None = None,
+    accepted_at: datetime | None = None,
 ) -> tuple[IntegrationsTriggered, ...]:
     """Apply an order event (idempotent on event ID and business keys) and fire the order feed, publishing before
-    the transaction commits."""
+    the transaction commits.
+
+    ``trace_parent``: the W3C traceparent of the trace the event was read in, kept by a new order as its original
+    trace. ``accepted_at``: when the broker accepted the event, carried on every trigger.
+    """
     tenant = require_tenant(tenants, event.tenant)
     check_own_recipes(tenants, event)
     async with store.transaction() as tx:
         if not await tx.claim_event(event.tenant, "order", event.event_id):
             return ()
         current = await tx.load_order(event.tenant, event.order_id)
-        change = apply_order_event(current, event)
+        change = apply_order_event(current, event, trace_parent=trace_parent)
         if not change.applied:
             return ()
         await tx.save_order(change)
-        triggers = order_triggers(tenant, event, change)
+        triggers = order_triggers(tenant, event, change, accepted_at=accepted_at)
         if triggers:
             await publish(triggers)
     return triggers

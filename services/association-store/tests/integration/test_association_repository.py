@@ -321,3 +321,75 @@ async def test_upgrade_keeps_existing_deliveries_and_dates_them_by_their_last_ch
         assert [e.delivery.delivery_id for e in report.entries] == ["d-old"]
     finally:
         await sql.close()
+
+
+FIRST_TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+LATER_TRACE = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+async def test_an_orders_first_trace_is_stored_and_later_events_never_overwrite_it(
+    store: SqlStore, tenants: TenantsConfig
+) -> None:
+    order_id, untraced_id, published = unique("O"), unique("O"), Published()
+    created = order_event("created", order_id, [("ACME-1", "i1", 1)], minutes=1)
+    await service.record_order_event(created, tenants, store, published, trace_parent=FIRST_TRACE)
+    for later in (
+        order_event("updated", order_id, [("ACME-1", "i1", 2)], minutes=2),
+        order_event("cancelled", order_id, minutes=3),
+    ):
+        await service.record_order_event(later, tenants, store, published, trace_parent=LATER_TRACE)
+    untraced = order_event("linked", untraced_id, [("ACME-1", "i1", 1)])
+    await service.record_order_event(untraced, tenants, store, published)
+
+    page = await service.find_orders(store, "acme", "orderId", order_id)
+    assert [(view.order.status, view.order.trace_parent) for view in page.orders] == [("cancelled", FIRST_TRACE)]
+    page = await service.find_orders(store, "acme", "orderId", untraced_id)
+    assert [view.order.trace_parent for view in page.orders] == [None]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_upgrade_from_0002_keeps_existing_orders_without_a_trace(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, tenants: TenantsConfig
+) -> None:
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path}/old.db"
+    else:
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        url = server.create_database(f"upgrade_{uuid.uuid4().hex[:12]}")
+    sql = SqlStore.open(url)
+    stamp = at(1) if backend == "postgresql" else at(1).replace(tzinfo=None)
+    try:
+        async with sql.engine.begin() as connection:
+            await connection.run_sync(_upgrade, "0002")
+            await connection.execute(
+                sa.text(
+                    "INSERT INTO orders (tenant, order_id, order_number, status, status_at, items_at, updated_at) "
+                    "VALUES ('acme', 'O-old', '1001', 'open', :at, :at, :at)"
+                ),
+                {"at": stamp},
+            )
+            await connection.execute(
+                sa.text(
+                    "INSERT INTO order_items (tenant, order_id, item_id, recipe_id, item_quantity, occurred_at) "
+                    "VALUES ('acme', 'O-old', 'i1', 'ACME-1', 1, :at)"
+                ),
+                {"at": stamp},
+            )
+        await sql.migrate()
+        async with sql.transaction() as tx:
+            old = await tx.load_order("acme", "O-old")
+        assert old is not None
+        assert (old.status, old.updated_at, sorted(old.items), old.trace_parent) == ("open", at(1), ["i1"], None)
+        # An event on the old order in a trace now: not its original trace, so it stays unknown.
+        cancelled = order_event("cancelled", "O-old", minutes=2)
+        await service.record_order_event(cancelled, tenants, sql, Published(), trace_parent=LATER_TRACE)
+        created = order_event("created", "O-new", [("ACME-1", "i1", 1)], minutes=2)
+        await service.record_order_event(created, tenants, sql, Published(), trace_parent=FIRST_TRACE)
+        async with sql.transaction() as tx:
+            old = await tx.load_order("acme", "O-old")
+            new = await tx.load_order("acme", "O-new")
+        assert old is not None
+        assert new is not None
+        assert (old.status, old.trace_parent, new.trace_parent) == ("cancelled", None, FIRST_TRACE)
+    finally:
+        await sql.close()

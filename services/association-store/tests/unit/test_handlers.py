@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from relay_contracts.topics import (
 from relay_platform.broker import make_broker
 from relay_platform.errors import TransientError
 from relay_platform.settings import KafkaSettings
+from relay_platform.telemetry import current_traceparent
 from relay_platform.tenants import TenantsConfig
 
 OMS_TOPIC = "oms.acme.orders.v1"
@@ -207,3 +209,48 @@ async def test_a_trigger_the_broker_refuses_commits_nothing_and_the_event_is_rea
     await harness.publish(event, ORDERS_EVENTS, key=event.kafka_key)  # the same record, read again
     assert await harness.order("acme", order_id) is not None
     assert [trigger.trigger_id for trigger, _ in harness.triggers] == [stable_id(event.event_id, "ACME-1", "i1")]
+
+
+# --- issue 12: the order's original trace and when the event was accepted ----------------------------------------
+
+ORIGINAL_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+async def test_a_new_order_keeps_the_trace_of_the_record_it_came_in(harness: Harness) -> None:
+    order_id = unique("O")
+    event = order_event("created", order_id, [("ACME-1", "i1", 1)], minutes=1)
+    headers = {"traceparent": f"00-{ORIGINAL_TRACE}-00f067aa0ba902b7-01"}
+    await harness.send(event, ORDERS_EVENTS, key=event.kafka_key, headers=headers)
+    # A later event in another trace is not the order's original one.
+    later = order_event("cancelled", order_id, minutes=2)
+    other = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    await harness.send(later, ORDERS_EVENTS, key=later.kafka_key, headers=other)
+    view = await harness.order("acme", order_id)
+    assert view is not None
+    assert view.order.status == "cancelled"
+    assert view.order.trace_parent is not None
+    # The consume span's trace is the record's (its span ID is the consumer's own when tracing records spans).
+    assert view.order.trace_parent.split("-")[1] == ORIGINAL_TRACE
+
+
+def test_outside_any_span_there_is_no_trace_to_keep() -> None:
+    # Whatever tracer provider the process has: no current span is no trace (the order then keeps none).
+    assert current_traceparent() is None
+
+
+async def test_triggers_carry_the_broker_time_of_the_record_they_came_from(harness: Harness) -> None:
+    event = order_event("linked", unique("O"), [("ACME-1", "i1", 1)])
+    await harness.send(event, ORDERS_EVENTS, key=event.kafka_key, timestamp_ms=1_764_581_400_123)
+    saved = recipe_saved(unique("ACME"))
+    await harness.send(saved, RECIPES_SAVED, key=saved.recipe_id.encode(), timestamp_ms=1_764_581_401_000)
+    assert [trigger.accepted_at for trigger, _ in harness.triggers] == [
+        datetime(2025, 12, 1, 9, 30, 0, 123000, tzinfo=UTC),
+        datetime(2025, 12, 1, 9, 30, 1, tzinfo=UTC),
+    ]
+
+
+async def test_a_record_without_a_timestamp_gives_no_acceptance_time(harness: Harness) -> None:
+    event = order_event("linked", unique("O"), [("ACME-1", "i1", 1)])
+    await harness.send(event, ORDERS_EVENTS, key=event.kafka_key, timestamp_ms=-1)  # Kafka's "no timestamp"
+    [(trigger, _)] = harness.triggers
+    assert trigger.accepted_at is None

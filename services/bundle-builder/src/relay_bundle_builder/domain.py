@@ -303,6 +303,8 @@ def _requests(
             attempt=1,
             files=files,
             requested_at=now,
+            # When the suite accepted the order: the deliverers measure order-to-delivered from it.
+            accepted_at=trigger.accepted_at,
         )
         for integration_id, kind in targets
     ]

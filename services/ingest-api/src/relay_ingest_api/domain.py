@@ -705,6 +705,7 @@ def manual_order_triggers(
                         order=line,
                         integration_ids=integration_ids,
                         occurred_at=now,
+                        accepted_at=now,
                     )
                 )
     except ValidationError as error:
@@ -730,7 +731,27 @@ def manual_recipe_trigger(
         reason="manual",
         integration_ids=integration_ids,
         occurred_at=now,
+        accepted_at=now,
     )
+
+
+MAX_ORDER_TRACE_LINKS = 32
+"""At most this many original order traces are linked from one re-trigger. A re-trigger by recipe may match
+thousands of orders (up to the fan-out limit); every link is kept on the request span and exported with it, the
+SDK drops links past its own cap (128) silently and trace backends cap them too, and a person follows a handful.
+The first 32 (by order ID) find the originals; the order lookup names the rest."""
+
+
+def original_traces(found: OrdersPage, traces: dict[str, str], *, limit: int = MAX_ORDER_TRACE_LINKS) -> None:
+    """Add the stored original trace of each order on ``found`` to ``traces`` (trace ID -> traceparent), one per
+    trace (orders sent in one request share it), until ``limit`` traces are known."""
+    for order in found.orders:
+        if len(traces) >= limit:
+            return
+        # ``FoundOrder`` keeps only a well-formed traceparent: its trace ID is characters 3 to 35 (slicing, so
+        # even an unchecked value cannot raise here; the linker skips what names no trace).
+        if order.trace_parent is not None:
+            traces.setdefault(order.trace_parent[3:35], order.trace_parent)
 
 
 def trigger_summary(trigger: IntegrationsTriggered) -> TriggerSummary:

@@ -18,6 +18,7 @@ from relay_ingest_api.http import (
 )
 from relay_ingest_api.openapi import openapi_document
 from relay_ingest_api.schemas import Health, Readiness
+from relay_ingest_api.tracing import link_order_traces
 
 routes = web.RouteTableDef()
 
@@ -132,6 +133,7 @@ async def post_trigger(request: web.Request) -> web.Response:
         document,
         idempotency_key=idempotency_key,
         max_fanout=settings(request).max_trigger_fanout,
+        link_traces=link_order_traces,
     )
     return json_response(accepted, 202)
 

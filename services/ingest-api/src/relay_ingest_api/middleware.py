@@ -13,7 +13,6 @@ from aiohttp.web_response import StreamResponse
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, SpanKind, TracerProvider
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from relay_ingest_api.adapters.association_store import UpstreamError
 from relay_ingest_api.domain import (
@@ -32,6 +31,7 @@ from relay_platform.errors import TransientError
 from relay_platform.links import LinkExpiredError, LinkInvalidError
 from relay_platform.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS
 from relay_platform.objectstore import ObjectNotFoundError
+from relay_platform.telemetry import span_context_of
 
 logger = logging.getLogger("relay.ingest_api")
 
@@ -104,7 +104,8 @@ def error_middleware(tracer_provider: TracerProvider | None, *, service: str = "
                 f"{request.method} {route}",
                 kind=SpanKind.SERVER,
                 # A fresh root on every request (the caller's context is never the parent), so each order is a
-                # trace of its own; a re-trigger links back to the trace its caller names.
+                # trace of its own; a re-trigger links back to the orders' original traces (``link_order_traces``)
+                # and to a trace its caller names.
                 context=Context(),
                 links=_trigger_links(request, route),
                 attributes={"http.request.method": request.method, "http.route": route},
@@ -129,20 +130,19 @@ _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OP
 
 # Routes that re-run an order's work: their trace is new (the re-run's own), linked to the original one.
 LINKED_TRACE_ROUTES = frozenset({"/api/v2/integrations/trigger"})
-_TRACE_CONTEXT = TraceContextTextMapPropagator()
 
 
 def _trigger_links(request: web.Request, route: str) -> list[Link]:
-    """A span link to the trace named by the request's W3C ``traceparent`` (a caller that knows the order's trace,
-    from its logs or tracing UI, sends it), for a re-trigger route; nothing otherwise, or when the header is absent
-    or malformed. The association store keeps no trace per order, so the caller is the only cheap source."""
+    """A span link to the trace named by the request's W3C ``traceparent``, for a re-trigger route; nothing
+    otherwise, or when the header is absent or malformed. The orders' own original traces are linked from the
+    association store's record (``link_order_traces``); this one is what the caller says (a recipe's trace from its
+    logs, say), kept because it is free: the header is read before the span starts, nothing is looked up."""
     if route not in LINKED_TRACE_ROUTES or "traceparent" not in request.headers:
         return []
-    carrier = {"traceparent": request.headers["traceparent"]}
-    linked = trace.get_current_span(_TRACE_CONTEXT.extract(carrier)).get_span_context()
-    if not linked.is_valid:
+    linked = span_context_of(request.headers["traceparent"])
+    if linked is None:
         return []
-    return [Link(linked, attributes={"relay.link": "original-order-trace"})]
+    return [Link(linked, attributes={"relay.link": "caller-named-trace"})]
 
 
 async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:

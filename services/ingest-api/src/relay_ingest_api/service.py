@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -219,13 +219,21 @@ async def signed_file(ports: Ports, token: str) -> SignedFile:
 
 
 async def trigger_integrations(
-    ports: Ports, caller: KeyMatch, document: object, *, idempotency_key: str | None, max_fanout: int
+    ports: Ports,
+    caller: KeyMatch,
+    document: object,
+    *,
+    idempotency_key: str | None,
+    max_fanout: int,
+    link_traces: Callable[[Sequence[str]], None] | None = None,
 ) -> TriggersAccepted:
     """``POST /api/v2/integrations/trigger`` (seed 000 "Trigger Integrations"): re-run bundle and delivery for an
     order, or for a recipe (its raw feed) and every order using it.
 
     Every matching order is triggered (the store's pages are followed), up to ``max_fanout`` (413 past it,
     nothing sent); the triggers are charged to the tenant's fan-out bucket (429), then published.
+    ``link_traces`` receives the matching orders' original traces (W3C traceparents, one per trace, at most
+    ``domain.MAX_ORDER_TRACE_LINKS``), for the request's span to link to.
     """
     target = domain.parse_trigger(document)
     domain.check_integration_ids(caller.tenant, target)
@@ -239,9 +247,11 @@ async def trigger_integrations(
         triggers.extend(await _raw_feed_trigger(ports, caller, target, now=now, new_id=new_id))
     order_feed = caller.tenant.manual_feed("order", target.integration_ids)
     found_orders = False
+    traces: dict[str, str] = {}
     # The tenant comes from the key: one tenant cannot trigger another's orders.
     async for page in ports.associations.all_orders(caller.tenant_id, target.field, target.value):
         found_orders = found_orders or bool(page.orders)
+        domain.original_traces(page, traces)
         triggers.extend(
             domain.manual_order_triggers(
                 caller.tenant_id,
@@ -259,6 +269,8 @@ async def trigger_integrations(
                 f"more than {max_fanout} order lines match; nothing was triggered. "
                 "Trigger fewer at a time (by orderId or orderNumber, or with integrationIds).",
             )
+    if link_traces is not None and traces:
+        link_traces(list(traces.values()))
     if not triggers:
         if not found_orders:
             raise NotFoundError("not_found", "no order or recipe matches")

@@ -80,6 +80,7 @@ def found_order(view: domain.OrderView) -> api.FoundOrder:
             for item in sorted(order.items.values(), key=lambda item: item.item_id)
         ],
         deliveries=[found_delivery(delivery) for delivery in view.deliveries],
+        trace_parent=order.trace_parent,
     )
 
 

@@ -219,6 +219,7 @@ class SqlTransaction:
             items_at=row.items_at,
             updated_at=row.updated_at,
             items=items,
+            trace_parent=row.trace_parent,
         )
 
     async def save_order(self, change: OrderChange) -> None:
@@ -232,8 +233,11 @@ class SqlTransaction:
         }
         key = (orders.c.tenant == after.tenant, orders.c.order_id == after.order_id)
         if before is None:
+            # The trace is written with the row only: an order's first trace is never replaced.
             await self.connection.execute(
-                orders.insert().values(tenant=after.tenant, order_id=after.order_id, **values)
+                orders.insert().values(
+                    tenant=after.tenant, order_id=after.order_id, trace_parent=after.trace_parent, **values
+                )
             )
         else:
             await self.connection.execute(orders.update().where(*key).values(**values))

@@ -60,6 +60,8 @@ orders = sa.Table(
     sa.Column("status_at", UtcDateTime, nullable=True),
     sa.Column("items_at", UtcDateTime, nullable=True),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+    # The W3C traceparent of the trace the order was first recorded in (null when unknown); never overwritten.
+    sa.Column("trace_parent", sa.String(55), nullable=True),
     sa.Index("ix_orders_tenant_order_number", "tenant", "order_number"),
 )
 
