@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the tests and the demo use: PostgreSQL (a real server for the SQL tests), OpenSSH (a real SFTP
-# server), poppler-utils (reading PDFs back). Installs only what is missing; needs root (or passwordless sudo).
+# server), poppler-utils (reading PDFs back), Chromium and its driver (the console's browser tests; never a downloaded
+# browser). Installs only what is missing; needs root (or passwordless sudo).
 set -euo pipefail
 
 need=()
@@ -8,6 +9,8 @@ compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || need+=(postgresql)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v pdftoppm >/dev/null 2>&1 || need+=(poppler-utils)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 
 [ ${#need[@]} -eq 0 ] && exit 0
 

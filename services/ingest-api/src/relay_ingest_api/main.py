@@ -8,7 +8,7 @@ import aiohttp
 from aiohttp import web
 from opentelemetry.sdk.trace import TracerProvider
 
-from relay_ingest_api import handlers
+from relay_ingest_api import console, handlers
 from relay_ingest_api.adapters.association_store import AssociationStoreClient
 from relay_ingest_api.adapters.kafka import EventPublisher
 from relay_ingest_api.middleware import SafeAccessLogger, error_middleware
@@ -97,6 +97,7 @@ def create_app(settings: Settings | None = None, *, tracer_provider: TracerProvi
     app.cleanup_ctx.append(resources)
     app.on_cleanup.append(close_renders)
     app.add_routes(handlers.routes)
+    console.add_console_routes(app)
     return app
 
 

@@ -1,0 +1,407 @@
+"""The operator console in a real headless Chromium against the whole suite (``relay dev``'s ``DevStack``).
+
+One stack and one browser for the module. The stack's event loop runs in a thread of its own, so the services'
+output keeps being read while the browser calls block the test's thread. Each test leaves a screenshot in
+``var/test-artifacts/console/<test>.png``, passed or failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from unittest import mock
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.ui import Select
+
+from relay_cli import demo
+from relay_cli.dev import DevStack, discover_services
+from relay_devservers.kafka import TansuBroker
+from relay_devservers.processes import free_port
+from relay_testing.browser import Browser, LoopThread, chromium, missing_chromium
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(missing_chromium() is not None, reason=str(missing_chromium())),
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "var" / "test-artifacts" / "console"
+KEY = "demo-key"
+# A second key of the demo tenant that may look orders up but not trigger: the console's 403 message.
+READ_ONLY_KEY = "console-orders-only-" + secrets.token_hex(8)
+RUN = secrets.token_hex(3)
+RECIPE_ID = f"999-Console{RUN}"
+ORDER_ID = f"console-order-{RUN}"
+ORDER_NUMBER = f"C-{RUN}"
+# Markup, a right-to-left override and a zero-width space: all allowed in an order ID, all must stay text.
+HOSTILE_ID = f"<img src=x onerror=window.__pwned=1>\u202e{RUN}\u200b"
+_UNINHERITED = ("KAFKA_BOOTSTRAP_SERVERS", "RELAY_TENANTS_FILE", "OBJECT_STORE_URL", "ASSOCIATION_STORE_API_TOKEN")
+T = TypeVar("T")
+
+
+@dataclass
+class QuietStack(DevStack):
+    """``relay dev``'s stack with its output in ``log_path`` and the association store on a free port."""
+
+    log_path: Path = field(default_factory=lambda: Path(os.devnull))
+
+    def say(self, source: str, line: str, colour: str = "1") -> None:
+        with self.log_path.open("a", encoding="utf-8") as log:
+            log.write("".join(f"{source:>20} | {part}\n" for part in line.rstrip("\n").split("\n")))
+
+    def environment(self, bootstrap: str) -> dict[str, str]:
+        port = free_port()
+        return super().environment(bootstrap) | {
+            "INGEST_API_ASSOCIATION_STORE_URL": f"http://127.0.0.1:{port}",
+            "ASSOCIATION_STORE_HTTP_PORT": str(port),
+        }
+
+
+def _tenants_file(var: Path, ports: Mapping[str, int]) -> Path:
+    """``config/dev.yaml`` with the demo servers on ``ports`` and one more, read-only, key."""
+    text = (ROOT / "config" / "dev.yaml").read_text()
+    key_hash = hashlib.sha256(READ_ONLY_KEY.encode()).hexdigest()
+    moves = {
+        f"port: {demo.DEMO_PORTS['sftp']}": f"port: {ports['sftp']}",
+        f"http://127.0.0.1:{demo.DEMO_PORTS['s3']}": f"http://127.0.0.1:{ports['s3']}",
+        f"http://127.0.0.1:{demo.DEMO_PORTS['hooks']}": f"http://127.0.0.1:{ports['hooks']}",
+        "        permissions: [order-tracking, recipes:write, recipes:read, admin]\n": (
+            "        permissions: [order-tracking, recipes:write, recipes:read, admin]\n"
+            f"      - name: console-orders-only\n        sha256: {key_hash}\n        permissions: [order-tracking]\n"
+        ),
+    }
+    for old, new in moves.items():
+        assert text.count(old) == 1, f"config/dev.yaml no longer has exactly one {old!r}"
+        text = text.replace(old, new)
+    path = var / "tenants.yaml"
+    path.write_text(text)
+    return path
+
+
+@dataclass
+class Suite:
+    api: str
+    stack: QuietStack
+
+    def request(self, method: str, path: str, body: object = None, key: str = KEY) -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"{self.api}{path}", data=data, method=method)
+        request.add_header("Authorization", f"Bearer {key}")
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=15) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            raw = error.read()
+            with contextlib.suppress(ValueError):
+                return error.code, json.loads(raw)
+            return error.code, raw.decode(errors="replace")
+
+    def order(self, order_id: str) -> dict[str, Any] | None:
+        status, body = self.request("GET", f"/api/v2/orders?{urllib.parse.urlencode({'orderId': order_id})}")
+        assert status == 200, body
+        return next((o for o in body["orders"] if o["orderId"] == order_id), None)
+
+    def log_tail(self, lines: int = 40) -> str:
+        path = self.stack.log_path
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.is_file() else ""
+
+
+def _until(check: Any, *, within: float, what: str) -> Any:
+    deadline = time.monotonic() + within
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        threading.Event().wait(0.25)  # a poll interval between checks of a condition, not a stand-in for it
+    raise AssertionError(f"not within {within:g}s: {what}; last seen {last!r}")
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
+    var = tmp_path_factory.mktemp("console")
+    with contextlib.ExitStack() as cleanup:
+        loop = LoopThread()
+        cleanup.callback(loop.close)
+        broker = TansuBroker(var / "tansu")
+        cleanup.callback(broker.stop)
+        broker.start()
+        ports = {name: free_port() for name in demo.DEMO_PORTS}
+        tenants = _tenants_file(var, ports)
+        cleanup.enter_context(mock.patch.dict(demo.DEMO_PORTS, ports))
+        stack = QuietStack(
+            root=ROOT,
+            var=var,
+            api_port=free_port(),
+            services=discover_services(ROOT),
+            demo=True,
+            log_path=var / "stack.log",
+        )
+        with mock.patch.dict(os.environ, clear=False):
+            for name in _UNINHERITED:
+                os.environ.pop(name, None)
+            os.environ.update({"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "RELAY_TENANTS_FILE": str(tenants)})
+            cleanup.callback(lambda: loop.run(stack.stop(), timeout=90))
+            loop.run(stack.start(), timeout=120)
+        loop.run(stack.wait_ready(within_s=90), timeout=100)
+        yield _seeded(Suite(f"http://127.0.0.1:{stack.api_port}", stack))
+
+
+def _seeded(suite: Suite) -> Suite:
+    """A recipe and two orders (one plain, one with a hostile ID), their first deliveries settled."""
+    recipe = {
+        "id": RECIPE_ID,
+        "created": "2026-11-20T10:00:00Z",
+        "name": "Console Mug",
+        "styleCode": "MUG-11",
+        "components": [{"name": "Front", "code": "front", "component": {"code": "engraving", "sku": "ENG-1"}}],
+    }
+    status, body = suite.request("POST", "/api/v2/recipes", recipe)
+    assert status == 201, body
+    lines = [
+        {"recipeId": RECIPE_ID, "orderNumber": ORDER_NUMBER, "orderId": ORDER_ID, "itemId": "1", "itemQuantity": 2},
+        {"recipeId": RECIPE_ID, "orderNumber": HOSTILE_ID, "orderId": HOSTILE_ID, "itemId": "1", "itemQuantity": 1},
+    ]
+    status, body = suite.request("POST", "/api/v2/recipe/order", lines)
+    assert status == 202, body
+
+    def settled() -> dict[str, Any] | None:
+        order = suite.order(ORDER_ID)
+        deliveries = order["deliveries"] if order else []
+        return order if deliveries and all(d["status"] != "pending" for d in deliveries) else None
+
+    try:
+        _until(settled, within=60, what="the order's first deliveries have an outcome")
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n--- stack log:\n{suite.log_tail()}") from None
+    return suite
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium(SCREENSHOTS) as opened:
+        yield opened
+
+
+@pytest.fixture
+def page(suite: Suite, browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    browser.driver.set_window_size(1280, 900)
+    with browser.screenshot_after(request.node.name):
+        yield Page(browser, suite)
+
+
+@dataclass
+class Page:
+    browser: Browser
+    suite: Suite
+
+    @property
+    def driver(self) -> WebDriver:
+        return self.browser.driver
+
+    def open(self, route: str = "") -> None:
+        self.driver.get(f"{self.suite.api}/console/{route}")
+        self.browser.wait(lambda d: d.execute_script("return document.readyState") == "complete", what="page loaded")
+
+    def visible(self, selector: str, *, within: float = 15.0) -> WebElement:
+        return self.browser.visible(selector, within=within)
+
+    def text_in(self, selector: str, text: str, *, within: float = 15.0) -> WebElement:
+        return self.browser.text_in(selector, text, within=within)
+
+    def sign_in(self, key: str = KEY) -> None:
+        self.open()
+        self.driver.execute_script("sessionStorage.clear()")
+        self.open()
+        field = self.visible("#api-key")
+        field.send_keys(key, Keys.ENTER)
+
+    def search(self, by: str, value: str) -> None:
+        Select(self.visible("#search-field")).select_by_value(by)
+        box = self.visible("#search-value")
+        box.clear()
+        box.send_keys(value, Keys.ENTER)
+
+    def card(self, order_id: str) -> WebElement:
+        def find(driver: WebDriver) -> WebElement | None:
+            for card in driver.find_elements(By.CSS_SELECTOR, "article.card"):
+                if card.get_attribute("data-order-id") == order_id:
+                    return card
+            return None
+
+        found: WebElement = self.browser.wait(find, what=f"the card of order {order_id!r}")
+        return found
+
+
+def test_a_wrong_key_is_refused_and_the_right_one_opens_the_orders(page: Page) -> None:
+    page.sign_in("not-a-key")
+    page.text_in("#signin-message", "refused this API key")
+    assert page.driver.find_element(By.ID, "shell").is_displayed() is False
+    page.visible("#api-key").send_keys(KEY, Keys.ENTER)
+    page.text_in("h1", "Review Recent Orders")
+    # The key is in this tab's sessionStorage only: not the URL, localStorage or a cookie.
+    assert KEY not in page.driver.current_url
+    assert page.driver.execute_script("return localStorage.length") == 0
+    assert page.driver.get_cookies() == []
+    assert page.driver.execute_script("return document.activeElement.id") == "search-value"
+
+
+@pytest.mark.parametrize(
+    ("by", "value"),
+    [("recipeId", RECIPE_ID), ("orderId", ORDER_ID), ("orderNumber", ORDER_NUMBER)],
+    ids=["recipe-id", "order-id", "order-number"],
+)
+def test_an_order_is_found_by_each_key_with_its_delivery_statuses(page: Page, by: str, value: str) -> None:
+    page.sign_in()
+    page.visible("#search-value")
+    page.search(by, value)
+    card = page.card(ORDER_ID)
+    assert ORDER_NUMBER in card.find_element(By.TAG_NAME, "h2").text
+    rows = card.find_elements(By.CSS_SELECTOR, "table.deliveries tbody tr")
+    expected = page.suite.order(ORDER_ID)
+    assert expected is not None
+    assert len(rows) == len(expected["deliveries"]) > 0
+    statuses = {b.get_attribute("data-status") for b in card.find_elements(By.CSS_SELECTOR, "tbody .badge")}
+    assert statuses <= {"succeeded", "failed", "retrying", "pending"}
+    assert card.find_element(By.CSS_SELECTOR, f'a[href="#/recipe/{RECIPE_ID}"]').is_displayed()
+    assert f"#/orders?{by}=" in page.driver.current_url
+
+
+def test_trigger_integrations_shows_the_new_attempts_without_a_reload(page: Page) -> None:
+    page.sign_in()
+    page.visible("#search-value")
+    page.search("orderId", ORDER_ID)
+    card = page.card(ORDER_ID)
+    totals = card.find_element(By.CSS_SELECTOR, "[data-field=totals]")
+    before = (int(totals.get_attribute("data-deliveries") or 0), int(totals.get_attribute("data-attempts") or 0))
+    page.driver.execute_script("window.__sameDocument = true")
+    card.find_element(By.CSS_SELECTOR, "button[data-action=trigger]").click()
+    page.text_in("article.card .status-text", "Triggered")
+
+    def risen(driver: WebDriver) -> bool:
+        element = page.card(ORDER_ID).find_element(By.CSS_SELECTOR, "[data-field=totals]")
+        now = (int(element.get_attribute("data-deliveries") or 0), int(element.get_attribute("data-attempts") or 0))
+        return now[0] > before[0] or now[1] > before[1]
+
+    page.browser.wait(risen, within=45, what="more deliveries or attempts after Trigger Integrations")
+    assert page.driver.execute_script("return window.__sameDocument") is True
+    assert "Triggered" in page.driver.find_element(By.ID, "announcer").text or page.driver.find_element(
+        By.ID, "announcer"
+    ).text.startswith("Order")
+
+
+def test_a_key_that_may_not_trigger_is_told_so(page: Page) -> None:
+    page.sign_in(READ_ONLY_KEY)
+    page.visible("#search-value")
+    page.search("orderId", ORDER_ID)
+    page.card(ORDER_ID).find_element(By.CSS_SELECTOR, "button[data-action=trigger]").click()
+    status = page.text_in("article.card .status-text", "This key may not do that")
+    page.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", status)
+
+
+def test_the_recipe_page_shows_the_pick_ticket_from_a_blob(page: Page) -> None:
+    page.sign_in()
+    page.visible("#search-value")
+    page.open(f"#/recipe/{RECIPE_ID}")
+    page.text_in("h1", RECIPE_ID)
+    frame = page.visible("iframe.pdf", within=30)
+    assert (frame.get_attribute("src") or "").startswith("blob:")
+    page.text_in("dl.facts", "Console Mug")
+    page.card(ORDER_ID)
+
+
+def test_hostile_ids_render_as_text(page: Page) -> None:
+    page.sign_in()
+    page.visible("#search-value")
+    # Straight to the hash route: chromedriver cannot type every invisible character.
+    page.open(f"#/orders?orderId={urllib.parse.quote(HOSTILE_ID, safe='')}")
+    card = page.card(HOSTILE_ID)
+    heading = card.find_element(By.TAG_NAME, "h2").text
+    assert "<img src=x onerror=window.__pwned=1>" in heading
+    # The invisible characters are shown as marked code points rather than reordering the text.
+    assert "U+202E" in heading
+    assert "U+200B" in heading
+    assert page.driver.execute_script("return document.querySelectorAll('img').length") == 0
+    assert page.driver.execute_script("return window.__pwned === undefined") is True
+
+
+def test_an_endpoint_not_built_yet_shows_a_notice(page: Page) -> None:
+    page.sign_in()
+    page.visible("#search-value")
+    for route, path in (
+        ("#/orders", "/api/v2/orders/recent?limit=1"),
+        ("#/integrations", "/api/v2/integrations"),
+        ("#/dead-letters", "/api/v2/deliveries/failed?limit=1"),
+    ):
+        status, _ = page.suite.request("GET", path)
+        page.open(route)
+        if status == 404:
+            page.text_in("#view .notice", "not available on this server yet")
+        else:  # built meanwhile: the panel shows its data, never the notice
+            page.browser.wait(lambda d: "Loading" not in d.find_element(By.ID, "view").text, what=f"{route} loaded")
+            assert "not available" not in page.driver.find_element(By.ID, "view").text
+
+
+def test_a_narrow_window_keeps_the_menu_and_the_search(page: Page) -> None:
+    page.sign_in()
+    page.driver.set_window_size(500, 900)
+    search = page.visible("#search-value")
+    menu = page.visible("nav.sidebar")
+    assert page.driver.find_element(By.LINK_TEXT, "Dead letters").is_displayed()
+    # The sidebar collapses above the content.
+    assert menu.rect["y"] + menu.rect["height"] <= search.rect["y"]
+    # ...and the search is still in the first screenful, not pushed below it.
+    assert search.rect["y"] + search.rect["height"] <= page.driver.execute_script("return window.innerHeight")
+    assert page.driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_the_keyboard_reaches_the_search_and_enter_submits(page: Page) -> None:
+    page.sign_in()
+    page.visible("#search-value")
+    page.driver.execute_script("document.activeElement.blur()")
+    for _ in range(12):
+        if page.driver.execute_script("return document.activeElement.id") == "search-value":
+            break
+        page.driver.switch_to.active_element.send_keys(Keys.TAB)
+    assert page.driver.execute_script("return document.activeElement.id") == "search-value"
+    page.driver.switch_to.active_element.send_keys(ORDER_ID, Keys.ENTER)
+    page.card(ORDER_ID)
+    assert "orderId=" in page.driver.current_url
+
+
+def test_a_401_mid_session_goes_back_to_sign_in(page: Page) -> None:
+    page.sign_in()
+    page.visible("#search-value")
+    page.driver.execute_script("sessionStorage.setItem('relay.console.apiKey', 'revoked-key')")
+    page.search("orderId", ORDER_ID)
+    page.text_in("#signin-message", "Sign in again")
+    assert page.driver.execute_script("return sessionStorage.length") == 0
+
+
+def test_sign_out_clears_the_key(page: Page) -> None:
+    page.sign_in()
+    page.visible("#search-value")
+    assert page.driver.execute_script("return sessionStorage.length") == 1
+    page.driver.find_element(By.ID, "sign-out").click()
+    page.visible("#api-key")
+    assert page.driver.execute_script("return sessionStorage.length") == 0
+    assert page.driver.find_element(By.ID, "view").text == ""
