@@ -7,15 +7,22 @@ import inspect
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from relay_association_store.domain import (
+    AttemptRecord,
+    Cursor,
+    DeliveryFilter,
     DeliveryRecord,
     EventKind,
+    IntegrationTally,
     OrderChange,
     OrderState,
+    OrderView,
     RecipeRecord,
+    attempt_log,
 )
 from relay_contracts.messages import (
     DeliveryAttempted,
@@ -161,6 +168,7 @@ class MemoryTransaction:
         self.recipes = dict(store.recipes)
         self.orders = dict(store.orders)
         self.deliveries = dict(store.deliveries)
+        self.attempts = dict(store.attempts)
 
     async def claim_event(self, tenant: str, kind: EventKind, event_id: str) -> bool:
         key = (tenant, kind, event_id)
@@ -187,6 +195,9 @@ class MemoryTransaction:
     async def save_delivery(self, record: DeliveryRecord, *, exists: bool) -> None:
         self.deliveries[record.delivery_id] = record
 
+    async def add_attempt(self, attempt: AttemptRecord) -> None:
+        self.attempts.setdefault((attempt.delivery_id, attempt.attempt, attempt.status), attempt)
+
 
 class MemoryStore:
     """A ``ports.Store`` in memory; ``fail_commits`` makes the next N commits fail like a crashed database."""
@@ -196,6 +207,7 @@ class MemoryStore:
         self.recipes: dict[tuple[str, str], RecipeRecord] = {}
         self.orders: dict[tuple[str, str], OrderState] = {}
         self.deliveries: dict[str, DeliveryRecord] = {}
+        self.attempts: dict[tuple[str, int, str], AttemptRecord] = {}
         self.fail_commits = 0
 
     async def unfinished_deliveries(self, tenant: str, *, before: datetime, limit: int) -> list[DeliveryRecord]:
@@ -205,6 +217,63 @@ class MemoryStore:
         found.sort(key=lambda d: d.updated_at, reverse=True)
         return found[:limit]
 
+    async def recent_orders(self, tenant: str, *, after: Cursor | None, limit: int) -> list[OrderView]:
+        """What ``SqlStore.recent_orders`` selects, in memory (deliveries and attempt logs included)."""
+        found = sorted(
+            (o for o in self.orders.values() if o.tenant == tenant),
+            key=lambda o: (o.updated_at, o.order_id),
+            reverse=True,
+        )
+        if after is not None:
+            found = [o for o in found if (o.updated_at, o.order_id) < (after.at, after.key)]
+        views = []
+        for order in found[:limit]:
+            made = tuple(d for d in self.deliveries.values() if d.tenant == tenant and d.order_id == order.order_id)
+            logs = {
+                d.delivery_id: attempt_log([a for a in self.attempts.values() if a.delivery_id == d.delivery_id])
+                for d in made
+            }
+            views.append(OrderView(order=order, deliveries=made, attempts={k: v for k, v in logs.items() if v}))
+        return views
+
+    async def list_deliveries(
+        self, tenant: str, wanted: DeliveryFilter, *, after: Cursor | None, limit: int
+    ) -> list[DeliveryRecord]:
+        """What ``SqlStore.list_deliveries`` selects, in memory."""
+        found = [
+            d
+            for d in self.deliveries.values()
+            if d.tenant == tenant
+            and d.status == wanted.status
+            and (d.final if wanted.status == "failed" else not d.final if wanted.status == "retrying" else True)
+            and (wanted.integration_id is None or d.integration_id == wanted.integration_id)
+            and (wanted.since is None or d.updated_at >= wanted.since)
+            and (wanted.until is None or d.updated_at <= wanted.until)
+            and (after is None or (d.updated_at, d.delivery_id) < (after.at, after.key))
+        ]
+        found.sort(key=lambda d: (d.updated_at, d.delivery_id), reverse=True)
+        return found[:limit]
+
+    async def integration_tallies(self, tenant: str, *, since: datetime) -> list[IntegrationTally]:
+        """What ``SqlStore.integration_tallies`` counts, in memory."""
+        tallies: dict[str, IntegrationTally] = {}
+        for d in self.deliveries.values():
+            if d.tenant != tenant or d.updated_at < since:
+                continue
+            tally = tallies.get(d.integration_id) or IntegrationTally(integration_id=d.integration_id)
+            if d.status == "succeeded":
+                last = max(filter(None, (tally.last_success_at, d.updated_at)))
+                tally = replace(tally, succeeded=tally.succeeded + 1, last_success_at=last)
+            elif d.status == "failed" and d.final:
+                last = max(filter(None, (tally.last_failure_at, d.updated_at)))
+                tally = replace(tally, failed=tally.failed + 1, last_failure_at=last)
+            elif d.status == "pending":
+                tally = replace(tally, pending=tally.pending + 1)
+            else:
+                tally = replace(tally, retrying=tally.retrying + 1)
+            tallies[d.integration_id] = tally
+        return [tallies[key] for key in sorted(tallies)]
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[MemoryTransaction]:
         tx = MemoryTransaction(self)
@@ -213,7 +282,7 @@ class MemoryStore:
             self.fail_commits -= 1
             raise TransientError("commit failed: database restarting")
         self.processed, self.recipes = tx.processed, tx.recipes
-        self.orders, self.deliveries = tx.orders, tx.deliveries
+        self.orders, self.deliveries, self.attempts = tx.orders, tx.deliveries, tx.attempts
 
 
 class Published:

@@ -9,6 +9,17 @@ serialises its answers with them, the ingest API parses them (and relays them un
 
 ``GET /internal/v1/audit?tenant=<t>&olderThanS=<s>&limit=<n>`` -> ``AuditReport``.
 
+``GET /internal/v1/orders/recent?tenant=<t>[&limit=<n>][&after=<cursor>]`` -> ``OrdersPage``, newest first (by the
+order's last applied event, then order ID); ``next`` is an opaque cursor passed back as ``after``.
+
+``GET /internal/v1/deliveries?tenant=<t>&status=<failed|retrying|pending|succeeded>[&integration=<id>]
+[&since=<RFC 3339>][&until=<RFC 3339>][&limit=<n>][&after=<cursor>]`` -> ``DeliveriesPage``, newest change first;
+``status=failed`` lists final failures only (each has a dead letter), the console's "Dead letters" and the replay's
+selection.
+
+``GET /internal/v1/integrations/stats?tenant=<t>[&sinceS=<s>]`` -> ``IntegrationStats``: per integration, its
+deliveries by status changed within the window.
+
 Every answer is strictly within ``tenant``. ``/internal/*`` needs ``Authorization: Bearer <token>`` (the store's
 ``ASSOCIATION_STORE_API_TOKEN``, the ingest API's ``INGEST_API_ASSOCIATION_STORE_TOKEN``) whenever a token is
 configured; ``/healthz`` and ``/readyz`` stay open. Errors are ``ApiError`` bodies: 400 for a bad query (the message
@@ -26,6 +37,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidatorFun
 from pydantic.alias_generators import to_camel
 
 ORDERS_PATH = "/internal/v1/orders"
+RECENT_ORDERS_PATH = "/internal/v1/orders/recent"
+DELIVERIES_PATH = "/internal/v1/deliveries"
+INTEGRATION_STATS_PATH = "/internal/v1/integrations/stats"
 AUDIT_PATH = "/internal/v1/audit"
 HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
 
@@ -38,6 +52,16 @@ MAX_QUERY_TEXT = 128
 DEFAULT_AUDIT_OLDER_THAN_S = 15 * 60
 MAX_AUDIT_OLDER_THAN_S = 3650 * 24 * 3600
 """Ten years: far past any retention, still a representable cutoff."""
+DEFAULT_PAGE_LIMIT = 25
+MAX_PAGE_LIMIT = 100
+MAX_CURSOR_TEXT = 512
+"""Longest ``after`` cursor of the newest-first lists (an encoded instant and an ID of up to 128 characters)."""
+DEFAULT_STATS_WINDOW_S = 24 * 3600
+MAX_STATS_WINDOW_S = 90 * 24 * 3600
+MAX_ATTEMPT_LOG = 50
+"""Attempts listed per delivery (the newest); a delivery has three by default, a replayed one a few more."""
+DeliveryListStatus = Literal["failed", "retrying", "pending", "succeeded"]
+DELIVERY_LIST_STATUSES: tuple[DeliveryListStatus, ...] = get_args(DeliveryListStatus)
 DEFAULT_AUDIT_LIMIT = 100
 MAX_AUDIT_LIMIT = 1000
 TRACEPARENT_LENGTH = 55
@@ -59,7 +83,18 @@ class FoundItem(InternalApiModel):
     item_quantity: int
 
 
+class AttemptEntry(InternalApiModel):
+    """One outcome of one attempt, as the delivery log recorded it."""
+
+    attempt: int = Field(ge=1)
+    status: str = Field(description="`succeeded`, `retrying` or `failed`.")
+    at: str = Field(description="RFC 3339 UTC: when the attempt ended (the outcome's occurredAt).")
+    error_class: str | None = None
+    error: str | None = Field(default=None, description="The failure, secrets scrubbed.")
+
+
 class FoundDelivery(InternalApiModel):
+    delivery_id: str | None = Field(default=None, description="The delivery's ID (stable across its attempts).")
     integration: str = Field(description="Integration ID.")
     type: str = Field(description="Integration type: email, sftp, s3, azure-blob or zapier.")
     recipe_id: str
@@ -70,6 +105,10 @@ class FoundDelivery(InternalApiModel):
     attempts: int
     last_error: str | None = Field(default=None, description="The last failure, secrets scrubbed.")
     files: list[str] = Field(default_factory=list, description="Names of the files delivered.")
+    updated_at: str | None = Field(default=None, description="RFC 3339 UTC: the delivery's last change.")
+    attempt_log: list[AttemptEntry] = Field(
+        default_factory=list, description=f"Its attempts, oldest first (the newest {MAX_ATTEMPT_LOG})."
+    )
 
 
 class FoundOrder(InternalApiModel):
@@ -78,6 +117,7 @@ class FoundOrder(InternalApiModel):
     status: str | None = Field(default=None, description="`open`, `cancelled`, `refunded` or `returned`.")
     items: list[FoundItem] = Field(default_factory=list)
     deliveries: list[FoundDelivery] = Field(default_factory=list)
+    updated_at: str | None = Field(default=None, description="RFC 3339 UTC: the newest event applied to the order.")
     trace_parent: str | None = Field(
         default=None,
         max_length=TRACEPARENT_LENGTH,
@@ -103,6 +143,45 @@ class OrdersPage(InternalApiModel):
         default=None,
         description="More orders match: pass this as `after` for the next page (orders come by order ID).",
     )
+
+
+class ListedDelivery(InternalApiModel):
+    """A delivery in a newest-first list (``DeliveriesPage``)."""
+
+    delivery_id: str
+    order_id: str | None = Field(default=None, description="Null for the raw recipe feed.")
+    order_number: str | None = None
+    recipe_id: str
+    integration: str = Field(description="Integration ID.")
+    type: str = Field(description="Integration type: email, sftp, s3, azure-blob or zapier.")
+    trigger: str = Field(description="Why it was triggered: order_linked, order_created, ..., recipe_saved, manual.")
+    status: str
+    final: bool
+    attempts: int = Field(ge=0)
+    last_error: str | None = Field(default=None, description="The last failure, secrets scrubbed.")
+    updated_at: str = Field(description="RFC 3339 UTC: the delivery's last change.")
+
+
+class DeliveriesPage(InternalApiModel):
+    deliveries: list[ListedDelivery]
+    next: str | None = Field(default=None, description="More match: pass this as `after` for the next page.")
+
+
+class IntegrationCounts(InternalApiModel):
+    """One integration's deliveries whose last change is within the window, by status."""
+
+    integration: str = Field(description="Integration ID.")
+    succeeded: int = Field(default=0, ge=0)
+    failed: int = Field(default=0, ge=0, description="Final failures.")
+    retrying: int = Field(default=0, ge=0)
+    pending: int = Field(default=0, ge=0)
+    last_success_at: str | None = Field(default=None, description="RFC 3339 UTC, within the window.")
+    last_failure_at: str | None = Field(default=None, description="RFC 3339 UTC of the last final failure.")
+
+
+class IntegrationStats(InternalApiModel):
+    window_s: int = Field(ge=1)
+    integrations: list[IntegrationCounts]
 
 
 class AuditDelivery(InternalApiModel):

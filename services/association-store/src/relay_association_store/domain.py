@@ -8,11 +8,15 @@ changes nothing is a resend and fires nothing. The delivery log learns of every 
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal
 
+from relay_contracts.internal_api import MAX_ATTEMPT_LOG, MAX_CURSOR_TEXT, DeliveryListStatus
 from relay_contracts.messages import (
     DeliveryAttempted,
     IntegrationsTriggered,
@@ -127,11 +131,69 @@ class DeliveryRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One outcome in a delivery's attempt log (``delivery_attempts``); ``error`` is scrubbed of secrets."""
+
+    delivery_id: str
+    tenant: str
+    attempt: int
+    status: str
+    error_class: str | None
+    error: str | None
+    occurred_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class OrderView:
-    """An order with its items and the deliveries made for it (the internal query API's read model)."""
+    """An order with its items and the deliveries made for it (the internal query API's read model); ``attempts``
+    holds each delivery's attempt log, oldest first, by delivery ID."""
 
     order: OrderState
     deliveries: tuple[DeliveryRecord, ...]
+    attempts: Mapping[str, tuple[AttemptRecord, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Where a newest-first list stopped: the last row's instant and ID (the ``after`` of the next page)."""
+
+    at: datetime
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryFilter:
+    """Which deliveries of one tenant a newest-first list shows; instants bound ``updated_at`` (inclusive)."""
+
+    status: DeliveryListStatus
+    integration_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecentOrders:
+    orders: tuple[OrderView, ...]
+    next: Cursor | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryList:
+    deliveries: tuple[DeliveryRecord, ...]
+    next: Cursor | None
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrationTally:
+    """One integration's deliveries changed within the window, by status (``failed`` counts final ones only)."""
+
+    integration_id: str
+    succeeded: int = 0
+    failed: int = 0
+    retrying: int = 0
+    pending: int = 0
+    last_success_at: datetime | None = None
+    last_failure_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -498,6 +560,68 @@ def pending_deliveries(trigger: IntegrationsTriggered, tenant: Tenant, now: date
             )
         )
     return tuple(records)
+
+
+_MAX_ATTEMPT_ERROR = 2000
+
+
+def attempt_of(outcome: DeliveryAttempted) -> AttemptRecord:
+    """The attempt-log row of an outcome. Defence in depth: the deliverer scrubbed the message already, it is
+    scrubbed again here, as ``lastError`` is."""
+    error = redact_secrets(outcome.error_message)[:_MAX_ATTEMPT_ERROR] if outcome.error_message else None
+    return AttemptRecord(
+        delivery_id=outcome.delivery_id,
+        tenant=outcome.tenant,
+        attempt=outcome.attempt,
+        status=outcome.status,
+        error_class=outcome.error_class[:200] if outcome.error_class else None,
+        error=error,
+        occurred_at=outcome.occurred_at,
+    )
+
+
+def attempt_log(rows: Sequence[AttemptRecord]) -> tuple[AttemptRecord, ...]:
+    """A delivery's attempts in the order they happened (by attempt, then outcome time), the newest
+    ``MAX_ATTEMPT_LOG`` of them."""
+    ordered = sorted(rows, key=lambda row: (row.attempt, row.occurred_at, row.status != "retrying"))
+    return tuple(ordered[-MAX_ATTEMPT_LOG:])
+
+
+def encode_cursor(cursor: Cursor) -> str:
+    """The opaque ``after`` of a newest-first list: URL-safe, no padding, so it travels in a query unescaped."""
+    text = json.dumps([cursor.at.astimezone(UTC).isoformat(), cursor.key], ensure_ascii=False, separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_cursor(text: str) -> Cursor:
+    """The cursor ``encode_cursor`` made; ``ValueError`` for anything else (too long, not base64, not the shape)."""
+    if not 1 <= len(text) <= MAX_CURSOR_TEXT or not text.isascii():
+        raise ValueError("not a cursor of this list")
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        at_text, key = json.loads(raw.decode())
+        at = datetime.fromisoformat(at_text)
+    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError) as error:
+        raise ValueError("not a cursor of this list") from error
+    if not isinstance(key, str) or not 1 <= len(key) <= 128 or at.tzinfo is None:
+        raise ValueError("not a cursor of this list")
+    return Cursor(at=at.astimezone(UTC), key=key)
+
+
+def recent_orders_page(found: Sequence[OrderView], limit: int) -> RecentOrders:
+    """A page from up to ``limit + 1`` orders, newest first (one more tells there is a next page)."""
+    page = tuple(found[:limit])
+    more = len(found) > limit and page
+    last = page[-1].order if more else None
+    return RecentOrders(orders=page, next=Cursor(last.updated_at, last.order_id) if last is not None else None)
+
+
+def delivery_list_page(found: Sequence[DeliveryRecord], limit: int) -> DeliveryList:
+    """A page from up to ``limit + 1`` deliveries, newest change first."""
+    page = tuple(found[:limit])
+    more = len(found) > limit and page
+    last = page[-1] if more else None
+    return DeliveryList(deliveries=page, next=Cursor(last.updated_at, last.delivery_id) if last is not None else None)
 
 
 def audit_reason(delivery: DeliveryRecord) -> str:

@@ -10,8 +10,12 @@ from datetime import datetime
 from typing import Protocol
 
 from relay_association_store.domain import (
+    AttemptRecord,
+    Cursor,
+    DeliveryFilter,
     DeliveryRecord,
     EventKind,
+    IntegrationTally,
     OrderChange,
     OrderState,
     OrderView,
@@ -34,6 +38,8 @@ class Transaction(Protocol):
     async def save_order(self, change: OrderChange) -> None: ...
     async def load_delivery(self, delivery_id: str) -> DeliveryRecord | None: ...
     async def save_delivery(self, record: DeliveryRecord, *, exists: bool) -> None: ...
+    async def add_attempt(self, attempt: AttemptRecord) -> None:
+        """Append to the delivery's attempt log; the same (delivery, attempt, status) again adds nothing."""
 
 
 class Store(Protocol):
@@ -52,6 +58,18 @@ class OrderQueries(AuditQueries, Protocol):
         self, tenant: str, by: OrderLookupField, value: str, *, after: str | None = None, limit: int = ORDERS_PAGE_SIZE
     ) -> list[OrderView]:
         """Orders of ``tenant`` (only) by ``by``, ordered by order ID, those after ``after``, at most ``limit``."""
+
+    async def recent_orders(self, tenant: str, *, after: Cursor | None, limit: int) -> list[OrderView]:
+        """Orders of ``tenant`` (only), newest last event first (then order ID, descending), those after
+        ``after``, at most ``limit``, each with its deliveries and their attempt logs."""
+
+    async def list_deliveries(
+        self, tenant: str, wanted: DeliveryFilter, *, after: Cursor | None, limit: int
+    ) -> list[DeliveryRecord]:
+        """Deliveries of ``tenant`` (only) matching ``wanted``, newest change first, those after ``after``."""
+
+    async def integration_tallies(self, tenant: str, *, since: datetime) -> list[IntegrationTally]:
+        """Per integration of ``tenant`` (only), its deliveries last changed at or after ``since``, by status."""
 
     async def ping(self, timeout_s: float = 2.0) -> bool:
         """Whether the database answers within ``timeout_s``."""

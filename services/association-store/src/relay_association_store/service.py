@@ -13,17 +13,25 @@ from datetime import UTC, datetime, timedelta
 
 from relay_association_store.domain import (
     AuditReport,
+    Cursor,
+    DeliveryFilter,
+    DeliveryList,
     DeliveryRecord,
+    IntegrationTally,
     OrderPage,
+    RecentOrders,
     apply_order_event,
+    attempt_of,
     audit_report,
     check_own_recipes,
     check_recipe_saved,
+    delivery_list_page,
     merge_delivery,
     merge_recipe,
     order_page,
     order_triggers,
     pending_deliveries,
+    recent_orders_page,
     recipe_trigger,
     require_tenant,
 )
@@ -116,12 +124,14 @@ async def record_trigger(
 async def record_delivery_outcome(
     outcome: DeliveryAttempted, store: Store, *, now: datetime | None = None
 ) -> DeliveryRecord | None:
-    """Upsert the delivery log row; a final outcome is never regressed by a late, older attempt."""
+    """Upsert the delivery log row (a final outcome is never regressed by a late, older attempt) and append the
+    outcome to the delivery's attempt log (a late one too: it did happen)."""
     async with store.transaction() as tx:
         stored = await tx.load_delivery(outcome.delivery_id)
         record = merge_delivery(stored, outcome, now=now or datetime.now(UTC))
         if record is not None:
             await tx.save_delivery(record, exists=stored is not None)
+        await tx.add_attempt(attempt_of(outcome))
     return record
 
 
@@ -152,3 +162,25 @@ async def audit_deliveries(
     cutoff = (now or datetime.now(UTC)) - older_than
     found = await queries.unfinished_deliveries(tenant, before=cutoff, limit=limit + 1)
     return audit_report(tenant, cutoff, limit, found)
+
+
+async def recent_orders(queries: OrderQueries, tenant: str, *, after: Cursor | None, limit: int) -> RecentOrders:
+    """The console's "Review Recent Orders": ``tenant``'s orders, newest last event first, a page at a time."""
+    found = await queries.recent_orders(tenant, after=after, limit=limit + 1)
+    return recent_orders_page(found, limit)
+
+
+async def list_deliveries(
+    queries: OrderQueries, tenant: str, wanted: DeliveryFilter, *, after: Cursor | None, limit: int
+) -> DeliveryList:
+    """``tenant``'s deliveries matching ``wanted`` (final failures for the console's "Dead letters" and the
+    replay), newest change first, a page at a time."""
+    found = await queries.list_deliveries(tenant, wanted, after=after, limit=limit + 1)
+    return delivery_list_page(found, limit)
+
+
+async def integration_tallies(
+    queries: OrderQueries, tenant: str, *, window: timedelta, now: datetime | None = None
+) -> list[IntegrationTally]:
+    """Per integration of ``tenant``, its deliveries changed within ``window`` (up to now), by status."""
+    return await queries.integration_tallies(tenant, since=(now or datetime.now(UTC)) - window)

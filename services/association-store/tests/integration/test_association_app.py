@@ -10,6 +10,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from relay_association_store.main import create_app
 from relay_association_store.settings import Settings
 from relay_contracts.internal_api import TRACEPARENT_PATTERN
 from relay_contracts.messages import (
+    DeliveryAttempted,
     IntegrationsTriggered,
     MessageDeadLettered,
     OrderEventOccurred,
@@ -200,10 +202,8 @@ def _ids(triggers: Iterable[IntegrationsTriggered]) -> list[tuple[str, str, tupl
 async def test_order_events_store_rows_and_trigger_matching_integrations(svc: Service) -> None:
     order_id = unique("O")
     items = [("ACME-1", "i1", 2), ("ACME-2", "i2", 1)]
-    await svc.send_order(
-        order_event("linked", order_id, items, minutes=1, order_number="1022"),
-        order_event("created", order_id, minutes=2, order_number="1022"),
-    )
+    created = order_event("created", order_id, minutes=2, order_number="1022")
+    await svc.send_order(order_event("linked", order_id, items, minutes=1, order_number="1022"), created)
     await eventually(lambda: len(svc.reader.triggers(order_id=order_id)) == 4, what="four order triggers")
     assert _ids(svc.reader.triggers(order_id=order_id)) == [
         ("order_created", "ACME-1", ("orders-sftp", "orders-zapier")),
@@ -216,7 +216,11 @@ async def test_order_events_store_rows_and_trigger_matching_integrations(svc: Se
     # The order's original trace: null here unless a tracer provider is installed in this process (then it is the
     # first event's consume span, a root of its own); either way a traceparent or nothing.
     assert order["traceParent"] is None or re.fullmatch(TRACEPARENT_PATTERN, order["traceParent"])
-    assert {key: value for key, value in order.items() if key not in ("deliveries", "traceParent")} == {
+    # The newest event applied (the console's "Updated"), in UTC with milliseconds.
+    assert order["updatedAt"] == created.occurred_at.astimezone(UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )
+    assert {key: value for key, value in order.items() if key not in ("deliveries", "traceParent", "updatedAt")} == {
         "orderId": order_id,
         "orderNumber": "1022",
         "status": "open",
@@ -343,6 +347,14 @@ async def test_delivery_outcomes_are_recorded_and_shown_by_the_internal_api(svc:
     order = await svc.wait_order("acme", order_id, lambda o: len(o["deliveries"]) == 3, what="three deliveries")
     assert sorted(d["status"] for d in order["deliveries"]) == ["pending", "succeeded", "succeeded"]
     [sftp] = [d for d in order["deliveries"] if d["integration"] == "orders-sftp" and d["status"] != "pending"]
+    # The attempt timeline: each outcome once (the late, repeated attempt 1 adds nothing), in the order they ended.
+    timeline = sftp.pop("attemptLog")
+    assert [(a["attempt"], a["status"], a.get("errorClass"), a.get("error")) for a in timeline] == [
+        (1, "retrying", "TimeoutError", "connect timed out"),
+        (2, "succeeded", None, None),
+    ]
+    assert timeline[0]["at"] < timeline[1]["at"] == sftp.pop("updatedAt")
+    assert sftp.pop("deliveryId") == delivery
     assert sftp == {
         "integration": "orders-sftp",
         "type": "sftp",
@@ -570,3 +582,174 @@ async def test_the_order_lookup_pages_by_order_id(svc: Service) -> None:
     params = {"tenant": "acme", "recipeId": recipe_id, "after": order_ids[0]}
     async with svc.http.get("/internal/v1/orders", params=params) as response:
         assert [o["orderId"] for o in (await response.json())["orders"]] == order_ids[1:]
+
+
+# --- the console's reads: recent orders, delivery lists, per-integration counts ---------------------------------
+
+
+async def _get(svc: Service, path: str, **query: str) -> tuple[int, dict[str, Any]]:
+    async with svc.http.get(path, params=query) as response:
+        return response.status, await response.json()
+
+
+async def test_recent_orders_come_newest_first_a_page_at_a_time_and_only_the_tenants(svc: Service) -> None:
+    # Far in the future, so hardly any other order is newer than these three (the database may outlive a run).
+    future = 60 * 24 * 365 * 20
+    ids = [unique("R") for _ in range(3)]
+    globex_order = unique("R")
+    await svc.send_order(
+        *(order_event("linked", order_id, [("ACME-1", "i1", 1)], minutes=future + i) for i, order_id in enumerate(ids)),
+        order_event("linked", globex_order, [("GLX-8", "g1", 1)], minutes=future + 10, tenant="globex"),
+    )
+    for order_id in ids:
+        await svc.wait_order("acme", order_id, what=f"order {order_id}")
+
+    listed: list[dict[str, Any]] = []
+    status, page = await _get(svc, "/internal/v1/orders/recent", tenant="acme", limit="2")
+    assert status == 200, page
+    assert len(page["orders"]) == 2
+    listed += page["orders"]
+    while page["next"] and not set(ids) <= {o["orderId"] for o in listed}:
+        status, page = await _get(svc, "/internal/v1/orders/recent", tenant="acme", limit="100", after=page["next"])
+        assert status == 200, page
+        listed += page["orders"]
+    order_ids = [o["orderId"] for o in listed]
+    # Every page continues where the previous stopped: newest event first, then order ID descending, no repeats.
+    assert len(order_ids) == len(set(order_ids))
+    keys = [(o["updatedAt"], o["orderId"]) for o in listed]
+    assert keys == sorted(keys, reverse=True)
+    assert order_ids.index(ids[2]) < order_ids.index(ids[1]) < order_ids.index(ids[0])
+    assert globex_order not in order_ids
+    status, globex = await _get(svc, "/internal/v1/orders/recent", tenant="globex", limit="100")
+    assert globex_order in [o["orderId"] for o in globex["orders"]]
+    assert not set(ids) & {o["orderId"] for o in globex["orders"]}
+    status, nobody = await _get(svc, "/internal/v1/orders/recent", tenant="no-such-tenant")
+    assert (status, nobody["orders"], nobody["next"]) == (200, [], None)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"limit": "0"},
+        {"limit": "101"},
+        {"limit": "\uff11\uff10"},  # fullwidth digits
+        {"limit": "+5"},
+        {"after": "not-a-cursor"},
+        {"after": "x" * 513},
+        {"after": "W10"},  # base64url of "[]": the right encoding, the wrong shape
+        {"after": "WyIyMDI2LTEyLTAxVDEwOjAwOjAwIiwiYSJd"},  # a naive instant
+        {"after": "\u202e\u200b"},
+    ],
+)
+async def test_recent_orders_refuse_a_bad_limit_or_cursor_naming_it(svc: Service, query: dict[str, str]) -> None:
+    status, body = await _get(svc, "/internal/v1/orders/recent", tenant="acme", **query)
+    assert status == 400
+    assert f"'{next(iter(query))}'" in body["message"]
+
+
+async def test_delivery_lists_filter_by_status_integration_and_window_newest_first(svc: Service) -> None:
+    integration, now = unique("hook"), datetime.now(UTC)
+
+    def outcome(status: str, final: bool, seconds_ago: int, tenant: str = "acme") -> DeliveryAttempted:
+        made = delivery_attempted(
+            unique("d"),
+            recipe_id="ACME-1" if tenant == "acme" else "GLX-8",
+            order_id=unique("O"),
+            attempt=3 if final else 1,
+            status=status,
+            final=final,
+            tenant=tenant,
+            integration_id=integration,
+            error=("ConnectionRefusedError", "hook refused") if status != "succeeded" else None,
+        )
+        return made.model_copy(update={"occurred_at": now - timedelta(seconds=seconds_ago)})
+
+    older_failure, retrying, success = (
+        outcome("failed", True, 300),
+        outcome("retrying", False, 200),
+        outcome("succeeded", True, 150),
+    )
+    newer_failure, other_tenant = outcome("failed", True, 100), outcome("failed", True, 50, tenant="globex")
+    for sent in (older_failure, retrying, success, newer_failure, other_tenant):
+        await svc.send(DELIVERIES_OUTCOMES, sent, key=sent.delivery_id.encode())
+
+    async def failed(**query: str) -> list[str]:
+        status, body = await _get(
+            svc, "/internal/v1/deliveries", tenant="acme", status="failed", integration=integration, **query
+        )
+        assert status == 200, body
+        return [d["deliveryId"] for d in body["deliveries"]]
+
+    async def both_failures_listed() -> bool:
+        return len(await failed()) == 2
+
+    await eventually(both_failures_listed, what="the two final failures")
+    assert await failed() == [newer_failure.delivery_id, older_failure.delivery_id]
+    status, page = await _get(
+        svc, "/internal/v1/deliveries", tenant="acme", status="failed", integration=integration, limit="1"
+    )
+    assert [d["deliveryId"] for d in page["deliveries"]] == [newer_failure.delivery_id]
+    listed = page["deliveries"][0]
+    assert (listed["final"], listed["attempts"], listed["lastError"]) == (
+        True,
+        3,
+        "ConnectionRefusedError: hook refused",
+    )
+    assert await failed(after=page["next"]) == [older_failure.delivery_id]
+    since = (now - timedelta(seconds=250)).isoformat()
+    assert await failed(since=since) == [newer_failure.delivery_id]
+    assert await failed(until=since) == [older_failure.delivery_id]
+    status, retries = await _get(
+        svc, "/internal/v1/deliveries", tenant="acme", status="retrying", integration=integration
+    )
+    assert [d["deliveryId"] for d in retries["deliveries"]] == [retrying.delivery_id]
+    status, globex = await _get(
+        svc, "/internal/v1/deliveries", tenant="globex", status="failed", integration=integration
+    )
+    assert [d["deliveryId"] for d in globex["deliveries"]] == [other_tenant.delivery_id]
+
+    status, stats = await _get(svc, "/internal/v1/integrations/stats", tenant="acme", sinceS="3600")
+    assert status == 200, stats
+    [counts] = [c for c in stats["integrations"] if c["integration"] == integration]
+    assert (counts["succeeded"], counts["failed"], counts["retrying"], counts["pending"]) == (1, 2, 1, 0)
+    assert counts["lastFailureAt"] > counts["lastSuccessAt"]
+    status, recent = await _get(svc, "/internal/v1/integrations/stats", tenant="acme", sinceS="120")
+    [counts] = [c for c in recent["integrations"] if c["integration"] == integration]
+    assert (counts["succeeded"], counts["failed"], counts["retrying"]) == (0, 1, 0)
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "named"),
+    [
+        ("/internal/v1/deliveries", {}, "status"),
+        ("/internal/v1/deliveries", {"status": "dead"}, "status"),
+        ("/internal/v1/deliveries", {"status": "failed", "since": "2026-12-01T10:00:00"}, "since"),
+        ("/internal/v1/deliveries", {"status": "failed", "until": "2026-13-45T10:00:00Z"}, "until"),
+        ("/internal/v1/deliveries", {"status": "failed", "since": "9" * 80}, "since"),
+        (
+            "/internal/v1/deliveries",
+            {"status": "failed", "since": "2026-12-02T00:00:00Z", "until": "2026-12-01T00:00:00Z"},
+            "since",
+        ),
+        ("/internal/v1/deliveries", {"status": "failed", "integration": "x" * 129}, "integration"),
+        ("/internal/v1/integrations/stats", {"sinceS": "0"}, "sinceS"),
+        ("/internal/v1/integrations/stats", {"sinceS": "٣"}, "sinceS"),
+        ("/internal/v1/integrations/stats", {"sinceS": str(91 * 24 * 3600)}, "sinceS"),
+    ],
+)
+async def test_delivery_lists_and_counts_refuse_bad_parameters_naming_them(
+    svc: Service, path: str, query: dict[str, str], named: str
+) -> None:
+    status, body = await _get(svc, path, tenant="acme", **query)
+    assert status == 400
+    assert f"'{named}'" in body["message"]
+
+
+async def test_the_console_reads_need_the_token_and_a_tenant(svc: Service) -> None:
+    async with aiohttp.ClientSession(svc.url) as anonymous:
+        for path in ("/internal/v1/orders/recent", "/internal/v1/deliveries", "/internal/v1/integrations/stats"):
+            async with anonymous.get(path, params={"tenant": "acme", "status": "failed"}) as response:
+                assert response.status == 401
+            status, body = await _get(svc, path, status="failed")
+            assert status == 400
+            assert "'tenant'" in body["message"]

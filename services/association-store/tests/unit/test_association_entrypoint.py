@@ -15,7 +15,7 @@ from association_store_factories import MemoryStore, triggered
 
 from relay_association_store import service
 from relay_association_store.adapters.http import create_internal_api
-from relay_association_store.domain import DeliveryRecord, OrderView
+from relay_association_store.domain import Cursor, DeliveryFilter, DeliveryRecord, IntegrationTally, OrderView
 from relay_contracts.internal_api import OrderLookupField
 from relay_contracts.messages import stable_id
 from relay_platform.errors import TransientError
@@ -51,6 +51,17 @@ class DownStore:
     async def unfinished_deliveries(self, tenant: str, *, before: datetime, limit: int) -> list[DeliveryRecord]:
         raise TransientError("database unavailable (ConnectionRefusedError)")
 
+    async def recent_orders(self, tenant: str, *, after: Cursor | None, limit: int) -> list[OrderView]:
+        raise TransientError("database unavailable (ConnectionRefusedError)")
+
+    async def list_deliveries(
+        self, tenant: str, wanted: DeliveryFilter, *, after: Cursor | None, limit: int
+    ) -> list[DeliveryRecord]:
+        raise TransientError("database unavailable (ConnectionRefusedError)")
+
+    async def integration_tallies(self, tenant: str, *, since: datetime) -> list[IntegrationTally]:
+        raise TransientError("database unavailable (ConnectionRefusedError)")
+
 
 async def test_database_down_makes_readyz_and_queries_answer_503() -> None:
     async with TestClient(TestServer(create_internal_api(DownStore()))) as client:
@@ -59,9 +70,15 @@ async def test_database_down_makes_readyz_and_queries_answer_503() -> None:
         response = await client.get("/internal/v1/orders", params={"tenant": "acme", "orderId": "O1"})
         assert response.status == 503
         assert set(await response.json()) == {"error", "message"}
-        response = await client.get("/internal/v1/audit", params={"tenant": "acme"})
-        assert response.status == 503
-        assert set(await response.json()) == {"error", "message"}
+        for path, query in (
+            ("/internal/v1/audit", {"tenant": "acme"}),
+            ("/internal/v1/orders/recent", {"tenant": "acme"}),
+            ("/internal/v1/deliveries", {"tenant": "acme", "status": "failed"}),
+            ("/internal/v1/integrations/stats", {"tenant": "acme"}),
+        ):
+            response = await client.get(path, params=query)
+            assert response.status == 503, path
+            assert set(await response.json()) == {"error", "message"}
 
 
 class AuditOnlyStore(MemoryStore):

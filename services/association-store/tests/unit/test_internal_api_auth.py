@@ -15,7 +15,7 @@ from association_store_factories import TENANTS_FILE
 from pydantic import SecretStr, ValidationError
 
 from relay_association_store.adapters.http import create_internal_api
-from relay_association_store.domain import DeliveryRecord, OrderView
+from relay_association_store.domain import DeliveryRecord, IntegrationTally, OrderView
 from relay_association_store.settings import Settings
 from relay_contracts.internal_api import OrderLookupField
 from relay_platform.shared_secret import new_shared_secret
@@ -24,6 +24,9 @@ TOKEN = new_shared_secret()
 QUERIES = (
     ("/internal/v1/orders", {"tenant": "acme", "orderId": "O1"}),
     ("/internal/v1/audit", {"tenant": "acme"}),
+    ("/internal/v1/orders/recent", {"tenant": "acme"}),
+    ("/internal/v1/deliveries", {"tenant": "acme", "status": "failed"}),
+    ("/internal/v1/integrations/stats", {"tenant": "acme"}),
 )
 
 
@@ -35,6 +38,15 @@ class EmptyStore:
         return True
 
     async def unfinished_deliveries(self, tenant: str, *, before: object, limit: int) -> list[DeliveryRecord]:
+        return []
+
+    async def recent_orders(self, tenant: str, *, after: object, limit: int) -> list[OrderView]:
+        return []
+
+    async def list_deliveries(self, tenant: str, wanted: object, *, after: object, limit: int) -> list[DeliveryRecord]:
+        return []
+
+    async def integration_tallies(self, tenant: str, *, since: object) -> list[IntegrationTally]:
         return []
 
 

@@ -56,8 +56,21 @@ def _rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def found_delivery(delivery: domain.DeliveryRecord) -> api.FoundDelivery:
+def attempt_entry(attempt: domain.AttemptRecord) -> api.AttemptEntry:
+    return api.AttemptEntry(
+        attempt=attempt.attempt,
+        status=attempt.status,
+        at=_rfc3339(attempt.occurred_at),
+        error_class=attempt.error_class,
+        error=attempt.error,
+    )
+
+
+def found_delivery(
+    delivery: domain.DeliveryRecord, attempts: tuple[domain.AttemptRecord, ...] = ()
+) -> api.FoundDelivery:
     return api.FoundDelivery(
+        delivery_id=delivery.delivery_id,
         integration=delivery.integration_id,
         type=delivery.integration_type,
         recipe_id=delivery.recipe_id,
@@ -66,6 +79,8 @@ def found_delivery(delivery: domain.DeliveryRecord) -> api.FoundDelivery:
         attempts=delivery.attempts,
         last_error=delivery.last_error,
         files=list(delivery.files),
+        updated_at=_rfc3339(delivery.updated_at),
+        attempt_log=[attempt_entry(attempt) for attempt in attempts],
     )
 
 
@@ -79,8 +94,11 @@ def found_order(view: domain.OrderView) -> api.FoundOrder:
             api.FoundItem(recipe_id=item.recipe_id, item_id=item.item_id, item_quantity=item.quantity)
             for item in sorted(order.items.values(), key=lambda item: item.item_id)
         ],
-        deliveries=[found_delivery(delivery) for delivery in view.deliveries],
+        deliveries=[
+            found_delivery(delivery, view.attempts.get(delivery.delivery_id, ())) for delivery in view.deliveries
+        ],
         trace_parent=order.trace_parent,
+        updated_at=_rfc3339(order.updated_at),
     )
 
 
@@ -104,6 +122,144 @@ async def get_orders(request: web.Request) -> web.Response:
     except RelayError:
         return _unavailable()
     return _answer(api.OrdersPage(orders=[found_order(view) for view in page.orders], next=page.next))
+
+
+def _tenant(query: Mapping[str, str]) -> str:
+    tenant = query.get("tenant", "").strip()
+    if not tenant or len(tenant) > api.MAX_QUERY_TEXT:
+        raise BadQueryError(f"query parameter 'tenant' is required (1 to {api.MAX_QUERY_TEXT} characters)")
+    return tenant
+
+
+def _cursor(query: Mapping[str, str]) -> domain.Cursor | None:
+    after = query.get("after")
+    if after is None:
+        return None
+    try:
+        return domain.decode_cursor(after)
+    except ValueError as error:
+        raise BadQueryError("'after' is not a cursor this list gave out (pass its 'next' back unchanged)") from error
+
+
+def _instant(query: Mapping[str, str], name: str) -> datetime | None:
+    raw = query.get(name)
+    if raw is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw) if len(raw) <= 64 else None
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise BadQueryError(f"'{name}' must be an RFC 3339 instant with its offset, e.g. 2026-12-01T10:00:00Z")
+    return moment.astimezone(UTC)
+
+
+async def get_recent_orders(request: web.Request) -> web.Response:
+    query = request.query
+    try:
+        tenant = _tenant(query)
+        limit = _whole_number(query, "limit", default=api.DEFAULT_PAGE_LIMIT, low=1, high=api.MAX_PAGE_LIMIT)
+        after = _cursor(query)
+    except BadQueryError as error:
+        return _bad_request(str(error))
+    try:
+        page = await service.recent_orders(request.app[STORE], tenant, after=after, limit=limit)
+    except RelayError:
+        return _unavailable()
+    return _answer(
+        api.OrdersPage(
+            orders=[found_order(view) for view in page.orders],
+            next=domain.encode_cursor(page.next) if page.next is not None else None,
+        )
+    )
+
+
+def listed_delivery(delivery: domain.DeliveryRecord) -> api.ListedDelivery:
+    return api.ListedDelivery(
+        delivery_id=delivery.delivery_id,
+        order_id=delivery.order_id,
+        order_number=delivery.order_number,
+        recipe_id=delivery.recipe_id,
+        integration=delivery.integration_id,
+        type=delivery.integration_type,
+        trigger=delivery.reason,
+        status=delivery.status,
+        final=delivery.final,
+        attempts=delivery.attempts,
+        last_error=delivery.last_error,
+        updated_at=_rfc3339(delivery.updated_at),
+    )
+
+
+def _delivery_filter(query: Mapping[str, str]) -> domain.DeliveryFilter:
+    status = query.get("status", "")
+    if status not in api.DELIVERY_LIST_STATUSES:
+        raise BadQueryError(f"'status' must be one of {', '.join(api.DELIVERY_LIST_STATUSES)}")
+    integration = query.get("integration")
+    if integration is not None and not 1 <= len(integration) <= api.MAX_QUERY_TEXT:
+        raise BadQueryError(f"'integration' must be 1 to {api.MAX_QUERY_TEXT} characters")
+    wanted = domain.DeliveryFilter(
+        status=status,
+        integration_id=integration,
+        since=_instant(query, "since"),
+        until=_instant(query, "until"),
+    )
+    if wanted.since is not None and wanted.until is not None and wanted.since > wanted.until:
+        raise BadQueryError("'since' must not be after 'until'")
+    return wanted
+
+
+async def get_deliveries(request: web.Request) -> web.Response:
+    query = request.query
+    try:
+        tenant = _tenant(query)
+        wanted = _delivery_filter(query)
+        limit = _whole_number(query, "limit", default=api.DEFAULT_PAGE_LIMIT, low=1, high=api.MAX_PAGE_LIMIT)
+        after = _cursor(query)
+    except BadQueryError as error:
+        return _bad_request(str(error))
+    try:
+        page = await service.list_deliveries(request.app[STORE], tenant, wanted, after=after, limit=limit)
+    except RelayError:
+        return _unavailable()
+    return _answer(
+        api.DeliveriesPage(
+            deliveries=[listed_delivery(delivery) for delivery in page.deliveries],
+            next=domain.encode_cursor(page.next) if page.next is not None else None,
+        )
+    )
+
+
+async def get_integration_stats(request: web.Request) -> web.Response:
+    query = request.query
+    try:
+        tenant = _tenant(query)
+        window_s = _whole_number(
+            query, "sinceS", default=api.DEFAULT_STATS_WINDOW_S, low=1, high=api.MAX_STATS_WINDOW_S
+        )
+    except BadQueryError as error:
+        return _bad_request(str(error))
+    try:
+        tallies = await service.integration_tallies(request.app[STORE], tenant, window=timedelta(seconds=window_s))
+    except RelayError:
+        return _unavailable()
+    return _answer(
+        api.IntegrationStats(
+            window_s=window_s,
+            integrations=[
+                api.IntegrationCounts(
+                    integration=tally.integration_id,
+                    succeeded=tally.succeeded,
+                    failed=tally.failed,
+                    retrying=tally.retrying,
+                    pending=tally.pending,
+                    last_success_at=_rfc3339(tally.last_success_at) if tally.last_success_at else None,
+                    last_failure_at=_rfc3339(tally.last_failure_at) if tally.last_failure_at else None,
+                )
+                for tally in tallies
+            ],
+        )
+    )
 
 
 def _whole_number(query: Mapping[str, str], name: str, *, default: int, low: int, high: int) -> int:
@@ -208,6 +364,9 @@ def create_internal_api(store: OrderQueries, *, token: SecretStr | None = None) 
     app = web.Application(middlewares=[bearer_token_middleware(token)] if token is not None else [])
     app[STORE] = store
     app.router.add_get(api.ORDERS_PATH, get_orders)
+    app.router.add_get(api.RECENT_ORDERS_PATH, get_recent_orders)
+    app.router.add_get(api.DELIVERIES_PATH, get_deliveries)
+    app.router.add_get(api.INTEGRATION_STATS_PATH, get_integration_stats)
     app.router.add_get(api.AUDIT_PATH, get_audit)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

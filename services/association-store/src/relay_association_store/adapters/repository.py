@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -20,17 +21,29 @@ from sqlalchemy import exc
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from relay_association_store.adapters.tables import deliveries, order_items, orders, processed_events, recipes
+from relay_association_store.adapters.tables import (
+    deliveries,
+    delivery_attempts,
+    order_items,
+    orders,
+    processed_events,
+    recipes,
+)
 from relay_association_store.domain import (
+    AttemptRecord,
+    Cursor,
+    DeliveryFilter,
     DeliveryRecord,
     DeliveryState,
     EventKind,
+    IntegrationTally,
     ItemState,
     OrderChange,
     OrderState,
     OrderStatus,
     OrderView,
     RecipeRecord,
+    attempt_log,
 )
 from relay_contracts.internal_api import ORDERS_PAGE_SIZE, OrderLookupField
 from relay_contracts.topics import IntegrationType
@@ -103,24 +116,73 @@ class SqlStore:
         with translate_db_errors():
             async with self._reader.connect() as connection:
                 ids = list((await connection.execute(where.order_by(id_column).limit(limit))).scalars())
-                if not ids:
-                    return []
-                tx = SqlTransaction(connection)
                 # In the database's order: its collation is what `after` compares with.
-                loaded = [await tx.load_order(tenant, order_id, lock=False) for order_id in ids]
-                rows = await connection.execute(
-                    sa.select(deliveries)
-                    .where(deliveries.c.tenant == tenant, deliveries.c.order_id.in_(ids))
-                    .order_by(deliveries.c.recipe_id, deliveries.c.integration_id, deliveries.c.delivery_id)
+                return await _order_views(connection, tenant, ids)
+
+    async def recent_orders(self, tenant: str, *, after: Cursor | None, limit: int) -> list[OrderView]:
+        """Orders of ``tenant`` (only), newest last event first, then by order ID descending (keyset paging on
+        the ``ix_orders_tenant_updated_at`` index)."""
+        query = sa.select(orders.c.order_id).where(orders.c.tenant == tenant)
+        if after is not None:
+            query = query.where(
+                sa.or_(
+                    orders.c.updated_at < after.at,
+                    sa.and_(orders.c.updated_at == after.at, orders.c.order_id < after.key),
                 )
-                by_order: dict[str, list[DeliveryRecord]] = {}
-                for row in rows:
-                    by_order.setdefault(row.order_id, []).append(_delivery(row))
-        return [
-            OrderView(order=order, deliveries=tuple(by_order.get(order.order_id, ())))
-            for order in loaded
-            if order is not None
-        ]
+            )
+        query = query.order_by(orders.c.updated_at.desc(), orders.c.order_id.desc()).limit(limit)
+        with translate_db_errors():
+            async with self._reader.connect() as connection:
+                ids = list((await connection.execute(query)).scalars())
+                return await _order_views(connection, tenant, ids)
+
+    async def list_deliveries(
+        self, tenant: str, wanted: DeliveryFilter, *, after: Cursor | None, limit: int
+    ) -> list[DeliveryRecord]:
+        """Deliveries of ``tenant`` (only) matching ``wanted``, newest change first, then by delivery ID
+        descending. ``failed`` means final failures only; ``retrying`` only those not ended."""
+        table = deliveries
+        query = sa.select(table).where(table.c.tenant == tenant, table.c.status == wanted.status)
+        if wanted.status == "failed":
+            query = query.where(table.c.final == sa.true())
+        elif wanted.status == "retrying":
+            query = query.where(table.c.final == sa.false())
+        if wanted.integration_id is not None:
+            query = query.where(table.c.integration_id == wanted.integration_id)
+        if wanted.since is not None:
+            query = query.where(table.c.updated_at >= wanted.since)
+        if wanted.until is not None:
+            query = query.where(table.c.updated_at <= wanted.until)
+        if after is not None:
+            query = query.where(
+                sa.or_(
+                    table.c.updated_at < after.at,
+                    sa.and_(table.c.updated_at == after.at, table.c.delivery_id < after.key),
+                )
+            )
+        query = query.order_by(table.c.updated_at.desc(), table.c.delivery_id.desc()).limit(limit)
+        with translate_db_errors():
+            async with self._reader.connect() as connection:
+                return [_delivery(row) for row in await connection.execute(query)]
+
+    async def integration_tallies(self, tenant: str, *, since: datetime) -> list[IntegrationTally]:
+        """One ``GROUP BY`` over the tenant's deliveries changed since ``since``."""
+        table = deliveries
+        query = (
+            sa.select(
+                table.c.integration_id,
+                table.c.status,
+                table.c.final,
+                sa.func.count().label("total"),
+                sa.func.max(table.c.updated_at).label("last_at"),
+            )
+            .where(table.c.tenant == tenant, table.c.updated_at >= since)
+            .group_by(table.c.integration_id, table.c.status, table.c.final)
+        )
+        with translate_db_errors():
+            async with self._reader.connect() as connection:
+                rows = (await connection.execute(query)).all()
+        return _tallies(rows)
 
     async def unfinished_deliveries(self, tenant: str, *, before: datetime, limit: int) -> list[DeliveryRecord]:
         """Deliveries of ``tenant`` (only) not final and last changed before ``before``, newest first."""
@@ -285,6 +347,29 @@ class SqlTransaction:
         ).first()
         return None if row is None else _delivery(row)
 
+    async def add_attempt(self, attempt: AttemptRecord) -> None:
+        key = (
+            delivery_attempts.c.delivery_id == attempt.delivery_id,
+            delivery_attempts.c.attempt == attempt.attempt,
+            delivery_attempts.c.status == attempt.status,
+        )
+        # Read, then insert: portable across SQLite and PostgreSQL, and the delivery row's lock (``load_delivery``
+        # FOR UPDATE, taken first in the same transaction) keeps two consumers of one delivery from racing here.
+        if (await self.connection.execute(sa.select(sa.literal(1)).where(*key))).first() is not None:
+            return
+        await self.connection.execute(
+            delivery_attempts.insert().values(
+                delivery_id=attempt.delivery_id,
+                attempt=attempt.attempt,
+                status=attempt.status,
+                tenant=attempt.tenant,
+                error_class=attempt.error_class,
+                error=attempt.error,
+                occurred_at=attempt.occurred_at,
+                recorded_at=datetime.now(UTC),
+            )
+        )
+
     async def save_delivery(self, record: DeliveryRecord, *, exists: bool) -> None:
         values = {
             "tenant": record.tenant,
@@ -310,6 +395,86 @@ class SqlTransaction:
             )
         else:
             await self.connection.execute(deliveries.insert().values(delivery_id=record.delivery_id, **values))
+
+
+async def _order_views(connection: AsyncConnection, tenant: str, ids: list[str]) -> list[OrderView]:
+    """The orders ``ids`` of ``tenant`` in that order, with their deliveries and each delivery's attempt log."""
+    if not ids:
+        return []
+    tx = SqlTransaction(connection)
+    loaded = [await tx.load_order(tenant, order_id, lock=False) for order_id in ids]
+    rows = await connection.execute(
+        sa.select(deliveries)
+        .where(deliveries.c.tenant == tenant, deliveries.c.order_id.in_(ids))
+        .order_by(deliveries.c.recipe_id, deliveries.c.integration_id, deliveries.c.delivery_id)
+    )
+    by_order: dict[str, list[DeliveryRecord]] = {}
+    for row in rows:
+        by_order.setdefault(row.order_id, []).append(_delivery(row))
+    delivery_ids = [delivery.delivery_id for found in by_order.values() for delivery in found]
+    logs: dict[str, list[AttemptRecord]] = {}
+    # Chunked: one IN list per 500 deliveries keeps every database's bound-parameter limit far away.
+    for start in range(0, len(delivery_ids), 500):
+        chunk = delivery_ids[start : start + 500]
+        attempt_rows = await connection.execute(
+            sa.select(delivery_attempts).where(
+                delivery_attempts.c.tenant == tenant, delivery_attempts.c.delivery_id.in_(chunk)
+            )
+        )
+        for row in attempt_rows:
+            logs.setdefault(row.delivery_id, []).append(_attempt(row))
+    return [
+        OrderView(
+            order=order,
+            deliveries=tuple(by_order.get(order.order_id, ())),
+            attempts={
+                delivery.delivery_id: attempt_log(logs[delivery.delivery_id])
+                for delivery in by_order.get(order.order_id, ())
+                if delivery.delivery_id in logs
+            },
+        )
+        for order in loaded
+        if order is not None
+    ]
+
+
+def _attempt(row: Row[Any]) -> AttemptRecord:
+    return AttemptRecord(
+        delivery_id=row.delivery_id,
+        tenant=row.tenant,
+        attempt=row.attempt,
+        status=row.status,
+        error_class=row.error_class,
+        error=row.error,
+        occurred_at=row.occurred_at,
+    )
+
+
+def _tallies(rows: Sequence[Row[Any]]) -> list[IntegrationTally]:
+    """Per integration, the grouped counts folded into one tally (a non-final ``failed`` does not occur; a final
+    one is a failure, every other final state is a success or a retry's give-up)."""
+    tallies: dict[str, IntegrationTally] = {}
+    for row in rows:
+        tally = tallies.get(row.integration_id) or IntegrationTally(integration_id=row.integration_id)
+        count, last_at = int(row.total), row.last_at
+        if row.status == "succeeded":
+            tally = replace(
+                tally, succeeded=tally.succeeded + count, last_success_at=_latest(tally.last_success_at, last_at)
+            )
+        elif row.status == "failed" and row.final:
+            tally = replace(tally, failed=tally.failed + count, last_failure_at=_latest(tally.last_failure_at, last_at))
+        elif row.status == "pending":
+            tally = replace(tally, pending=tally.pending + count)
+        else:
+            tally = replace(tally, retrying=tally.retrying + count)
+        tallies[row.integration_id] = tally
+    return [tallies[key] for key in sorted(tallies)]
+
+
+def _latest(known: datetime | None, seen: datetime | None) -> datetime | None:
+    if seen is None:
+        return known
+    return seen if known is None or seen > known else known
 
 
 def _delivery(row: Row[Any]) -> DeliveryRecord:

@@ -63,6 +63,8 @@ orders = sa.Table(
     # The W3C traceparent of the trace the order was first recorded in (null when unknown); never overwritten.
     sa.Column("trace_parent", sa.String(55), nullable=True),
     sa.Index("ix_orders_tenant_order_number", "tenant", "order_number"),
+    # The recent orders, newest first (revision 0004).
+    sa.Index("ix_orders_tenant_updated_at", "tenant", "updated_at", "order_id"),
 )
 
 order_items = sa.Table(
@@ -111,4 +113,22 @@ deliveries = sa.Table(
     sa.Index("ix_deliveries_tenant_order_id", "tenant", "order_id"),
     # The audit: a tenant's unfinished deliveries by last change.
     sa.Index("ix_deliveries_tenant_final_updated_at", "tenant", "final", "updated_at"),
+    # The newest-first delivery lists and the per-integration counts (revision 0004).
+    sa.Index("ix_deliveries_tenant_updated_at", "tenant", "updated_at", "delivery_id"),
+)
+
+# One row per outcome: the delivery's attempt timeline. A redelivered outcome adds nothing (primary key); the retry
+# service's give-up for attempt N is a row of its own beside the deliverer's `retrying` for N.
+delivery_attempts = sa.Table(
+    "delivery_attempts",
+    metadata,
+    sa.Column("delivery_id", sa.String(ID), primary_key=True),
+    sa.Column("attempt", sa.Integer, primary_key=True),
+    sa.Column("status", sa.String(16), primary_key=True),
+    sa.Column("tenant", sa.String(ID), nullable=False),
+    sa.Column("error_class", sa.String(200), nullable=True),
+    # Scrubbed of secrets (``domain.attempt_of``), at most 2000 characters.
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("occurred_at", UtcDateTime, nullable=False),
+    sa.Column("recorded_at", UtcDateTime, nullable=False),
 )
