@@ -61,6 +61,11 @@ class AssociationStub:
     audit_deliveries: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     audit_override: tuple[int, dict[str, Any]] | None = None
     page_size: int = 100
+    # The console's lists: each query received, as (path, query); answers by tenant (the rest get empty lists).
+    console_queries: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    recent: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    failed: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    counts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def answer(self, tenant: str, criterion: str, value: str, orders: list[dict[str, Any]]) -> None:
         self.answers[(tenant, criterion, value)] = orders
@@ -117,6 +122,24 @@ async def _start_stub(stub: AssociationStub) -> web.AppRunner:
             }
         )
 
+    async def recent(request: web.Request) -> web.Response:
+        query = dict(request.query)
+        stub.console_queries.append((request.path, query))
+        return web.json_response({"orders": stub.recent.get(query["tenant"], []), "next": None})
+
+    async def deliveries(request: web.Request) -> web.Response:
+        query = dict(request.query)
+        stub.console_queries.append((request.path, query))
+        if query.get("after") == "unknown-cursor":
+            return web.json_response({"error": "bad_request", "message": "after: not a cursor"}, status=400)
+        return web.json_response({"deliveries": stub.failed.get(query["tenant"], []), "next": None})
+
+    async def stats(request: web.Request) -> web.Response:
+        query = dict(request.query)
+        stub.console_queries.append((request.path, query))
+        counts = stub.counts.get(query["tenant"], [])
+        return web.json_response({"windowS": int(query["sinceS"]), "integrations": counts})
+
     async def readyz(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"}, status=200 if stub.ready else 503)
 
@@ -134,6 +157,9 @@ async def _start_stub(stub: AssociationStub) -> web.AppRunner:
     app = web.Application(middlewares=[token_required])
     app.router.add_get("/internal/v1/orders", orders)
     app.router.add_get("/internal/v1/audit", audit)
+    app.router.add_get("/internal/v1/orders/recent", recent)
+    app.router.add_get("/internal/v1/deliveries", deliveries)
+    app.router.add_get("/internal/v1/integrations/stats", stats)
     app.router.add_get("/readyz", readyz)
     runner = web.AppRunner(app)
     await runner.setup()

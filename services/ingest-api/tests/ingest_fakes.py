@@ -5,10 +5,18 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from relay_contracts.internal_api import OrderLookupField, OrdersPage
+from relay_contracts.internal_api import (
+    DeliveriesPage,
+    DeliveryListStatus,
+    IntegrationCounts,
+    IntegrationStats,
+    OrderLookupField,
+    OrdersPage,
+)
 from relay_ingest_api.ports import Outgoing, Ports, RenderedPdf, RenderKey
 from relay_ingest_api.ratelimit import FailedKeyThrottle, KeyRateLimiter, TokenBuckets
 from relay_platform.errors import TransientError
@@ -65,6 +73,14 @@ class FakeAssociations:
     def __init__(self, *pages: list[dict[str, Any]]) -> None:
         self.pages = [OrdersPage.model_validate({"orders": orders}) for orders in pages] or [OrdersPage(orders=[])]
         self.queries: list[tuple[str, str, str, str | None]] = []
+        # The console's lists: what each call asked (tenant first), and what it answers.
+        self.recent_calls: list[dict[str, Any]] = []
+        self.delivery_calls: list[dict[str, Any]] = []
+        self.stats_calls: list[dict[str, Any]] = []
+        self.failed: DeliveriesPage = DeliveriesPage(deliveries=[])
+        self.counts: list[IntegrationCounts] = []
+        self.error: Exception | None = None
+        """Raised by the console's list calls when set (an unreachable store, a refused cursor...)."""
 
     async def find_orders(self, tenant: str, field: OrderLookupField, value: str, *, after: str | None = None) -> bytes:
         self.queries.append((tenant, field, value, after))
@@ -80,6 +96,44 @@ class FakeAssociations:
             self.queries.append((tenant, field, value, after))
             yield page
             after = page.orders[-1].order_id if page.orders else None
+
+    async def recent_orders(self, tenant: str, *, limit: int, after: str | None) -> bytes:
+        self.recent_calls.append({"tenant": tenant, "limit": limit, "after": after})
+        if self.error is not None:
+            raise self.error
+        return self.pages[0].model_dump_json().encode()
+
+    async def deliveries(
+        self,
+        tenant: str,
+        *,
+        status: DeliveryListStatus,
+        integration: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int,
+        after: str | None,
+    ) -> bytes:
+        self.delivery_calls.append(
+            {
+                "tenant": tenant,
+                "status": status,
+                "integration": integration,
+                "since": since,
+                "until": until,
+                "limit": limit,
+                "after": after,
+            }
+        )
+        if self.error is not None:
+            raise self.error
+        return self.failed.model_dump_json().encode()
+
+    async def integration_stats(self, tenant: str, *, since_s: int) -> IntegrationStats:
+        self.stats_calls.append({"tenant": tenant, "since_s": since_s})
+        if self.error is not None:
+            raise self.error
+        return IntegrationStats(window_s=since_s, integrations=self.counts)
 
     async def ready(self) -> bool:
         return True

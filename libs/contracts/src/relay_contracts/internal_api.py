@@ -141,7 +141,8 @@ class OrdersPage(InternalApiModel):
     orders: list[FoundOrder]
     next: str | None = Field(
         default=None,
-        description="More orders match: pass this as `after` for the next page (orders come by order ID).",
+        description="More orders match: pass this back unchanged as `after` for the next page (a lookup's pages "
+        "come by order ID, the recent orders newest first).",
     )
 
 

@@ -7,6 +7,7 @@ No I/O here: the use cases (``service.py``) call these; a refusal is an ``Ingest
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -23,10 +24,16 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from relay_contracts.internal_api import (
     DEFAULT_AUDIT_LIMIT,
+    DEFAULT_PAGE_LIMIT,
+    DEFAULT_STATS_WINDOW_S,
     MAX_AUDIT_LIMIT,
     MAX_AUDIT_OLDER_THAN_S,
+    MAX_CURSOR_TEXT,
+    MAX_PAGE_LIMIT,
     MAX_QUERY_TEXT,
+    MAX_STATS_WINDOW_S,
     ORDER_LOOKUP_FIELDS,
+    IntegrationStats,
     OrderLookupField,
     OrdersPage,
 )
@@ -45,14 +52,18 @@ from relay_contracts.messages import (
 from relay_contracts.recipe import RECIPE_LIMITS, RecipeLimits, recipe_bound_problems, validate_recipe
 from relay_contracts.types import UtcInstant, check_id_text
 from relay_ingest_api.schemas import (
+    DeliveryCounts,
+    IntegrationOverview,
+    IntegrationsOverview,
     LifecycleItem,
     OrderAssociation,
     OrderLifecycleEvent,
     Problem,
+    Rfc3339,
     TriggerRequest,
     TriggerSummary,
 )
-from relay_platform.tenants import Tenant
+from relay_platform.tenants import Tenant, integration_type
 
 # Seed 002: only non-personal metadata survives; everything else is dropped before it is published or logged.
 ASSOCIATION_FIELDS = frozenset({"recipeId", "orderNumber", "orderId", "itemId", "itemQuantity"})
@@ -523,6 +534,187 @@ def audit_query(params: Mapping[str, str]) -> AuditQuery:
     if problems:
         raise InvalidInputError("invalid_query", f"{len(problems)} invalid query parameter(s)", problems)
     return AuditQuery(older_than_s=older_than_s, limit=limit)
+
+
+# --- the console's lists ---------------------------------------------------------------------------------------
+
+
+DEFAULT_STATS_HOURS = DEFAULT_STATS_WINDOW_S // 3600
+MAX_STATS_HOURS = MAX_STATS_WINDOW_S // 3600
+INTEGRATION_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+"""What the tenant config takes as an integration ID (``relay_platform.tenants``): anything else is none of them."""
+MAX_INSTANT_TEXT = 40
+"""Longer than any RFC 3339 date-time (``9998-12-31T23:59:59.123456789+00:00`` is 35)."""
+_DIGITS = re.compile(r"[0-9]{1,6}")  # ASCII only (no fullwidth or Arabic-Indic digits), no sign, no exponent
+_INTEGRATION_ID = re.compile(INTEGRATION_ID_PATTERN)
+_INSTANT = TypeAdapter(Rfc3339)
+_NOT_AN_INTEGRATION = "not an integration of this tenant"
+
+
+@dataclass(frozen=True, slots=True)
+class PageQuery:
+    """One page of a newest-first list: at most ``limit`` entries, after the cursor ``after`` (first page: None)."""
+
+    limit: int
+    after: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FailedDeliveriesQuery:
+    page: PageQuery
+    integration: str | None
+    since: datetime | None
+    until: datetime | None
+
+
+def _once(params: Mapping[str, str], name: str, problems: list[Problem]) -> str | None:
+    """The parameter's value, ``None`` when absent; given twice it is ambiguous, so a problem."""
+    # A multidict's items() repeats a parameter given twice (``?limit=5&limit=50``).
+    values = [value for key, value in params.items() if key == name]
+    if len(values) > 1:
+        problems.append(Problem(pointer=pointer(name), message="must be given at most once"))
+        return None
+    return values[0] if values else None
+
+
+def _whole_number(params: Mapping[str, str], name: str, *, default: int, maximum: int, problems: list[Problem]) -> int:
+    text = _once(params, name, problems)
+    if text is None:
+        return default
+    if _DIGITS.fullmatch(text) and 1 <= int(text) <= maximum:
+        return int(text)
+    problems.append(Problem(pointer=pointer(name), message=f"must be a whole number from 1 to {maximum}"))
+    return default
+
+
+def _page_query(params: Mapping[str, str], problems: list[Problem]) -> PageQuery:
+    """``limit`` (1-100, default 25) and ``after`` (the opaque ``next`` of the previous page, 1-512 printable
+    characters; a bad percent-encoding arrives as U+FFFD and is refused too)."""
+    limit = _whole_number(params, "limit", default=DEFAULT_PAGE_LIMIT, maximum=MAX_PAGE_LIMIT, problems=problems)
+    after = _once(params, "after", problems)
+    if after is not None and not (1 <= len(after) <= MAX_CURSOR_TEXT and after.isprintable() and "\ufffd" not in after):
+        problems.append(
+            Problem(
+                pointer=pointer("after"),
+                message=f"must be the 'next' of the previous page (1-{MAX_CURSOR_TEXT} printable characters)",
+            )
+        )
+        after = None
+    return PageQuery(limit=limit, after=after)
+
+
+def _refuse(problems: list[Problem]) -> None:
+    if problems:
+        raise InvalidInputError("invalid_query", f"{len(problems)} invalid query parameter(s)", problems)
+
+
+def recent_orders_query(params: Mapping[str, str]) -> PageQuery:
+    """``GET /api/v2/orders/recent``: ``limit`` and ``after``."""
+    problems: list[Problem] = []
+    page = _page_query(params, problems)
+    _refuse(problems)
+    return page
+
+
+def _instant(params: Mapping[str, str], name: str, problems: list[Problem]) -> datetime | None:
+    text = _once(params, name, problems)
+    if text is None:
+        return None
+    moment: datetime | None = None
+    if len(text) <= MAX_INSTANT_TEXT:
+        with contextlib.suppress(ValidationError):
+            moment = _INSTANT.validate_python(text)
+    if moment is None:
+        # The message only, never the input; naive times are refused, not taken as UTC or as local time.
+        problems.append(
+            Problem(
+                pointer=pointer(name),
+                message="must be an RFC 3339 date-time with a time zone, e.g. 2026-12-01T10:00:00Z",
+            )
+        )
+        return None
+    return moment
+
+
+def failed_deliveries_query(params: Mapping[str, str]) -> FailedDeliveriesQuery:
+    """``GET /api/v2/deliveries/failed``: ``integrationId`` (syntax only here: ``check_own_integration``),
+    ``since`` and ``until`` (RFC 3339 with an offset, since not after until), ``limit`` and ``after``."""
+    problems: list[Problem] = []
+    integration = _once(params, "integrationId", problems)
+    if integration is not None and not _INTEGRATION_ID.fullmatch(integration):
+        # Said the same way as an ID no integration of the tenant has: nothing about other tenants leaks.
+        problems.append(Problem(pointer=pointer("integrationId"), message=_NOT_AN_INTEGRATION))
+        integration = None
+    since = _instant(params, "since", problems)
+    until = _instant(params, "until", problems)
+    if since is not None and until is not None and since > until:
+        problems.append(Problem(pointer=pointer("since"), message="must not be later than until"))
+    page = _page_query(params, problems)
+    _refuse(problems)
+    return FailedDeliveriesQuery(page=page, integration=integration, since=since, until=until)
+
+
+def check_own_integration(tenant: Tenant, integration_id: str | None) -> None:
+    """An ``integrationId`` filter must name one of the caller's tenant's integrations (enabled or not). Another
+    tenant's integration is refused exactly like one nobody has."""
+    if integration_id is not None and tenant.integration(integration_id) is None:
+        raise InvalidInputError(
+            "invalid_query",
+            "integrationId is not an integration of this tenant",
+            [Problem(pointer=pointer("integrationId"), message=_NOT_AN_INTEGRATION)],
+        )
+
+
+def cursor_refused() -> InvalidInputError:
+    """The store did not take the caller's ``after``: a cursor it did not issue (or one from another list)."""
+    return InvalidInputError(
+        "invalid_query",
+        "after is not a cursor of this list",
+        [Problem(pointer=pointer("after"), message="must be the 'next' of the previous page of this list")],
+    )
+
+
+def stats_hours(params: Mapping[str, str]) -> int:
+    """``GET /api/v2/integrations``: ``hours``, the window of the counts (1-2160, default 24)."""
+    problems: list[Problem] = []
+    hours = _whole_number(params, "hours", default=DEFAULT_STATS_HOURS, maximum=MAX_STATS_HOURS, problems=problems)
+    _refuse(problems)
+    return hours
+
+
+def integrations_overview(tenant: Tenant, stats: IntegrationStats, *, hours: int) -> IntegrationsOverview:
+    """Each of the tenant's configured integrations (what an operator may see of it: no host, user name, address,
+    notification list or secret) with the store's counts over the window; one without counts has zeros. Counts for
+    an integration no longer configured are left out."""
+    if stats.window_s != hours * 3600:
+        raise BadUpstreamDataError("upstream_error", "the association store counted over another window")
+    counts = {}
+    for entry in stats.integrations:
+        if entry.integration in counts:
+            raise BadUpstreamDataError("upstream_error", "the association store counted an integration twice")
+        counts[entry.integration] = entry
+    overview = []
+    for integration in tenant.integrations:
+        found = counts.get(integration.id)
+        overview.append(
+            IntegrationOverview(
+                id=integration.id,
+                type=integration_type(integration),
+                description=integration.description,
+                feeds=list(integration.feeds),
+                enabled=integration.enabled,
+                counts=DeliveryCounts(
+                    succeeded=found.succeeded if found else 0,
+                    failed=found.failed if found else 0,
+                    retrying=found.retrying if found else 0,
+                    pending=found.pending if found else 0,
+                ),
+                window_hours=hours,
+                last_success_at=found.last_success_at if found else None,
+                last_failure_at=found.last_failure_at if found else None,
+            )
+        )
+    return IntegrationsOverview(integrations=overview)
 
 
 def parse_stored_recipe(body: bytes) -> dict[str, Any]:

@@ -114,6 +114,30 @@ async def get_orders(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type="application/json")
 
 
+@routes.get("/api/v2/orders/recent")
+async def get_recent_orders(request: web.Request) -> web.Response:
+    caller = authorize(request, "order-tracking")
+    query = domain.recent_orders_query(request.query)
+    body = await service.recent_orders(ports(request), caller, query)
+    return web.Response(body=body, content_type="application/json")
+
+
+@routes.get("/api/v2/deliveries/failed")
+async def get_failed_deliveries(request: web.Request) -> web.Response:
+    caller = authorize(request, "order-tracking")
+    query = domain.failed_deliveries_query(request.query)
+    body = await service.failed_deliveries(ports(request), caller, query)
+    return web.Response(body=body, content_type="application/json")
+
+
+@routes.get("/api/v2/integrations")
+async def get_integrations(request: web.Request) -> web.Response:
+    caller = authorize(request, "order-tracking")
+    hours = domain.stats_hours(request.query)
+    overview = await service.integrations(ports(request), caller, hours=hours)
+    return json_response(overview, 200)
+
+
 @routes.get("/api/v2/admin/audit")
 async def get_audit(request: web.Request) -> web.Response:
     caller = authorize(request, "admin")

@@ -16,19 +16,32 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from relay_contracts.internal_api import (
     DEFAULT_AUDIT_LIMIT,
+    DEFAULT_PAGE_LIMIT,
     MAX_AUDIT_LIMIT,
+    MAX_CURSOR_TEXT,
+    MAX_PAGE_LIMIT,
     MAX_QUERY_TEXT,
     ORDERS_PAGE_SIZE,
     AuditReport,
+    DeliveriesPage,
     OrdersPage,
 )
 from relay_contracts.recipe import RECIPE_LIMITS, RecipeLimits, recipe_schema
 from relay_contracts.types import ID_PATTERN
-from relay_ingest_api.domain import DEFAULT_MAX_TRIGGER_FANOUT, DEFAULT_OLDER_THAN, DURATION_PATTERN
+from relay_ingest_api.domain import (
+    DEFAULT_MAX_TRIGGER_FANOUT,
+    DEFAULT_OLDER_THAN,
+    DEFAULT_STATS_HOURS,
+    DURATION_PATTERN,
+    INTEGRATION_ID_PATTERN,
+    MAX_INSTANT_TEXT,
+    MAX_STATS_HOURS,
+)
 from relay_ingest_api.schemas import (
     Accepted,
     ErrorBody,
     Health,
+    IntegrationsOverview,
     OrderAssociation,
     OrderLifecycleEvent,
     Readiness,
@@ -77,6 +90,8 @@ def _model_schemas() -> dict[str, Any]:
         (TriggerRequest, "validation"),
         (TriggersAccepted, "serialization"),
         (AuditReport, "serialization"),
+        (DeliveriesPage, "serialization"),
+        (IntegrationsOverview, "serialization"),
     ]
     _, top = models_json_schema(models, ref_template=_REF)
     schemas: dict[str, Any] = top["$defs"]
@@ -143,6 +158,42 @@ def _batch_body(model: str, max_items: int, description: str) -> dict[str, Any]:
                 }
             }
         },
+    }
+
+
+# No control characters (C0, DEL, C1) and not U+FFFD-U+FFFF: the documented part of "printable" (the check refuses
+# more, such as format characters like U+200B and U+202E).
+_CURSOR_PATTERN = r"^[^\u0000-\u001f\u007f-\u009f\ufffd-\uffff]+$"
+
+
+def _page_params(what: str) -> list[dict[str, Any]]:
+    """``limit`` and ``after`` of a newest-first list."""
+    return [
+        {
+            "name": "limit",
+            "in": "query",
+            "required": False,
+            "description": f"At most this many {what} (ASCII digits).",
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_LIMIT, "default": DEFAULT_PAGE_LIMIT},
+        },
+        {
+            "name": "after",
+            "in": "query",
+            "required": False,
+            "description": "The `next` of the previous page (an opaque cursor); 400 naming `after` when it is not "
+            "one of this list's.",
+            "schema": {"type": "string", "minLength": 1, "maxLength": MAX_CURSOR_TEXT, "pattern": _CURSOR_PATTERN},
+        },
+    ]
+
+
+def _instant_param(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": f"{description} RFC 3339 with a time zone (2026-12-01T10:00:00Z); years 0001-9998 in UTC.",
+        "schema": {"type": "string", "format": "date-time", "maxLength": MAX_INSTANT_TEXT},
     }
 
 
@@ -327,6 +378,100 @@ def openapi_document(
                 ],
                 "responses": _responses(
                     {"200": {"description": "Matching orders.", "content": _json_content("OrdersPage")}},
+                    "400",
+                    "401",
+                    "403",
+                    "429",
+                    "502",
+                    "503",
+                ),
+            }
+        },
+        "/api/v2/orders/recent": {
+            "get": {
+                "operationId": "recentOrders",
+                "summary": "The caller's tenant's orders, newest first (by their last event), a page at a time.",
+                "description": "Needs the order-tracking permission; the tenant is the API key's. `next` in the "
+                "answer, passed back as `after`, gives the following page.",
+                "security": _SECURED,
+                "parameters": _page_params("orders"),
+                "responses": _responses(
+                    {"200": {"description": "A page of orders.", "content": _json_content("OrdersPage")}},
+                    "400",
+                    "401",
+                    "403",
+                    "429",
+                    "502",
+                    "503",
+                ),
+            }
+        },
+        "/api/v2/deliveries/failed": {
+            "get": {
+                "operationId": "failedDeliveries",
+                "summary": "The caller's tenant's final delivery failures (dead letters), newest first.",
+                "description": "Needs the order-tracking permission; the tenant is the API key's. Optionally of one "
+                "integration and within a time window (by the delivery's last change). `next` in the answer, "
+                "passed back as `after`, gives the following page.",
+                "security": _SECURED,
+                "parameters": [
+                    {
+                        "name": "integrationId",
+                        "in": "query",
+                        "required": False,
+                        "description": "Only this integration: one of the caller's tenant's (400 otherwise).",
+                        "schema": {"type": "string", "pattern": INTEGRATION_ID_PATTERN},
+                    },
+                    _instant_param("since", "Changed at or after this instant."),
+                    _instant_param("until", "Changed at or before this instant; not before `since`."),
+                    *_page_params("deliveries"),
+                ],
+                "responses": _responses(
+                    {
+                        "200": {
+                            "description": "A page of failed deliveries.",
+                            "content": _json_content("DeliveriesPage"),
+                        }
+                    },
+                    "400",
+                    "401",
+                    "403",
+                    "429",
+                    "502",
+                    "503",
+                ),
+            }
+        },
+        "/api/v2/integrations": {
+            "get": {
+                "operationId": "listIntegrations",
+                "summary": "The caller's tenant's integrations with their delivery counts over a window.",
+                "description": "Needs the order-tracking permission; the tenant is the API key's. Each configured "
+                "integration's ID, type, description, feeds and whether it is enabled (never its hosts, user "
+                "names, addresses, notification lists or secrets), with its deliveries by status whose last change "
+                "is within the last `hours` (zeros when it has none) and its last success and final failure.",
+                "security": _SECURED,
+                "parameters": [
+                    {
+                        "name": "hours",
+                        "in": "query",
+                        "required": False,
+                        "description": "The window of the counts, in hours (ASCII digits).",
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": MAX_STATS_HOURS,
+                            "default": DEFAULT_STATS_HOURS,
+                        },
+                    }
+                ],
+                "responses": _responses(
+                    {
+                        "200": {
+                            "description": "The tenant's integrations, in configuration order.",
+                            "content": _json_content("IntegrationsOverview"),
+                        }
+                    },
                     "400",
                     "401",
                     "403",

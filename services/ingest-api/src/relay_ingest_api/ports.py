@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
-from relay_contracts.internal_api import OrderLookupField, OrdersPage
+from relay_contracts.internal_api import DeliveryListStatus, IntegrationStats, OrderLookupField, OrdersPage
 from relay_contracts.messages import Message
 from relay_platform.objectstore import ObjectStore
 from relay_platform.tenants import KeyMatch, TenantsConfig
@@ -37,8 +38,17 @@ class Publisher(Protocol):
     async def ping(self, timeout_s: float) -> bool: ...
 
 
+class StoreRefusedQueryError(Exception):
+    """The association store answered 400: it does not take the query as sent (for a query the API checked
+    itself, that is a cursor it does not recognise). ``str()`` is the store's message, which names the parameter."""
+
+
 class AssociationStore(Protocol):
-    """The association store's internal HTTP API (``relay_contracts.internal_api``), always within one tenant."""
+    """The association store's internal HTTP API (``relay_contracts.internal_api``), always within one tenant.
+
+    Its 400 is a ``StoreRefusedQueryError`` (still an unusable answer, 502, unless the use case knows better); an
+    answer that is not the contract is another unusable answer; an unreachable store is a ``TransientError``.
+    """
 
     async def find_orders(self, tenant: str, field: OrderLookupField, value: str, *, after: str | None = None) -> bytes:
         """One page of matching orders: the store's JSON, unchanged."""
@@ -48,6 +58,26 @@ class AssociationStore(Protocol):
 
     def all_orders(self, tenant: str, field: OrderLookupField, value: str) -> AsyncIterator[OrdersPage]:
         """Every page of matching orders, parsed."""
+
+    async def recent_orders(self, tenant: str, *, limit: int, after: str | None) -> bytes:
+        """One page of the tenant's orders, newest first: the store's ``OrdersPage`` JSON, checked, unchanged."""
+
+    async def deliveries(
+        self,
+        tenant: str,
+        *,
+        status: DeliveryListStatus,
+        integration: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int,
+        after: str | None,
+    ) -> bytes:
+        """One page of the tenant's deliveries in ``status``, newest change first: the store's ``DeliveriesPage``
+        JSON, checked, unchanged."""
+
+    async def integration_stats(self, tenant: str, *, since_s: int) -> IntegrationStats:
+        """The tenant's deliveries per integration, by status, changed within the last ``since_s`` seconds."""
 
     async def ready(self) -> bool: ...
 

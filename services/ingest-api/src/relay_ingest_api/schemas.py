@@ -21,7 +21,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from relay_contracts.messages import ID_TEXT
+from relay_contracts.messages import ID_TEXT, Feed
 from relay_contracts.types import ID_PATTERN, check_id_text, check_utc_instant
 
 # The pattern documents the rule (no control characters, U+FFFD or lone surrogates, not blank); check_id_text is it.
@@ -169,3 +169,29 @@ class TriggerSummary(ApiModel):
 class TriggersAccepted(ApiModel):
     triggered: int = Field(ge=0, description="Triggers durably published to integrations.triggered.v1.")
     triggers: list[TriggerSummary]
+
+
+class DeliveryCounts(ApiModel):
+    succeeded: int = Field(ge=0)
+    failed: int = Field(ge=0, description="Final failures (each has a dead letter).")
+    retrying: int = Field(ge=0)
+    pending: int = Field(ge=0, description="Triggered, no outcome yet.")
+
+
+class IntegrationOverview(ApiModel):
+    """One of the tenant's integrations as an operator may see it: never its hosts, user names, addresses,
+    notification lists or secrets."""
+
+    id: str
+    type: str = Field(description="email, sftp, s3, azure-blob or zapier.")
+    description: str
+    feeds: list[Feed]
+    enabled: bool
+    counts: DeliveryCounts = Field(description="Its deliveries whose last change is within the window, by status.")
+    window_hours: int = Field(ge=1, description="The window of `counts`, in hours.")
+    last_success_at: str | None = Field(description="RFC 3339 UTC of the last success within the window.")
+    last_failure_at: str | None = Field(description="RFC 3339 UTC of the last final failure within the window.")
+
+
+class IntegrationsOverview(ApiModel):
+    integrations: list[IntegrationOverview] = Field(description="The caller's tenant's integrations, as configured.")

@@ -26,8 +26,8 @@ from relay_ingest_api.domain import (
     TriggerTarget,
     UnauthorizedError,
 )
-from relay_ingest_api.ports import Outgoing, Ports, RenderedPdf, RenderKey
-from relay_ingest_api.schemas import Accepted, RecipeCreated, TriggersAccepted
+from relay_ingest_api.ports import Outgoing, Ports, RenderedPdf, RenderKey, StoreRefusedQueryError
+from relay_ingest_api.schemas import Accepted, IntegrationsOverview, RecipeCreated, TriggersAccepted
 from relay_platform.errors import TransientError
 from relay_platform.objectstore import ObjectNotFoundError
 from relay_platform.tenants import KeyMatch, Permission, Tenant, TenantsConfig
@@ -116,6 +116,49 @@ async def audit_deliveries(ports: Ports, caller: KeyMatch, query: domain.AuditQu
     """``GET /api/v2/admin/audit``: deliveries of the caller's tenant that have not ended within the deadline."""
     # The tenant comes from the key, never from the query: one tenant cannot see another's deliveries.
     return await ports.associations.audit(caller.tenant_id, older_than_s=query.older_than_s, limit=query.limit)
+
+
+# --- the console's lists ---------------------------------------------------------------------------------------
+# The tenant comes from the key, never from the query: one tenant cannot list another's orders, deliveries or
+# integrations.
+
+
+async def recent_orders(ports: Ports, caller: KeyMatch, query: domain.PageQuery) -> bytes:
+    """``GET /api/v2/orders/recent``: one page of the tenant's orders, newest first, relayed unchanged."""
+    try:
+        return await ports.associations.recent_orders(caller.tenant_id, limit=query.limit, after=query.after)
+    except StoreRefusedQueryError as error:
+        # Everything else in the query was checked here; only the caller's cursor can be news to the store.
+        if query.after is None:
+            raise
+        raise domain.cursor_refused() from error
+
+
+async def failed_deliveries(ports: Ports, caller: KeyMatch, query: domain.FailedDeliveriesQuery) -> bytes:
+    """``GET /api/v2/deliveries/failed``: the tenant's final failures (its dead letters), newest first, relayed
+    unchanged; optionally of one of its integrations, within ``since``..``until``."""
+    domain.check_own_integration(caller.tenant, query.integration)
+    try:
+        return await ports.associations.deliveries(
+            caller.tenant_id,
+            status="failed",
+            integration=query.integration,
+            since=query.since,
+            until=query.until,
+            limit=query.page.limit,
+            after=query.page.after,
+        )
+    except StoreRefusedQueryError as error:
+        if query.page.after is None:
+            raise
+        raise domain.cursor_refused() from error
+
+
+async def integrations(ports: Ports, caller: KeyMatch, *, hours: int) -> IntegrationsOverview:
+    """``GET /api/v2/integrations``: the tenant's integrations as configured (nothing secret or personal) with
+    their delivery counts over the last ``hours``."""
+    stats = await ports.associations.integration_stats(caller.tenant_id, since_s=hours * 3600)
+    return domain.integrations_overview(caller.tenant, stats, hours=hours)
 
 
 # --- recipes -----------------------------------------------------------------------------------------------------

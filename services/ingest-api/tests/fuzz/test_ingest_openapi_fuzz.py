@@ -88,9 +88,22 @@ class IngestInThread(threading.Thread):
                 }
             )
 
+        async def no_recent_orders(_: web.Request) -> web.Response:
+            return web.json_response({"orders": [], "next": None})
+
+        async def no_deliveries(_: web.Request) -> web.Response:
+            return web.json_response({"deliveries": [], "next": None})
+
+        async def some_counts(request: web.Request) -> web.Response:
+            counts = [{"integration": "fuzz-hook", "succeeded": 1, "lastSuccessAt": "2026-01-01T00:00:00.000Z"}]
+            return web.json_response({"windowS": int(request.query["sinceS"]), "integrations": counts})
+
         store = web.Application()
         store.router.add_get("/internal/v1/orders", no_orders)
         store.router.add_get("/internal/v1/audit", nothing_stuck)
+        store.router.add_get("/internal/v1/orders/recent", no_recent_orders)
+        store.router.add_get("/internal/v1/deliveries", no_deliveries)
+        store.router.add_get("/internal/v1/integrations/stats", some_counts)
         store.router.add_get("/readyz", ready)
         store_runner = web.AppRunner(store, access_log=None)
         await store_runner.setup()

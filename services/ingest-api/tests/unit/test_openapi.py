@@ -41,7 +41,10 @@ def test_schemathesis_loads_every_operation() -> None:
     assert ("GET", "/recipe/{id}.pdf") in operations
     assert ("POST", "/api/v2/integrations/trigger") in operations
     assert ("GET", "/api/v2/admin/audit") in operations
-    assert len(operations) == 12
+    assert ("GET", "/api/v2/orders/recent") in operations
+    assert ("GET", "/api/v2/deliveries/failed") in operations
+    assert ("GET", "/api/v2/integrations") in operations
+    assert len(operations) == 15
 
 
 def test_security_schemes_are_apikey_query_and_bearer() -> None:
@@ -79,3 +82,23 @@ def test_pick_ticket_is_documented_as_a_pdf() -> None:
     operation = _document()["paths"]["/recipe/{id}.pdf"]["get"]
     assert "application/pdf" in operation["responses"]["200"]["content"]
     assert operation["security"][0] == {}
+
+
+def test_console_reads_document_their_parameters_and_answers() -> None:
+    document = _document()
+    paths = document["paths"]
+    recent = paths["/api/v2/orders/recent"]["get"]
+    assert {p["name"] for p in recent["parameters"]} == {"limit", "after"}
+    assert recent["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/OrdersPage")
+    failed = paths["/api/v2/deliveries/failed"]["get"]
+    assert {p["name"] for p in failed["parameters"]} == {"integrationId", "since", "until", "limit", "after"}
+    assert failed["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/DeliveriesPage")
+    overview = paths["/api/v2/integrations"]["get"]
+    [hours] = overview["parameters"]
+    assert (hours["schema"]["minimum"], hours["schema"]["maximum"], hours["schema"]["default"]) == (1, 2160, 24)
+    for operation in (recent, failed, overview):
+        assert set(operation["responses"]) == {"200", "400", "401", "403", "429", "502", "503"}
+    shown = document["components"]["schemas"]["IntegrationOverview"]["properties"]
+    assert set(shown) == {
+        "id", "type", "description", "feeds", "enabled", "counts", "windowHours", "lastSuccessAt", "lastFailureAt"
+    }  # fmt: skip

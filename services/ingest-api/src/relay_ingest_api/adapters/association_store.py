@@ -1,19 +1,54 @@
 """Client of the association store's internal HTTP API (``relay_contracts.internal_api``): order lookups, the
-delivery audit, readiness. Implements ``ports.AssociationStore``."""
+delivery audit, the console's lists and counts, readiness. Implements ``ports.AssociationStore``."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import aiohttp
 from pydantic import SecretStr, ValidationError
 
-from relay_contracts.internal_api import AUDIT_PATH, ORDERS_PATH, AuditReport, OrderLookupField, OrdersPage
+from relay_contracts.internal_api import (
+    AUDIT_PATH,
+    DELIVERIES_PATH,
+    INTEGRATION_STATS_PATH,
+    ORDERS_PATH,
+    RECENT_ORDERS_PATH,
+    ApiError,
+    AuditReport,
+    DeliveriesPage,
+    DeliveryListStatus,
+    IntegrationStats,
+    OrderLookupField,
+    OrdersPage,
+)
+from relay_ingest_api.ports import StoreRefusedQueryError
 from relay_platform.errors import TransientError
+
+MAX_LOGGED_MESSAGE = 200
+"""Characters of the store's own 400 message kept (for the log only; never answered to the caller)."""
 
 
 class UpstreamError(TransientError):
     """The association store answered, but not with something we can relay."""
+
+
+class RefusedQueryError(UpstreamError, StoreRefusedQueryError):
+    """The store answered 400. An unusable answer (502) unless the use case maps it to the caller's parameter."""
+
+
+def _refusal_message(body: bytes) -> str:
+    try:
+        message = ApiError.model_validate_json(body).message
+    except ValidationError:
+        return "association store answered 400"
+    return "association store answered 400: " + message[:MAX_LOGGED_MESSAGE]
+
+
+def _instant(moment: datetime) -> str:
+    """RFC 3339 in UTC, as the internal API takes instants."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 class AssociationStoreClient:
@@ -37,6 +72,8 @@ class AssociationStoreClient:
             return body
         if status >= 500:
             raise TransientError(f"association store answered {status}", retry_after_s=self._retry_after_s)
+        if status == 400:
+            raise RefusedQueryError(_refusal_message(body))
         if status == 401:
             raise UpstreamError(
                 "association store refused our token (401): INGEST_API_ASSOCIATION_STORE_TOKEN must equal its "
@@ -82,6 +119,55 @@ class AssociationStoreClient:
             if page.next == after:
                 raise UpstreamError("association store repeated a page")
             after = page.next
+
+    async def recent_orders(self, tenant: str, *, limit: int, after: str | None) -> bytes:
+        """The tenant's orders, newest first (one page; ``next`` is the cursor of the following one): the store's
+        JSON, checked, unchanged."""
+        params = {"tenant": tenant, "limit": str(limit)}
+        if after is not None:
+            params["after"] = after
+        body = await self._get(RECENT_ORDERS_PATH, params)
+        try:
+            OrdersPage.model_validate_json(body)
+        except ValidationError as error:
+            raise UpstreamError("association store answered an unreadable recent-order list") from error
+        return body
+
+    async def deliveries(
+        self,
+        tenant: str,
+        *,
+        status: DeliveryListStatus,
+        integration: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int,
+        after: str | None,
+    ) -> bytes:
+        """The tenant's deliveries in ``status``, newest change first (one page): the store's JSON, checked,
+        unchanged."""
+        params = {"tenant": tenant, "status": status, "limit": str(limit)}
+        optional = {
+            "integration": integration,
+            "since": None if since is None else _instant(since),
+            "until": None if until is None else _instant(until),
+            "after": after,
+        }
+        params.update({name: value for name, value in optional.items() if value is not None})
+        body = await self._get(DELIVERIES_PATH, params)
+        try:
+            DeliveriesPage.model_validate_json(body)
+        except ValidationError as error:
+            raise UpstreamError("association store answered an unreadable delivery list") from error
+        return body
+
+    async def integration_stats(self, tenant: str, *, since_s: int) -> IntegrationStats:
+        """The tenant's deliveries per integration by status, changed within ``since_s`` seconds, parsed."""
+        body = await self._get(INTEGRATION_STATS_PATH, {"tenant": tenant, "sinceS": str(since_s)})
+        try:
+            return IntegrationStats.model_validate_json(body)
+        except ValidationError as error:
+            raise UpstreamError("association store answered unreadable integration counts") from error
 
     async def ready(self) -> bool:
         try:
