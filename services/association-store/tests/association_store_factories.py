@@ -249,10 +249,14 @@ class MemoryStore:
             and (wanted.integration_id is None or d.integration_id == wanted.integration_id)
             and (wanted.since is None or d.updated_at >= wanted.since)
             and (wanted.until is None or d.updated_at <= wanted.until)
+            and (wanted.replayed is None or (d.replayed_by is not None) == wanted.replayed)
             and (after is None or (d.updated_at, d.delivery_id) < (after.at, after.key))
         ]
         found.sort(key=lambda d: (d.updated_at, d.delivery_id), reverse=True)
         return found[:limit]
+
+    async def count_deliveries(self, tenant: str, wanted: DeliveryFilter) -> int:
+        return len(await self.list_deliveries(tenant, wanted, after=None, limit=len(self.deliveries) + 1))
 
     async def integration_tallies(self, tenant: str, *, since: datetime) -> list[IntegrationTally]:
         """What ``SqlStore.integration_tallies`` counts, in memory."""

@@ -13,9 +13,10 @@ serialises its answers with them, the ingest API parses them (and relays them un
 order's last applied event, then order ID); ``next`` is an opaque cursor passed back as ``after``.
 
 ``GET /internal/v1/deliveries?tenant=<t>&status=<failed|retrying|pending|succeeded>[&integration=<id>]
-[&since=<RFC 3339>][&until=<RFC 3339>][&limit=<n>][&after=<cursor>]`` -> ``DeliveriesPage``, newest change first;
-``status=failed`` lists final failures only (each has a dead letter), the console's "Dead letters" and the replay's
-selection.
+[&since=<RFC 3339>][&until=<RFC 3339>][&replayed=false][&withTotal=true][&limit=<n>][&after=<cursor>]`` ->
+``DeliveriesPage``, newest change first; ``status=failed`` lists final failures only (each has a dead letter), the
+console's "Dead letters" and the replay's selection; ``replayed=false`` leaves out those a bulk replay already
+re-triggered; ``withTotal=true`` adds how many match in all.
 
 ``GET /internal/v1/integrations/stats?tenant=<t>[&sinceS=<s>]`` -> ``IntegrationStats``: per integration, its
 deliveries by status changed within the window.
@@ -161,11 +162,16 @@ class ListedDelivery(InternalApiModel):
     attempts: int = Field(ge=0)
     last_error: str | None = Field(default=None, description="The last failure, secrets scrubbed.")
     updated_at: str = Field(description="RFC 3339 UTC: the delivery's last change.")
+    item_id: str | None = Field(default=None, description="The order line it was made for, when known.")
+    replayed_by: str | None = Field(
+        default=None, description="The trigger ID of the bulk replay that re-triggered it; null when not replayed."
+    )
 
 
 class DeliveriesPage(InternalApiModel):
     deliveries: list[ListedDelivery]
     next: str | None = Field(default=None, description="More match: pass this as `after` for the next page.")
+    total: int | None = Field(default=None, ge=0, description="How many match in all (asked with `withTotal=true`).")
 
 
 class IntegrationCounts(InternalApiModel):

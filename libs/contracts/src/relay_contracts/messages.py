@@ -177,6 +177,12 @@ class IntegrationsTriggered(Message):
         description="When the suite accepted the event that led here: the broker timestamp of the order or recipe "
         "event record, or the manual trigger's time. Absent from older producers.",
     )
+    replay_of: IdText | None = Field(
+        default=None,
+        max_length=ID_TEXT,
+        description="The delivery this trigger replays (a bulk replay of final failures): the association store marks "
+        "that delivery replayed, so a second replay does not send it again.",
+    )
 
 
 # --- deliveries.requested.<type>.v1 ----------------------------------------------------------------------------

@@ -128,6 +128,9 @@ class DeliveryRecord:
     updated_at: datetime
     created_at: datetime
     triggered_at: datetime | None = None
+    item_id: str | None = None
+    # The trigger ID of the bulk replay that re-sent it (``replay_of`` on that trigger).
+    replayed_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +172,8 @@ class DeliveryFilter:
     integration_id: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    # False: only those no bulk replay re-sent yet (the replay's selection); None: either.
+    replayed: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +186,7 @@ class RecentOrders:
 class DeliveryList:
     deliveries: tuple[DeliveryRecord, ...]
     next: Cursor | None
+    total: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -511,6 +517,7 @@ def merge_delivery(
         files=outcome.files,
         updated_at=outcome.occurred_at,
         created_at=now,
+        item_id=outcome.order.item_id if outcome.order else None,
     )
     if stored is None:
         return record
@@ -523,6 +530,8 @@ def merge_delivery(
         attempts=max(stored.attempts, record.attempts),
         created_at=stored.created_at,
         triggered_at=stored.triggered_at,
+        item_id=record.item_id or stored.item_id,
+        replayed_by=stored.replayed_by,
     )
 
 
@@ -557,6 +566,7 @@ def pending_deliveries(trigger: IntegrationsTriggered, tenant: Tenant, now: date
                 updated_at=now,
                 created_at=now,
                 triggered_at=trigger.occurred_at,
+                item_id=order.item_id if order else None,
             )
         )
     return tuple(records)
@@ -622,6 +632,15 @@ def delivery_list_page(found: Sequence[DeliveryRecord], limit: int) -> DeliveryL
     more = len(found) > limit and page
     last = page[-1] if more else None
     return DeliveryList(deliveries=page, next=Cursor(last.updated_at, last.delivery_id) if last is not None else None)
+
+
+def mark_replayed(delivery: DeliveryRecord | None, trigger: IntegrationsTriggered) -> DeliveryRecord | None:
+    """The delivery ``trigger`` replays, marked as replayed by it; ``None`` when there is nothing to mark: unknown
+    (its outcome not read yet: the replay's own row still shows the re-send), another tenant's (never touched), or
+    already marked (the first replay stays its replay). ``updated_at`` is left as it is: the lists page by it."""
+    if delivery is None or delivery.tenant != trigger.tenant or delivery.replayed_by is not None:
+        return None
+    return replace(delivery, replayed_by=trigger.trigger_id)
 
 
 def audit_reason(delivery: DeliveryRecord) -> str:

@@ -68,6 +68,9 @@ class OrderQueries(AuditQueries, Protocol):
     ) -> list[DeliveryRecord]:
         """Deliveries of ``tenant`` (only) matching ``wanted``, newest change first, those after ``after``."""
 
+    async def count_deliveries(self, tenant: str, wanted: DeliveryFilter) -> int:
+        """How many deliveries of ``tenant`` (only) match ``wanted``."""
+
     async def integration_tallies(self, tenant: str, *, since: datetime) -> list[IntegrationTally]:
         """Per integration of ``tenant`` (only), its deliveries last changed at or after ``since``, by status."""
 

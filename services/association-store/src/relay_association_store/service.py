@@ -9,6 +9,7 @@ use cases return what they published or stored. The rules themselves are in ``do
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from relay_association_store.domain import (
@@ -26,6 +27,7 @@ from relay_association_store.domain import (
     check_own_recipes,
     check_recipe_saved,
     delivery_list_page,
+    mark_replayed,
     merge_delivery,
     merge_recipe,
     order_page,
@@ -118,6 +120,11 @@ async def record_trigger(
             if await tx.load_delivery(record.delivery_id) is None:
                 await tx.save_delivery(record, exists=False)
                 inserted.append(record)
+        if trigger.replay_of is not None:
+            replayed = await tx.load_delivery(trigger.replay_of)
+            marked = mark_replayed(replayed, trigger)
+            if marked is not None:
+                await tx.save_delivery(marked, exists=True)
     return tuple(inserted)
 
 
@@ -171,12 +178,21 @@ async def recent_orders(queries: OrderQueries, tenant: str, *, after: Cursor | N
 
 
 async def list_deliveries(
-    queries: OrderQueries, tenant: str, wanted: DeliveryFilter, *, after: Cursor | None, limit: int
+    queries: OrderQueries,
+    tenant: str,
+    wanted: DeliveryFilter,
+    *,
+    after: Cursor | None,
+    limit: int,
+    with_total: bool = False,
 ) -> DeliveryList:
     """``tenant``'s deliveries matching ``wanted`` (final failures for the console's "Dead letters" and the
-    replay), newest change first, a page at a time."""
+    replay), newest change first, a page at a time; ``with_total`` counts every match too."""
     found = await queries.list_deliveries(tenant, wanted, after=after, limit=limit + 1)
-    return delivery_list_page(found, limit)
+    page = delivery_list_page(found, limit)
+    if with_total:
+        page = replace(page, total=await queries.count_deliveries(tenant, wanted))
+    return page
 
 
 async def integration_tallies(

@@ -753,3 +753,61 @@ async def test_the_console_reads_need_the_token_and_a_tenant(svc: Service) -> No
             status, body = await _get(svc, path, status="failed")
             assert status == 400
             assert "'tenant'" in body["message"]
+
+
+async def test_a_replayed_failure_leaves_the_replay_selection_and_the_count(svc: Service) -> None:
+    # The failure, as the retry service ends it, on an integration of the test's own (the list filters by it).
+    integration = unique("hook")
+    failure = delivery_attempted(
+        unique("d"),
+        recipe_id="ACME-1",
+        order_id=unique("O"),
+        attempt=3,
+        status="failed",
+        final=True,
+        integration_id=integration,
+        error=("ConnectionRefusedError", "refused"),
+    )
+    assert failure.order is not None
+    line = failure.order.model_copy(update={"item_id": "i1"})
+    failure = failure.model_copy(update={"occurred_at": datetime.now(UTC), "order": line})
+    await svc.send(DELIVERIES_OUTCOMES, failure, key=failure.delivery_id.encode())
+    query = {"tenant": "acme", "status": "failed", "integration": integration, "replayed": "false", "withTotal": "true"}
+
+    async def selection() -> dict[str, Any]:
+        status, body = await _get(svc, "/internal/v1/deliveries", **query)
+        assert status == 200, body
+        return body
+
+    async def listed() -> bool:
+        return bool((await selection())["total"] == 1)
+
+    await eventually(listed, what="the failure in the replay's selection")
+    [row] = (await selection())["deliveries"]
+    assert (row["deliveryId"], row["replayedBy"], row["itemId"]) == (failure.delivery_id, None, "i1")
+
+    replay = IntegrationsTriggered(
+        trigger_id=stable_id("replay", failure.delivery_id),
+        tenant="acme",
+        recipe_id="ACME-1",
+        recipe_key="acme/recipes/ACME-1.json",
+        feed="order",
+        reason="manual",
+        order=failure.order,
+        integration_ids=("orders-sftp",),
+        occurred_at=datetime.now(UTC),
+        replay_of=failure.delivery_id,
+    )
+    await svc.send(INTEGRATIONS_TRIGGERED, replay, key=b"ACME-1")
+
+    async def left_the_selection() -> bool:
+        return bool((await selection())["total"] == 0)
+
+    await eventually(left_the_selection, what="the replayed failure out of the selection")
+    status, every = await _get(svc, "/internal/v1/deliveries", tenant="acme", status="failed", integration=integration)
+    [row] = every["deliveries"]
+    assert row["replayedBy"] == replay.trigger_id
+    assert every["total"] is None  # only counted when asked
+    status, body = await _get(svc, "/internal/v1/deliveries", tenant="acme", status="failed", replayed="maybe")
+    assert status == 400
+    assert "'replayed'" in body["message"]

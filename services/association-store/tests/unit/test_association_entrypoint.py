@@ -59,6 +59,9 @@ class DownStore:
     ) -> list[DeliveryRecord]:
         raise TransientError("database unavailable (ConnectionRefusedError)")
 
+    async def count_deliveries(self, tenant: str, wanted: DeliveryFilter) -> int:
+        raise TransientError("database unavailable (ConnectionRefusedError)")
+
     async def integration_tallies(self, tenant: str, *, since: datetime) -> list[IntegrationTally]:
         raise TransientError("database unavailable (ConnectionRefusedError)")
 

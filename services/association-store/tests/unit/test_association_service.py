@@ -17,7 +17,7 @@ from association_store_factories import (
 )
 
 from relay_association_store import domain, service
-from relay_contracts.messages import OrderEventType, stable_id
+from relay_contracts.messages import IntegrationsTriggered, OrderEventType, stable_id
 from relay_platform.errors import PermanentError, TransientError
 from relay_platform.tenants import TenantsConfig
 
@@ -384,3 +384,61 @@ async def test_audit_never_shows_another_tenants_deliveries(tenants: TenantsConf
     globex = await service.audit_deliveries(store, "globex", older_than=timedelta(0), limit=100, now=at(60))
     assert ids["globex-old"] not in {e.delivery.delivery_id for e in acme.entries}
     assert [e.delivery.delivery_id for e in globex.entries] == [ids["globex-old"]]
+
+
+# --- bulk replay: the replayed delivery is marked, once, within its tenant ------------------------------------
+
+
+async def _failed_for_good(store: MemoryStore, tenants: TenantsConfig, *, tenant: str = "acme") -> str:
+    trigger = triggered(("orders-sftp",), order_id="O1", tenant=tenant)
+    await service.record_trigger(trigger, tenants, store, now=at(0))
+    delivery_id = stable_id(trigger.trigger_id, "orders-sftp")
+    final = delivery_attempted(
+        delivery_id,
+        recipe_id="ACME-1",
+        order_id="O1",
+        attempt=3,
+        status="failed",
+        final=True,
+        tenant=tenant,
+        trigger_id=trigger.trigger_id,
+        error=("ConnectionRefusedError", "refused"),
+    )
+    await service.record_delivery_outcome(final, store, now=at(5))
+    return delivery_id
+
+
+def _replay(of: str, *, tenant: str = "acme") -> IntegrationsTriggered:
+    return triggered(("orders-sftp",), order_id="O1", tenant=tenant).model_copy(
+        update={"replay_of": of, "trigger_id": stable_id("replay", of), "reason": "manual"}
+    )
+
+
+async def test_a_replay_trigger_marks_the_failure_it_replays_once_and_keeps_its_line(tenants: TenantsConfig) -> None:
+    store = MemoryStore()
+    original = await _failed_for_good(store, tenants)
+    assert store.deliveries[original].item_id == "i1"  # the line the pending row was made for
+    wanted = domain.DeliveryFilter(status="failed", replayed=False)
+    assert [d.delivery_id for d in await store.list_deliveries("acme", wanted, after=None, limit=10)] == [original]
+
+    replay = _replay(original)
+    inserted = await service.record_trigger(replay, tenants, store, now=at(6))
+
+    assert [r.delivery_id for r in inserted] == [stable_id(replay.trigger_id, "orders-sftp")]
+    marked = store.deliveries[original]
+    assert (marked.replayed_by, marked.status, marked.updated_at) == (replay.trigger_id, "failed", at(3))
+    assert await store.list_deliveries("acme", wanted, after=None, limit=10) == []
+    # A second replay (another trigger ID) of the same delivery does not take the mark over.
+    await service.record_trigger(_replay(original).model_copy(update={"trigger_id": "other"}), tenants, store)
+    assert store.deliveries[original].replayed_by == replay.trigger_id
+
+
+async def test_a_replay_never_marks_another_tenants_delivery_or_an_unknown_one(tenants: TenantsConfig) -> None:
+    store = MemoryStore()
+    globex_failure = await _failed_for_good(store, tenants, tenant="globex")
+
+    await service.record_trigger(_replay(globex_failure, tenant="acme"), tenants, store)
+    await service.record_trigger(_replay("no-such-delivery"), tenants, store)
+
+    assert store.deliveries[globex_failure].replayed_by is None
+    assert "no-such-delivery" not in store.deliveries

@@ -46,6 +46,9 @@ class EmptyStore:
     async def list_deliveries(self, tenant: str, wanted: object, *, after: object, limit: int) -> list[DeliveryRecord]:
         return []
 
+    async def count_deliveries(self, tenant: str, wanted: object) -> int:
+        return 0
+
     async def integration_tallies(self, tenant: str, *, since: object) -> list[IntegrationTally]:
         return []
 

@@ -141,6 +141,15 @@ def _cursor(query: Mapping[str, str]) -> domain.Cursor | None:
         raise BadQueryError("'after' is not a cursor this list gave out (pass its 'next' back unchanged)") from error
 
 
+def _flag(query: Mapping[str, str], name: str) -> bool | None:
+    raw = query.get(name)
+    if raw is None:
+        return None
+    if raw not in ("true", "false"):
+        raise BadQueryError(f"'{name}' must be true or false")
+    return raw == "true"
+
+
 def _instant(query: Mapping[str, str], name: str) -> datetime | None:
     raw = query.get(name)
     if raw is None:
@@ -188,6 +197,8 @@ def listed_delivery(delivery: domain.DeliveryRecord) -> api.ListedDelivery:
         attempts=delivery.attempts,
         last_error=delivery.last_error,
         updated_at=_rfc3339(delivery.updated_at),
+        item_id=delivery.item_id,
+        replayed_by=delivery.replayed_by,
     )
 
 
@@ -203,6 +214,7 @@ def _delivery_filter(query: Mapping[str, str]) -> domain.DeliveryFilter:
         integration_id=integration,
         since=_instant(query, "since"),
         until=_instant(query, "until"),
+        replayed=_flag(query, "replayed"),
     )
     if wanted.since is not None and wanted.until is not None and wanted.since > wanted.until:
         raise BadQueryError("'since' must not be after 'until'")
@@ -216,16 +228,20 @@ async def get_deliveries(request: web.Request) -> web.Response:
         wanted = _delivery_filter(query)
         limit = _whole_number(query, "limit", default=api.DEFAULT_PAGE_LIMIT, low=1, high=api.MAX_PAGE_LIMIT)
         after = _cursor(query)
+        with_total = _flag(query, "withTotal") is True
     except BadQueryError as error:
         return _bad_request(str(error))
     try:
-        page = await service.list_deliveries(request.app[STORE], tenant, wanted, after=after, limit=limit)
+        page = await service.list_deliveries(
+            request.app[STORE], tenant, wanted, after=after, limit=limit, with_total=with_total
+        )
     except RelayError:
         return _unavailable()
     return _answer(
         api.DeliveriesPage(
             deliveries=[listed_delivery(delivery) for delivery in page.deliveries],
             next=domain.encode_cursor(page.next) if page.next is not None else None,
+            total=page.total,
         )
     )
 

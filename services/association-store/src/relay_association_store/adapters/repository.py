@@ -142,17 +142,7 @@ class SqlStore:
         """Deliveries of ``tenant`` (only) matching ``wanted``, newest change first, then by delivery ID
         descending. ``failed`` means final failures only; ``retrying`` only those not ended."""
         table = deliveries
-        query = sa.select(table).where(table.c.tenant == tenant, table.c.status == wanted.status)
-        if wanted.status == "failed":
-            query = query.where(table.c.final == sa.true())
-        elif wanted.status == "retrying":
-            query = query.where(table.c.final == sa.false())
-        if wanted.integration_id is not None:
-            query = query.where(table.c.integration_id == wanted.integration_id)
-        if wanted.since is not None:
-            query = query.where(table.c.updated_at >= wanted.since)
-        if wanted.until is not None:
-            query = query.where(table.c.updated_at <= wanted.until)
+        query = sa.select(table).where(*_matching(tenant, wanted))
         if after is not None:
             query = query.where(
                 sa.or_(
@@ -164,6 +154,13 @@ class SqlStore:
         with translate_db_errors():
             async with self._reader.connect() as connection:
                 return [_delivery(row) for row in await connection.execute(query)]
+
+    async def count_deliveries(self, tenant: str, wanted: DeliveryFilter) -> int:
+        """How many deliveries of ``tenant`` (only) match ``wanted``."""
+        query = sa.select(sa.func.count()).select_from(deliveries).where(*_matching(tenant, wanted))
+        with translate_db_errors():
+            async with self._reader.connect() as connection:
+                return int(await connection.scalar(query) or 0)
 
     async def integration_tallies(self, tenant: str, *, since: datetime) -> list[IntegrationTally]:
         """One ``GROUP BY`` over the tenant's deliveries changed since ``since``."""
@@ -388,6 +385,8 @@ class SqlTransaction:
             "updated_at": record.updated_at,
             "created_at": record.created_at,
             "triggered_at": record.triggered_at,
+            "item_id": record.item_id,
+            "replayed_by": record.replayed_by,
         }
         if exists:
             await self.connection.execute(
@@ -395,6 +394,27 @@ class SqlTransaction:
             )
         else:
             await self.connection.execute(deliveries.insert().values(delivery_id=record.delivery_id, **values))
+
+
+def _matching(tenant: str, wanted: DeliveryFilter) -> list[sa.ColumnElement[bool]]:
+    """The WHERE clauses of a delivery list: ``failed`` means final failures only, ``retrying`` those not ended."""
+    table = deliveries
+    clauses: list[sa.ColumnElement[bool]] = [table.c.tenant == tenant, table.c.status == wanted.status]
+    if wanted.status == "failed":
+        clauses.append(table.c.final == sa.true())
+    elif wanted.status == "retrying":
+        clauses.append(table.c.final == sa.false())
+    if wanted.integration_id is not None:
+        clauses.append(table.c.integration_id == wanted.integration_id)
+    if wanted.since is not None:
+        clauses.append(table.c.updated_at >= wanted.since)
+    if wanted.until is not None:
+        clauses.append(table.c.updated_at <= wanted.until)
+    if wanted.replayed is False:
+        clauses.append(table.c.replayed_by.is_(None))
+    elif wanted.replayed is True:
+        clauses.append(table.c.replayed_by.is_not(None))
+    return clauses
 
 
 async def _order_views(connection: AsyncConnection, tenant: str, ids: list[str]) -> list[OrderView]:
@@ -496,4 +516,6 @@ def _delivery(row: Row[Any]) -> DeliveryRecord:
         updated_at=row.updated_at,
         created_at=row.created_at,
         triggered_at=row.triggered_at,
+        item_id=row.item_id,
+        replayed_by=row.replayed_by,
     )

@@ -110,6 +110,10 @@ deliveries = sa.Table(
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("triggered_at", UtcDateTime, nullable=True),
+    # The order line it was made for (revision 0005; null before it, and for the raw recipe feed).
+    sa.Column("item_id", sa.String(ID), nullable=True),
+    # The trigger ID of the bulk replay that re-sent this final failure (revision 0005); null when not replayed.
+    sa.Column("replayed_by", sa.String(ID), nullable=True),
     sa.Index("ix_deliveries_tenant_order_id", "tenant", "order_id"),
     # The audit: a tenant's unfinished deliveries by last change.
     sa.Index("ix_deliveries_tenant_final_updated_at", "tenant", "final", "updated_at"),
