@@ -132,7 +132,10 @@ async def _start_stub(stub: AssociationStub) -> web.AppRunner:
         stub.console_queries.append((request.path, query))
         if query.get("after") == "unknown-cursor":
             return web.json_response({"error": "bad_request", "message": "after: not a cursor"}, status=400)
-        return web.json_response({"deliveries": stub.failed.get(query["tenant"], []), "next": None})
+        listed = stub.failed.get(query["tenant"], [])
+        # Counted only when asked, as the store does (the replay asks).
+        total = len(listed) if query.get("withTotal") == "true" else None
+        return web.json_response({"deliveries": listed, "next": None, "total": total})
 
     async def stats(request: web.Request) -> web.Response:
         query = dict(request.query)

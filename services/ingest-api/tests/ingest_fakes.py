@@ -129,6 +129,32 @@ class FakeAssociations:
             raise self.error
         return self.failed.model_dump_json().encode()
 
+    async def replay_selection(
+        self,
+        tenant: str,
+        *,
+        integration: str | None,
+        since: datetime,
+        until: datetime | None,
+        limit: int,
+        after: str | None,
+    ) -> DeliveriesPage:
+        self.delivery_calls.append(
+            {
+                "tenant": tenant,
+                "status": "failed",
+                "replayed": False,
+                "integration": integration,
+                "since": since,
+                "until": until,
+                "limit": limit,
+                "after": after,
+            }
+        )
+        if self.error is not None:
+            raise self.error
+        return self.failed
+
     async def integration_stats(self, tenant: str, *, since_s: int) -> IntegrationStats:
         self.stats_calls.append({"tenant": tenant, "since_s": since_s})
         if self.error is not None:

@@ -34,6 +34,7 @@ from relay_contracts.internal_api import (
     MAX_STATS_WINDOW_S,
     ORDER_LOOKUP_FIELDS,
     IntegrationStats,
+    ListedDelivery,
     OrderLookupField,
     OrdersPage,
 )
@@ -59,6 +60,8 @@ from relay_ingest_api.schemas import (
     OrderAssociation,
     OrderLifecycleEvent,
     Problem,
+    ReplayedDelivery,
+    ReplayRequest,
     Rfc3339,
     TriggerRequest,
     TriggerSummary,
@@ -924,6 +927,98 @@ def manual_recipe_trigger(
         integration_ids=integration_ids,
         occurred_at=now,
         accepted_at=now,
+    )
+
+
+# --- bulk replay ---------------------------------------------------------------------------------------------------
+
+
+def parse_replay(document: object, tenant: Tenant) -> ReplayRequest:
+    """The replay body (``ReplayRequest``): ``since`` required, ``until`` not before it, ``integrationId`` one of
+    the caller's tenant's integrations (refused like one nobody has otherwise)."""
+    if not isinstance(document, dict):
+        raise InvalidInputError(
+            "invalid_body", "the body must be a JSON object", [Problem(pointer="", message="must be an object")]
+        )
+    try:
+        request = ReplayRequest.model_validate(document)
+    except ValidationError as error:
+        problems = [Problem(pointer=pointer(*e["loc"]), message=e["msg"]) for e in error.errors(include_url=False)]
+        raise InvalidInputError("invalid_fields", f"{len(problems)} invalid field(s)", problems) from error
+    if request.until is not None and request.since > request.until:
+        raise InvalidInputError(
+            "invalid_fields",
+            "since is later than until",
+            [Problem(pointer="/since", message="must not be later than until")],
+        )
+    if request.integration_id is not None and tenant.integration(request.integration_id) is None:
+        raise InvalidInputError(
+            "invalid_fields",
+            "integrationId is not an integration of this tenant",
+            [Problem(pointer="/integrationId", message=_NOT_AN_INTEGRATION)],
+        )
+    return request
+
+
+def replay_trigger_id(delivery_id: str) -> str:
+    """The trigger that replays ``delivery_id``: the same for every replay of it, so a replay sent twice (a retried
+    request, two operators at once) is one trigger, one set of delivery IDs, one idempotency key downstream."""
+    return stable_id("replay", delivery_id)
+
+
+def replay_triggers(
+    tenant_id: str,
+    tenant: Tenant,
+    failures: Sequence[ListedDelivery],
+    *,
+    owns: Callable[[str], bool],
+    now: datetime,
+) -> tuple[list[IntegrationsTriggered], int]:
+    """One trigger per failure, to its integration only, for the very order line it was made for (the order alone
+    when the store does not know the line); failures whose integration is no longer configured and enabled are
+    skipped (counted). The recipe must be the tenant's: the store's rows are, and this keeps it so."""
+    triggers = []
+    skipped = 0
+    for failure in failures:
+        integration = tenant.integration(failure.integration)
+        if integration is None or not integration.enabled or not owns(failure.recipe_id):
+            skipped += 1
+            continue
+        order = (
+            OrderLine(
+                order_id=failure.order_id,
+                order_number=failure.order_number or failure.order_id,
+                item_id=failure.item_id,
+            )
+            if failure.order_id is not None
+            else None
+        )
+        triggers.append(
+            IntegrationsTriggered(
+                trigger_id=replay_trigger_id(failure.delivery_id),
+                tenant=tenant_id,
+                recipe_id=failure.recipe_id,
+                recipe_key=recipe_object_key(tenant_id, failure.recipe_id),
+                feed="order" if order is not None else "recipe",
+                reason="manual",
+                order=order,
+                integration_ids=(failure.integration,),
+                occurred_at=now,
+                accepted_at=now,
+                replay_of=failure.delivery_id,
+            )
+        )
+    return triggers, skipped
+
+
+def replayed_delivery(trigger: IntegrationsTriggered) -> ReplayedDelivery:
+    return ReplayedDelivery(
+        delivery_id=trigger.replay_of or "",
+        replay_trigger_id=trigger.trigger_id,
+        integration=trigger.integration_ids[0],
+        order_id=trigger.order.order_id if trigger.order else None,
+        order_number=trigger.order.order_number if trigger.order else None,
+        recipe_id=trigger.recipe_id,
     )
 
 

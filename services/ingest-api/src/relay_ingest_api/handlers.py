@@ -162,6 +162,14 @@ async def post_trigger(request: web.Request) -> web.Response:
     return json_response(accepted, 202)
 
 
+@routes.post("/api/v2/deliveries/replay")
+async def post_replay(request: web.Request) -> web.Response:
+    caller = authorize(request, "integrations:trigger")
+    document = await read_json(request)
+    replay = await service.replay_deliveries(ports(request), caller, document)
+    return json_response(replay, 200 if replay.dry_run else 202)
+
+
 @routes.get("/healthz")
 async def healthz(_request: web.Request) -> web.Response:
     return json_response(Health(status="ok"), 200)

@@ -46,6 +46,8 @@ from relay_ingest_api.schemas import (
     OrderLifecycleEvent,
     Readiness,
     RecipeCreated,
+    ReplayAccepted,
+    ReplayRequest,
     TriggerRequest,
     TriggersAccepted,
 )
@@ -92,6 +94,8 @@ def _model_schemas() -> dict[str, Any]:
         (AuditReport, "serialization"),
         (DeliveriesPage, "serialization"),
         (IntegrationsOverview, "serialization"),
+        (ReplayRequest, "validation"),
+        (ReplayAccepted, "serialization"),
     ]
     _, top = models_json_schema(models, ref_template=_REF)
     schemas: dict[str, Any] = top["$defs"]
@@ -471,6 +475,37 @@ def openapi_document(
                             "description": "The tenant's integrations, in configuration order.",
                             "content": _json_content("IntegrationsOverview"),
                         }
+                    },
+                    "400",
+                    "401",
+                    "403",
+                    "429",
+                    "502",
+                    "503",
+                ),
+            }
+        },
+        "/api/v2/deliveries/replay": {
+            "post": {
+                "operationId": "replayFailedDeliveries",
+                "summary": "Re-trigger one batch of the tenant's final delivery failures in a time window.",
+                "description": "Needs the integrations:trigger (or admin) permission; the tenant is the API key's. "
+                "Selects the deliveries that failed for good (each has a dead letter) whose last change is within "
+                "`since`..`until` (default now), optionally of one integration, newest first, leaving out those a "
+                "replay already re-sent: replaying twice sends once per delivery (each failure's replay trigger ID "
+                "is derived from its delivery ID). `dryRun` only counts them (200). Otherwise up to `limit` are "
+                "re-triggered, each to its own integration (202); `next`, passed back as `after`, gives the following "
+                "batch. Each batch costs its size in the tenant's fan-out budget (429 with Retry-After when spent, "
+                "nothing sent): pace batches so a recovering destination is not flooded (`relay replay --rate`).",
+                "security": _SECURED,
+                "requestBody": {"required": True, "content": _json_content("ReplayRequest")},
+                "responses": _responses(
+                    {
+                        "200": {"description": "Dry run: the count.", "content": _json_content("ReplayAccepted")},
+                        "202": {
+                            "description": "This batch is durably re-triggered.",
+                            "content": _json_content("ReplayAccepted"),
+                        },
                     },
                     "400",
                     "401",

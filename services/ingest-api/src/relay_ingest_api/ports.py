@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from relay_contracts.internal_api import DeliveryListStatus, IntegrationStats, OrderLookupField, OrdersPage
+from relay_contracts.internal_api import (
+    DeliveriesPage,
+    DeliveryListStatus,
+    IntegrationStats,
+    OrderLookupField,
+    OrdersPage,
+)
 from relay_contracts.messages import Message
 from relay_platform.objectstore import ObjectStore
 from relay_platform.tenants import KeyMatch, TenantsConfig
@@ -75,6 +81,19 @@ class AssociationStore(Protocol):
     ) -> bytes:
         """One page of the tenant's deliveries in ``status``, newest change first: the store's ``DeliveriesPage``
         JSON, checked, unchanged."""
+
+    async def replay_selection(
+        self,
+        tenant: str,
+        *,
+        integration: str | None,
+        since: datetime,
+        until: datetime | None,
+        limit: int,
+        after: str | None,
+    ) -> DeliveriesPage:
+        """One page of the tenant's final failures within ``since``..``until`` not replayed yet, newest change first,
+        with ``total`` (how many match in all)."""
 
     async def integration_stats(self, tenant: str, *, since_s: int) -> IntegrationStats:
         """The tenant's deliveries per integration, by status, changed within the last ``since_s`` seconds."""

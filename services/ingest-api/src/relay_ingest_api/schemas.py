@@ -16,6 +16,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     StrictStr,
 )
@@ -169,6 +170,48 @@ class TriggerSummary(ApiModel):
 class TriggersAccepted(ApiModel):
     triggered: int = Field(ge=0, description="Triggers durably published to integrations.triggered.v1.")
     triggers: list[TriggerSummary]
+
+
+class ReplayRequest(ApiModel):
+    """A bulk replay: re-trigger the tenant's final failures in a window, a batch at a time."""
+
+    # An operator's command: a misspelt field is an error, not silently ignored.
+    model_config = ConfigDict(extra="forbid")
+
+    since: Rfc3339 = Field(description="Failures whose last change is at or after this instant.")
+    until: Rfc3339 | None = Field(default=None, description="...and at or before this one (default: now).")
+    integration_id: Id | None = Field(
+        default=None, description="Only this integration (one of the caller's tenant's); default: all."
+    )
+    status: Literal["failed"] = Field(
+        default="failed", description="What to replay: deliveries that failed for good (each has a dead letter)."
+    )
+    # Strict: "yes" or 1 is a mistake to name, not a switch to guess.
+    dry_run: StrictBool = Field(default=False, description="Only count what would be replayed; nothing is sent.")
+    limit: Annotated[StrictInt, Field(ge=1, le=100)] = Field(default=25, description="At most this many per call.")
+    after: Annotated[StrictStr, Field(min_length=1, max_length=512)] | None = Field(
+        default=None, description="The previous answer's `next`: the following batch."
+    )
+
+
+class ReplayedDelivery(ApiModel):
+    delivery_id: str = Field(description="The failed delivery that was re-triggered.")
+    replay_trigger_id: str = Field(description="The trigger that re-sends it (the same for every replay of it).")
+    integration: str
+    order_id: str | None = None
+    order_number: str | None = None
+    recipe_id: str
+
+
+class ReplayAccepted(ApiModel):
+    dry_run: bool
+    matched: int = Field(ge=0, description="Failures in the window not replayed yet (before this batch).")
+    replayed: int = Field(ge=0, description="Re-triggered by this call (durably published).")
+    skipped: int = Field(
+        default=0, ge=0, description="Left out of this batch: their integration is no longer configured or enabled."
+    )
+    deliveries: list[ReplayedDelivery]
+    next: str | None = Field(description="Pass back as `after` for the next batch; null when this was the last.")
 
 
 class DeliveryCounts(ApiModel):

@@ -27,7 +27,7 @@ from relay_ingest_api.domain import (
     UnauthorizedError,
 )
 from relay_ingest_api.ports import Outgoing, Ports, RenderedPdf, RenderKey, StoreRefusedQueryError
-from relay_ingest_api.schemas import Accepted, IntegrationsOverview, RecipeCreated, TriggersAccepted
+from relay_ingest_api.schemas import Accepted, IntegrationsOverview, RecipeCreated, ReplayAccepted, TriggersAccepted
 from relay_platform.errors import TransientError
 from relay_platform.objectstore import ObjectNotFoundError
 from relay_platform.tenants import KeyMatch, Permission, Tenant, TenantsConfig
@@ -322,6 +322,62 @@ async def trigger_integrations(
     await ports.publisher.publish([Outgoing(INTEGRATIONS_TRIGGERED, t, t.recipe_id.encode()) for t in triggers])
     logger.info("manual trigger by %s/%s: %d trigger(s) published", caller.tenant_id, caller.key.name, len(triggers))
     return TriggersAccepted(triggered=len(triggers), triggers=[domain.trigger_summary(t) for t in triggers])
+
+
+async def replay_deliveries(ports: Ports, caller: KeyMatch, document: object) -> ReplayAccepted:
+    """``POST /api/v2/deliveries/replay``: re-trigger one batch of the tenant's final failures in a window (after
+    an outage), each to its own integration once; or, with ``dryRun``, only count them.
+
+    The selection leaves out what a replay already re-sent (the association store marks a failure when it reads
+    its replay's trigger), and a failure's replay trigger ID is derived from its delivery ID: replaying twice sends
+    once per delivery. The batch is charged to the tenant's fan-out budget (429, nothing sent), then published;
+    ``next`` continues after it. How fast batches follow each other is the caller's choice (``relay replay
+    --rate``); the budget is the ceiling.
+    """
+    request = domain.parse_replay(document, caller.tenant)
+    until = request.until or datetime.now(UTC)
+    try:
+        page = await ports.associations.replay_selection(
+            caller.tenant_id,
+            integration=request.integration_id,
+            since=request.since,
+            until=until,
+            limit=request.limit,
+            after=request.after,
+        )
+    except StoreRefusedQueryError as error:
+        if request.after is None:
+            raise
+        raise domain.cursor_refused() from error
+    matched = page.total or 0
+    if request.dry_run:
+        return ReplayAccepted(dry_run=True, matched=matched, replayed=0, deliveries=[], next=None)
+    triggers, skipped = domain.replay_triggers(
+        caller.tenant_id,
+        caller.tenant,
+        page.deliveries,
+        owns=lambda recipe_id: ports.tenants.owns_recipe(caller.tenant_id, recipe_id),
+        now=datetime.now(UTC),
+    )
+    if triggers:
+        ports.fan_out.check(caller.tenant_id, len(triggers))
+        await ports.publisher.publish([Outgoing(INTEGRATIONS_TRIGGERED, t, t.recipe_id.encode()) for t in triggers])
+    logger.info(
+        "replay by %s/%s: %d failure(s) re-triggered, %d skipped, %d matched",
+        caller.tenant_id,
+        caller.key.name,
+        len(triggers),
+        skipped,
+        matched,
+    )
+    return ReplayAccepted(
+        dry_run=False,
+        matched=matched,
+        replayed=len(triggers),
+        skipped=skipped,
+        deliveries=[domain.replayed_delivery(trigger) for trigger in triggers],
+        next=page.next,
+    )
 
 
 async def _raw_feed_trigger(

@@ -91,8 +91,10 @@ class IngestInThread(threading.Thread):
         async def no_recent_orders(_: web.Request) -> web.Response:
             return web.json_response({"orders": [], "next": None})
 
-        async def no_deliveries(_: web.Request) -> web.Response:
-            return web.json_response({"deliveries": [], "next": None})
+        async def no_deliveries(request: web.Request) -> web.Response:
+            # Counted only when asked, as the store does (the replay asks).
+            total = 0 if request.query.get("withTotal") == "true" else None
+            return web.json_response({"deliveries": [], "next": None, "total": total})
 
         async def some_counts(request: web.Request) -> web.Response:
             counts = [{"integration": "fuzz-hook", "succeeded": 1, "lastSuccessAt": "2026-01-01T00:00:00.000Z"}]

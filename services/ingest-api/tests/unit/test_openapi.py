@@ -44,7 +44,8 @@ def test_schemathesis_loads_every_operation() -> None:
     assert ("GET", "/api/v2/orders/recent") in operations
     assert ("GET", "/api/v2/deliveries/failed") in operations
     assert ("GET", "/api/v2/integrations") in operations
-    assert len(operations) == 15
+    assert ("POST", "/api/v2/deliveries/replay") in operations
+    assert len(operations) == 16
 
 
 def test_security_schemes_are_apikey_query_and_bearer() -> None:

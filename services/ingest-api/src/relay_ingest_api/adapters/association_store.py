@@ -161,6 +161,37 @@ class AssociationStoreClient:
             raise UpstreamError("association store answered an unreadable delivery list") from error
         return body
 
+    async def replay_selection(
+        self,
+        tenant: str,
+        *,
+        integration: str | None,
+        since: datetime,
+        until: datetime | None,
+        limit: int,
+        after: str | None,
+    ) -> DeliveriesPage:
+        """One page of the tenant's final failures in the window that no replay re-sent yet, newest change first,
+        with how many match in all; parsed."""
+        params = {
+            "tenant": tenant,
+            "status": "failed",
+            "replayed": "false",
+            "withTotal": "true",
+            "since": _instant(since),
+            "limit": str(limit),
+        }
+        optional = {"integration": integration, "until": None if until is None else _instant(until), "after": after}
+        params.update({name: value for name, value in optional.items() if value is not None})
+        body = await self._get(DELIVERIES_PATH, params)
+        try:
+            page = DeliveriesPage.model_validate_json(body)
+        except ValidationError as error:
+            raise UpstreamError("association store answered an unreadable delivery list") from error
+        if page.total is None:
+            raise UpstreamError("association store did not count the replay's selection")
+        return page
+
     async def integration_stats(self, tenant: str, *, since_s: int) -> IntegrationStats:
         """The tenant's deliveries per integration by status, changed within ``since_s`` seconds, parsed."""
         body = await self._get(INTEGRATION_STATS_PATH, {"tenant": tenant, "sinceS": str(since_s)})

@@ -17,11 +17,13 @@ export function clearKey() {
 
 /** A refused call: the HTTP status and the API's error body (`{error, message, problems}`) when it had one. */
 export class ApiError extends Error {
-  constructor(status, code, message, problems) {
+  constructor(status, code, message, problems, retryAfter = null) {
     super(message || `HTTP ${status}`);
     this.status = status;
     this.code = code || "";
     this.problems = Array.isArray(problems) ? problems : [];
+    // Seconds from a 429/503's Retry-After (null without one, or for an HTTP date): when to try the same call again.
+    this.retryAfter = retryAfter;
   }
 
   /** The error as plain text for an operator: the API's own words, verbatim. */
@@ -58,11 +60,13 @@ async function errorOf(response) {
   const nested = error.error && typeof error.error === "object" ? error.error : null;
   const source = nested || error;
   const code = nested ? nested.code : error.error;
+  const retryAfter = Number.parseFloat(response.headers.get("Retry-After") ?? "");
   return new ApiError(
     response.status,
     typeof code === "string" ? code : "",
     typeof source.message === "string" ? source.message : response.statusText,
     source.problems,
+    Number.isFinite(retryAfter) && retryAfter >= 0 ? retryAfter : null,
   );
 }
 

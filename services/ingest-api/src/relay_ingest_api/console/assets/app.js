@@ -660,6 +660,8 @@ async function integrationsView(view, root) {
 function deadLettersView(view, root) {
   const heading = h("h1", { tabindex: "-1" }, "Dead letters");
   root.append(heading, h("p", { class: "muted" }, "Deliveries that failed after their last retry. Trigger one again once its destination is fixed."));
+  // The list is defined below; the replay panel refreshes it when a replay ends.
+  root.append(replayPanel(view, () => reload()));
   heading.focus();
   const line = h("p", { class: "summary-line" }, "Loading…");
   const body = h("tbody");
@@ -719,8 +721,279 @@ function deadLettersView(view, root) {
       more.disabled = false;
     }
   }
+  function reload() {
+    if (!view.live) return;
+    clear(body);
+    shown = 0;
+    next = null;
+    line.textContent = "Loading…";
+    load(undefined);
+  }
   more.addEventListener("click", () => load(next));
   load(undefined);
+}
+
+// --- bulk replay (Dead letters) ----------------------------------------------------------------------------------
+
+const REPLAY_PATH = "/api/v2/deliveries/replay";
+const REPLAY_BATCH = 25;
+const REPLAY_RATE = 5; // deliveries a second at most: a destination that just recovered is not flooded
+const REPLAY_RETRIES = 5; // consecutive 429/503 answers for one batch before giving up
+const REPLAY_MAX_WAIT_S = 300;
+
+/** Stopped by the operator while waiting to retry a batch: the batch was not sent. */
+class ReplayStopped extends Error {}
+
+/** `YYYY-MM-DDTHH:MM` in the browser's time zone, as a datetime-local input shows it. */
+function localInputValue(date) {
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
+}
+
+/** A datetime-local value (the browser's time zone) as an RFC 3339 UTC instant; null when empty or unreadable. */
+function instantOf(value) {
+  if (!value) return null;
+  const moment = new Date(value);
+  return Number.isNaN(moment.getTime()) ? null : moment.toISOString();
+}
+
+const plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
+
+/** "Replay failed deliveries": count (dry run), confirm in the page, then paced batches with progress and Stop. */
+function replayPanel(view, refreshList) {
+  const integration = h("select", { id: "replay-integration", name: "integration" }, h("option", { value: "" }, "All integrations"));
+  const since = h("input", { id: "replay-since", name: "since", type: "datetime-local", required: true });
+  since.value = localInputValue(new Date(Date.now() - 24 * 3600 * 1000));
+  const until = h("input", { id: "replay-until", name: "until", type: "datetime-local" });
+  const countButton = h("button", { type: "submit", "data-action": "replay-count" }, "Count");
+  const form = h(
+    "form",
+    { class: "replay-form", "aria-label": "Which failed deliveries to replay" },
+    h("div", { class: "field" }, h("label", { for: "replay-integration" }, "Integration"), integration),
+    h("div", { class: "field" }, h("label", { for: "replay-since" }, "Failed since"), since),
+    h("div", { class: "field" }, h("label", { for: "replay-until" }, "until (optional)"), until),
+    countButton,
+  );
+  const replayButton = h("button", { type: "button", class: "primary", "data-action": "replay-start", hidden: true });
+  const confirmText = h("span", {});
+  const confirmButton = h("button", { type: "button", class: "primary", "data-action": "replay-confirm" }, "Yes, replay");
+  const cancelButton = h("button", { type: "button", "data-action": "replay-cancel" }, "Cancel");
+  const confirmRow = h("div", { class: "actions replay-confirm", role: "group", "aria-label": "Confirm the replay", hidden: true }, confirmText, confirmButton, cancelButton);
+  const stopButton = h("button", { type: "button", "data-action": "replay-stop", hidden: true }, "Stop");
+  const progress = h("progress", { id: "replay-progress", max: "1", value: "0", hidden: true, "aria-label": "Replay progress" });
+  const status = h("p", { id: "replay-status", class: "status-text", role: "status", "aria-live": "polite" });
+  const panel = h(
+    "section",
+    { class: "panel replay", "aria-labelledby": "replay-heading" },
+    h("h2", { id: "replay-heading" }, "Replay failed deliveries"),
+    h("p", { class: "muted" }, `Triggers again, once each, the deliveries that failed for good in the window and were not replayed yet: at most ${REPLAY_RATE} a second, so a destination that just recovered is not flooded.`),
+    form,
+    h("div", { class: "actions" }, replayButton, stopButton),
+    confirmRow,
+    progress,
+    status,
+  );
+
+  let counted = null; // {selection, matched, what, window} of the last count, while the form is unchanged
+  let running = false;
+  let stopAsked = false;
+  let wake = null; // ends the current pause early (Stop, or the view closing)
+  view.onClose(() => wake && wake());
+
+  const say = (text, kind = "") => {
+    status.className = `status-text${kind ? ` ${kind}` : ""}`;
+    status.textContent = text;
+  };
+
+  function forget() {
+    counted = null;
+    replayButton.hidden = true;
+    confirmRow.hidden = true;
+  }
+
+  function selection() {
+    const start = instantOf(since.value);
+    if (!start) return { problem: "Enter when the failures started (Failed since)." };
+    const end = until.value ? instantOf(until.value) : null;
+    if (until.value && !end) return { problem: "The until time is not a date and time." };
+    if (end && end < start) return { problem: "The until time is before Failed since." };
+    const body = { since: start, status: "failed" };
+    if (end) body.until = end;
+    if (integration.value) body.integrationId = integration.value;
+    return { body, what: integration.value || "all integrations", window: `${start} to ${end || "now"}` };
+  }
+
+  function pause(ms) {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        wake = null;
+        resolve();
+      }
+      wake = done;
+    });
+  }
+
+  /** One batch, sent again after a 429/503's Retry-After (the same body: replaying is idempotent on the server). */
+  async function batch(body, onWait) {
+    for (let retry = 0; ; retry += 1) {
+      try {
+        return await postJson(REPLAY_PATH, body, { signal: view.signal });
+      } catch (error) {
+        const again = error instanceof ApiError && (error.status === 429 || error.status === 503);
+        if (!again || retry >= REPLAY_RETRIES) throw error;
+        const seconds = error.retryAfter ?? Math.min(2 * 2 ** retry, 60);
+        if (seconds > REPLAY_MAX_WAIT_S) throw error;
+        onWait(seconds, error.status, retry + 1);
+        await pause(seconds * 1000);
+        if (stopAsked || !view.live) throw new ReplayStopped();
+      }
+    }
+  }
+
+  async function count(event) {
+    event.preventDefault();
+    if (running) return;
+    forget();
+    const chosen = selection();
+    if (chosen.problem) {
+      say(chosen.problem, "error");
+      return;
+    }
+    countButton.disabled = true;
+    say("Counting…");
+    try {
+      const answer = await postJson(REPLAY_PATH, { ...chosen.body, dryRun: true, limit: 1 }, { signal: view.signal });
+      const matched = Number(answer.matched) || 0;
+      const text = `${plural(matched, "delivery", "deliveries")} would be replayed (${chosen.what}, ${chosen.window}).`;
+      say(text);
+      announce(text);
+      if (matched > 0) {
+        counted = { ...chosen, matched };
+        replayButton.textContent = `Replay ${plural(matched, "delivery", "deliveries")}`;
+        replayButton.hidden = false;
+        replayButton.focus();
+      }
+    } catch (error) {
+      if (isQuiet(error)) return;
+      say(describe(error), "error");
+    } finally {
+      countButton.disabled = false;
+    }
+  }
+
+  function askToConfirm() {
+    if (!counted || running) return;
+    confirmText.textContent = `Replay ${plural(counted.matched, "delivery", "deliveries")} of ${counted.what} (${counted.window})?`;
+    confirmRow.hidden = false;
+    replayButton.hidden = true;
+    confirmButton.focus();
+  }
+
+  async function run() {
+    if (!counted || running) return;
+    const chosen = counted;
+    forget();
+    running = true;
+    stopAsked = false;
+    for (const control of form.elements) control.disabled = true;
+    stopButton.hidden = false;
+    stopButton.disabled = false;
+    stopButton.textContent = "Stop";
+    stopButton.focus();
+    progress.max = chosen.matched;
+    progress.value = 0;
+    progress.hidden = false;
+    const perIntegration = new Map();
+    let replayed = 0;
+    let skipped = 0; // integration no longer configured or enabled: the API leaves these out
+    let after = null;
+    let failed = null;
+    say(`Replaying 0 of ${chosen.matched}…`);
+    try {
+      for (;;) {
+        const started = performance.now();
+        const body = { ...chosen.body, dryRun: false, limit: REPLAY_BATCH };
+        if (after) body.after = after;
+        const answer = await batch(body, (seconds, code, retry) =>
+          say(`Replayed ${replayed} so far; HTTP ${code}: waiting ${seconds} s before sending the batch again (retry ${retry} of ${REPLAY_RETRIES})…`),
+        );
+        const count = Number(answer.replayed) || 0;
+        const left = Number(answer.skipped) || 0;
+        for (const d of Array.isArray(answer.deliveries) ? answer.deliveries : []) {
+          const name = String(d.integration ?? "?");
+          perIntegration.set(name, (perIntegration.get(name) || 0) + 1);
+        }
+        // `matched` counts what matched before this batch: failures that arrive meanwhile make the total grow.
+        progress.max = Math.max(replayed + skipped + (Number(answer.matched) || 0), replayed + skipped + count + left, 1);
+        replayed += count;
+        skipped += left;
+        progress.value = replayed + skipped;
+        say(`Replaying ${replayed + skipped} of ${progress.max}…`);
+        if (!answer.next || answer.next === after) break;
+        after = answer.next;
+        if (stopAsked || !view.live) break;
+        await pause(Math.max(0, (count / REPLAY_RATE) * 1000 - (performance.now() - started)));
+        if (stopAsked || !view.live) break;
+      }
+    } catch (error) {
+      if (!(error instanceof ReplayStopped)) failed = error;
+    } finally {
+      running = false;
+      wake = null;
+      for (const control of form.elements) control.disabled = false;
+      stopButton.hidden = true;
+    }
+    if (!view.live || isQuiet(failed)) return;
+    const parts = [...perIntegration].sort((a, b) => b[1] - a[1]).map(([name, n]) => `${name}: ${n}`);
+    const summary =
+      `Replayed ${plural(replayed, "delivery", "deliveries")}${parts.length ? ` (${parts.join(", ")})` : ""}.` +
+      (skipped ? ` ${skipped} skipped: their integration is no longer configured or enabled.` : "");
+    if (failed) {
+      say(`${describe(failed)}\n${summary} Count again to replay the rest: replayed deliveries are not sent twice.`, "error");
+      announce("The replay stopped on an error.");
+    } else if (stopAsked) {
+      say(`Stopped. ${summary} Count again to replay the rest.`);
+      announce(`Replay stopped after ${plural(replayed, "delivery", "deliveries")}.`);
+    } else {
+      say(`Done. ${summary}`);
+      announce(`Replay done: ${plural(replayed, "delivery", "deliveries")}.`);
+    }
+    countButton.focus();
+    refreshList();
+  }
+
+  form.addEventListener("submit", count);
+  // A count is for the window it was made with: changing the form asks for a new one.
+  form.addEventListener("input", forget);
+  form.addEventListener("change", forget);
+  replayButton.addEventListener("click", askToConfirm);
+  confirmButton.addEventListener("click", run);
+  cancelButton.addEventListener("click", () => {
+    confirmRow.hidden = true;
+    replayButton.hidden = !counted;
+    if (counted) replayButton.focus();
+  });
+  stopButton.addEventListener("click", () => {
+    stopAsked = true;
+    stopButton.disabled = true;
+    stopButton.textContent = "Stopping after this batch…";
+    if (wake) wake();
+  });
+
+  (async () => {
+    try {
+      const answer = await getJson("/api/v2/integrations", { signal: view.signal });
+      const ids = (Array.isArray(answer.integrations) ? answer.integrations : []).map((i) => String(i.id ?? "")).filter(Boolean);
+      integration.append(...ids.map((id) => h("option", { value: id }, id)));
+    } catch (error) {
+      // Without the list only "All integrations" is offered; the replay itself still works.
+      if (!isQuiet(error)) integration.title = `Integrations could not be listed: ${describe(error)}`;
+    }
+  })();
+
+  return panel;
 }
 
 // --- start -----------------------------------------------------------------------------------------------------
