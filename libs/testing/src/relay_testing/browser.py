@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from unittest import mock
 
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -61,7 +61,11 @@ class Browser:
     def wait(self, condition: Callable[[WebDriver], T | None], *, within: float = 15.0, what: str) -> T:
         """Poll ``condition`` until it returns something truthy (returned); fail naming ``what`` after ``within`` s."""
         try:
-            result = WebDriverWait(self.driver, within, poll_frequency=0.1).until(condition)
+            # A re-render between finding an element and reading it (the console replaces a card when its order is
+            # polled) is "not yet", not a failure: the next poll finds the new element.
+            result = WebDriverWait(
+                self.driver, within, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,)
+            ).until(condition)
         except TimeoutException:
             raise AssertionError(f"not within {within:g}s: {what}") from None
         assert result is not None  # until() returns only a truthy value
