@@ -29,11 +29,14 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select
+from typer.testing import CliRunner, Result
 
 from relay_cli import demo
 from relay_cli.dev import DevStack, discover_services
+from relay_cli.main import app as relay_cli
 from relay_devservers.kafka import TansuBroker
 from relay_devservers.processes import free_port
+from relay_devservers.webhooks import Reply, WebhookReceiver
 from relay_testing.browser import Browser, LoopThread, chromium, missing_chromium
 
 pytestmark = [
@@ -52,6 +55,9 @@ ORDER_ID = f"console-order-{RUN}"
 ORDER_NUMBER = f"C-{RUN}"
 # Markup, a right-to-left override and a zero-width space: all allowed in an order ID, all must stay text.
 HOSTILE_ID = f"<img src=x onerror=window.__pwned=1>\u202e{RUN}\u200b"
+# The demo Zapier hook: one attempt allowed in this module's tenant file, so a 500 is a final failure at once.
+HOOK_PATH = "/hooks/catch/demo"
+REPLAY_ORDER_IDS = (f"replay-order-{RUN}-1", f"replay-order-{RUN}-2")
 _UNINHERITED = ("KAFKA_BOOTSTRAP_SERVERS", "RELAY_TENANTS_FILE", "OBJECT_STORE_URL", "ASSOCIATION_STORE_API_TOKEN")
 T = TypeVar("T")
 
@@ -73,12 +79,22 @@ class QuietStack(DevStack):
             "ASSOCIATION_STORE_HTTP_PORT": str(port),
         }
 
+    @property
+    def hooks(self) -> WebhookReceiver:
+        """The demo Zapier hook receiver (scripted by the replay test)."""
+        assert self._demo is not None
+        assert self._demo.hooks is not None
+        return self._demo.hooks
+
 
 def _tenants_file(var: Path, ports: Mapping[str, int]) -> Path:
-    """``config/dev.yaml`` with the demo servers on ``ports`` and one more, read-only, key."""
+    """``config/dev.yaml`` with the demo servers on ``ports``, one more, read-only, key, and the Zapier hook allowed
+    one attempt (a failure there is final at once: the replay test's dead letters)."""
     text = (ROOT / "config" / "dev.yaml").read_text()
     key_hash = hashlib.sha256(READ_ONLY_KEY.encode()).hexdigest()
+    hook = f"        hook-url: http://127.0.0.1:{demo.DEMO_PORTS['hooks']}{HOOK_PATH}\n"
     moves = {
+        hook: hook + "        retry: {max-attempts: 1}\n",
         f"port: {demo.DEMO_PORTS['sftp']}": f"port: {ports['sftp']}",
         f"http://127.0.0.1:{demo.DEMO_PORTS['s3']}": f"http://127.0.0.1:{ports['s3']}",
         f"http://127.0.0.1:{demo.DEMO_PORTS['hooks']}": f"http://127.0.0.1:{ports['hooks']}",
@@ -406,3 +422,77 @@ def test_sign_out_clears_the_key(page: Page) -> None:
     page.visible("#api-key")
     assert page.driver.execute_script("return sessionStorage.length") == 0
     assert page.driver.find_element(By.ID, "view").text == ""
+
+
+# --- bulk replay against the real suite: the console, then the CLI ---------------------------------------------
+
+
+def _replay_cli(suite: Suite, *args: str) -> Result:
+    env = {"RELAY_API_URL": suite.api, "RELAY_API_KEY": KEY}
+    return CliRunner().invoke(relay_cli, ["replay", "--integration", "demo-zapier", "--since", "1h", *args], env=env)
+
+
+def test_a_destination_down_is_replayed_once_from_the_console_and_the_cli_then_finds_nothing(page: Page) -> None:
+    suite, hooks = page.suite, page.suite.stack.hooks
+    # The hook is down for these orders' first (and only allowed) attempt: each ends as a final failure.
+    hooks.script(HOOK_PATH, *(Reply(500, body='{"status": "error"}') for _ in REPLAY_ORDER_IDS))
+    lines = [
+        {"recipeId": RECIPE_ID, "orderNumber": f"R-{n}-{RUN}", "orderId": order_id, "itemId": "1", "itemQuantity": 1}
+        for n, order_id in enumerate(REPLAY_ORDER_IDS)
+    ]
+    status, body = suite.request("POST", "/api/v2/recipe/order", lines)
+    assert status == 202, body
+
+    def failed() -> list[str] | None:
+        query = urllib.parse.urlencode({"integrationId": "demo-zapier", "limit": 100})
+        status, listed = suite.request("GET", f"/api/v2/deliveries/failed?{query}")
+        assert status == 200, listed
+        ids = sorted(d["orderId"] for d in listed["deliveries"] if d["orderId"] in REPLAY_ORDER_IDS)
+        return ids if len(ids) == len(REPLAY_ORDER_IDS) else None
+
+    _until(failed, within=90, what="both Zapier deliveries failed for good")
+    before = len(hooks.requests_to(HOOK_PATH))
+
+    # The operator: Dead letters, count the demo-zapier failures, replay them, see it done.
+    page.sign_in()
+    page.visible("#search-value")
+    page.driver.find_element(By.LINK_TEXT, "Dead letters").click()
+    page.browser.wait(
+        lambda d: any(
+            o.get_attribute("value") == "demo-zapier"
+            for o in d.find_elements(By.CSS_SELECTOR, "#replay-integration option")
+        ),
+        what="the tenant's integrations in the replay form",
+    )
+    Select(page.driver.find_element(By.ID, "replay-integration")).select_by_value("demo-zapier")
+    page.driver.find_element(By.CSS_SELECTOR, "button[data-action=replay-count]").click()
+    page.text_in("#replay-status", "2 deliveries would be replayed (demo-zapier")
+    page.visible("button[data-action=replay-start]").click()
+    page.visible("button[data-action=replay-confirm]").click()
+    page.text_in("#replay-status", "Done. Replayed 2 deliveries (demo-zapier: 2).", within=30)
+
+    # The hook answers 200 now: each order reaches it once more, and the lookup shows the replay's success.
+    def resent() -> list[str] | None:
+        texts = [r.body.decode(errors="replace") for r in hooks.requests_to(HOOK_PATH)[before:]]
+        return texts if all(any(o in t for t in texts) for o in REPLAY_ORDER_IDS) else None
+
+    _until(resent, within=60, what="the two replays reached the hook")
+    for order_id in REPLAY_ORDER_IDS:
+
+        def replay_succeeded(order_id: str = order_id) -> bool:
+            order = suite.order(order_id)
+            zapier = [d for d in (order or {}).get("deliveries", []) if d["integration"] == "demo-zapier"]
+            return sorted(d["status"] for d in zapier) == ["failed", "succeeded"]
+
+        _until(replay_succeeded, within=30, what=f"{order_id}: the failure and the replay's success in the lookup")
+    sent = len(hooks.requests_to(HOOK_PATH))
+    assert sent == before + 2
+
+    # Replaying again, from the CLI, finds nothing left and sends nothing: once per delivery.
+    counted = _replay_cli(suite, "--dry-run")
+    assert counted.exit_code == 0, counted.output
+    assert "0 deliveries of demo-zapier failed for good" in counted.output
+    again = _replay_cli(suite, "--yes")
+    assert again.exit_code == 0, again.output
+    assert "Nothing to replay." in again.output
+    assert len(hooks.requests_to(HOOK_PATH)) == sent, "replaying twice sends once per delivery"

@@ -17,6 +17,7 @@ import pytest
 from aiohttp import web
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.select import Select
 
 from relay_ingest_api.console import add_console_routes
 from relay_testing.browser import Browser, LoopThread, chromium, missing_chromium
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.skipif(missing_chromium() is not None, reason=str(missi
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "var" / "test-artifacts" / "console"
 KEY = "stand-in-key"
+REPLAY_STAND_IN_BATCH = 3
 
 
 def _order(number: int, *, attempts: int = 3, status: str = "failed") -> dict[str, Any]:
@@ -67,6 +69,13 @@ class StandInApi:
 
     triggers: list[dict[str, Any]] = field(default_factory=list)
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Bulk replay: the final failures it may select (listed under Dead letters until replayed), every body it got,
+    # answers to give the next real calls before anything else, and how often Dead letters was read.
+    replay_pool: list[dict[str, Any]] = field(default_factory=list)
+    replayed: list[str] = field(default_factory=list)
+    replay_bodies: list[dict[str, Any]] = field(default_factory=list)
+    replay_refusals: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    failed_reads: int = 0
 
     def __post_init__(self) -> None:
         for number in (1, 2, 3):
@@ -88,6 +97,7 @@ class StandInApi:
         app.router.add_post("/api/v2/integrations/trigger", self.trigger)
         app.router.add_get("/api/v2/integrations", self.integrations)
         app.router.add_get("/api/v2/deliveries/failed", self.failed)
+        app.router.add_post("/api/v2/deliveries/replay", self.replay)
         return app
 
     async def recent(self, request: web.Request) -> web.Response:
@@ -158,7 +168,57 @@ class StandInApi:
             }
         )
 
+    def replay_matching(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        return [
+            d
+            for d in self.replay_pool
+            if d["deliveryId"] not in self.replayed and body.get("integrationId") in (None, d["integration"])
+        ]
+
+    async def replay(self, request: web.Request) -> web.Response:
+        """The replay contract, small: at most ``REPLAY_STAND_IN_BATCH`` a batch (``limit`` is an upper bound), so
+        a few deliveries make several batches."""
+        body = await request.json()
+        self.replay_bodies.append(body)
+        since = body.get("since")
+        if not isinstance(since, str) or not since.endswith("Z") or ("until" in body and body["until"] < since):
+            problem = {"pointer": "/since", "message": "must be an RFC 3339 instant before until"}
+            return web.json_response(
+                {"error": "invalid_fields", "message": "1 invalid field(s)", "problems": [problem]}, status=400
+            )
+        matching = self.replay_matching(body)
+        if body.get("dryRun"):
+            return web.json_response(
+                {"dryRun": True, "matched": len(matching), "replayed": 0, "deliveries": [], "next": None}
+            )
+        if self.replay_refusals:
+            status, headers = self.replay_refusals.pop(0)
+            refusal = {"error": "too_many_requests", "message": "the tenant's trigger budget is spent"}
+            return web.json_response(refusal, status=status, headers=headers)
+        batch = matching[: min(int(body.get("limit", 25)), REPLAY_STAND_IN_BATCH)]
+        self.replayed.extend(d["deliveryId"] for d in batch)
+        more = len(matching) > len(batch)
+        answer = {
+            "dryRun": False,
+            "matched": len(matching),
+            "replayed": len(batch),
+            "deliveries": [
+                {
+                    "deliveryId": d["deliveryId"],
+                    "replayTriggerId": f"replay-{d['deliveryId']}",
+                    "integration": d["integration"],
+                    "orderId": d["orderId"],
+                    "orderNumber": d["orderNumber"],
+                    "recipeId": d["recipeId"],
+                }
+                for d in batch
+            ],
+            "next": f"after-{batch[-1]['deliveryId']}" if more else None,
+        }
+        return web.json_response(answer, status=202)
+
     async def failed(self, _request: web.Request) -> web.Response:
+        self.failed_reads += 1
         row = {
             "type": "sftp",
             "integration": "demo-sftp",
@@ -172,6 +232,11 @@ class StandInApi:
                 "deliveries": [
                     {**row, "deliveryId": "d1", "orderId": "order-1", "orderNumber": "1001"},
                     {**row, "deliveryId": "d2", "orderId": None, "orderNumber": None},
+                    *(
+                        {**row, **d, "type": d["integration"].removeprefix("demo-")}
+                        for d in self.replay_pool
+                        if d["deliveryId"] not in self.replayed
+                    ),
                 ],
                 "next": None,
             }
@@ -292,3 +357,115 @@ def test_the_console_loads_nothing_from_elsewhere(signed_in: Served) -> None:
     )
     assert entries, "the page loaded its modules"
     assert all(json.dumps(name).startswith(json.dumps(signed_in.url)[:-1]) for name in entries), entries
+
+
+@pytest.fixture
+def replay_pool(signed_in: Served) -> Iterator[Served]:
+    """Six final failures of demo-sftp and one of demo-s3 to replay; emptied afterwards (the API is shared)."""
+    api = signed_in.api
+    api.replay_pool = [
+        {
+            "deliveryId": f"r{n}",
+            "integration": "demo-sftp" if n <= 6 else "demo-s3",
+            "orderId": f"order-r{n}",
+            "orderNumber": f"20{n:02d}",
+            "recipeId": "999-StandIn",
+        }
+        for n in range(1, 8)
+    ]
+    api.replayed.clear()
+    api.replay_bodies.clear()
+    api.replay_refusals.clear()
+    try:
+        yield signed_in
+    finally:
+        api.replay_pool = []
+        api.replay_refusals.clear()
+
+
+def _open_replay(served: Served) -> None:
+    browser = served.browser
+    browser.driver.find_element(By.LINK_TEXT, "Dead letters").click()
+    browser.text_in(".summary-line", "9 failed deliveries")
+    browser.wait(
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, "#replay-integration option")) == 3, what="the integrations"
+    )
+
+
+def _count(served: Served, expected: str) -> None:
+    served.browser.driver.find_element(By.CSS_SELECTOR, "button[data-action=replay-count]").click()
+    served.browser.text_in("#replay-status", expected)
+
+
+def _real_replays(api: StandInApi) -> list[dict[str, Any]]:
+    return [b for b in api.replay_bodies if not b["dryRun"]]
+
+
+def test_replay_counts_then_replays_in_batches_with_progress_and_refreshes_the_list(replay_pool: Served) -> None:
+    browser, api = replay_pool.browser, replay_pool.api
+    driver = browser.driver
+    _open_replay(replay_pool)
+    _count(replay_pool, "7 deliveries would be replayed (all integrations")
+    Select(driver.find_element(By.ID, "replay-integration")).select_by_value("demo-sftp")
+    assert not driver.find_element(By.CSS_SELECTOR, "button[data-action=replay-start]").is_displayed(), (
+        "a changed form needs a new count"
+    )
+    _count(replay_pool, "6 deliveries would be replayed (demo-sftp")
+    dry = api.replay_bodies[-1]
+    assert dry["dryRun"] is True
+    assert dry["integrationId"] == "demo-sftp"
+    assert dry["status"] == "failed"
+    assert dry["since"].endswith("Z")
+    assert "until" not in dry
+    start = browser.visible("button[data-action=replay-start]")
+    assert start.text == "Replay 6 deliveries"
+    start.send_keys(Keys.ENTER)
+    # The confirm step is in the page and takes the focus: Enter confirms.
+    browser.text_in(".replay-confirm", "Replay 6 deliveries of demo-sftp")
+    focused = driver.switch_to.active_element
+    assert focused.get_attribute("data-action") == "replay-confirm"
+    focused.send_keys(Keys.ENTER)
+    browser.text_in("#replay-status", "Done. Replayed 6 deliveries (demo-sftp: 6).")
+    progress = driver.find_element(By.ID, "replay-progress")
+    assert progress.get_attribute("value") == progress.get_attribute("max") == "6"
+    real = _real_replays(api)
+    assert [b.get("after") for b in real] == [None, "after-r3"]
+    assert all(b["limit"] == 25 and b["integrationId"] == "demo-sftp" and b["since"] == dry["since"] for b in real)
+    assert api.replayed == ["r1", "r2", "r3", "r4", "r5", "r6"]
+    # The list is read again: only the two older rows and demo-s3's failure are left.
+    browser.text_in(".summary-line", "3 failed deliveries")
+    rows = driver.find_elements(By.CSS_SELECTOR, "table.dead-letters tbody tr")
+    assert [r.get_attribute("data-delivery-id") for r in rows] == ["d1", "d2", "r7"]
+    assert "Replay done: 6 deliveries" in driver.find_element(By.ID, "announcer").text
+
+
+def test_replay_honours_a_429_retry_after_and_sends_the_same_batch_again(replay_pool: Served) -> None:
+    browser, api = replay_pool.browser, replay_pool.api
+    _open_replay(replay_pool)
+    api.replay_refusals = [(429, {"Retry-After": "1"})]
+    _count(replay_pool, "7 deliveries would be replayed")
+    browser.visible("button[data-action=replay-start]").click()
+    browser.visible("button[data-action=replay-confirm]").click()
+    browser.text_in("#replay-status", "HTTP 429: waiting 1 s before sending the batch again")
+    browser.text_in("#replay-status", "Done. Replayed 7 deliveries (demo-sftp: 6, demo-s3: 1).", within=30)
+    first, again, *rest = _real_replays(api)
+    assert first == again, "the refused batch is sent again as it was"
+    assert [b.get("after") for b in rest] == ["after-r3", "after-r6"]
+    assert api.replayed == [f"r{n}" for n in range(1, 8)]
+
+
+def test_replay_stops_when_asked_while_waiting_and_says_what_was_done(replay_pool: Served) -> None:
+    browser, api = replay_pool.browser, replay_pool.api
+    _open_replay(replay_pool)
+    _count(replay_pool, "7 deliveries would be replayed")
+    # The batch is refused with a long Retry-After: Stop ends the wait at once, the batch not sent again.
+    api.replay_refusals = [(503, {"Retry-After": "120"})]
+    browser.visible("button[data-action=replay-start]").click()
+    browser.visible("button[data-action=replay-confirm]").click()
+    browser.text_in("#replay-status", "HTTP 503: waiting 120 s")
+    stop = browser.visible("button[data-action=replay-stop]")
+    stop.click()
+    browser.text_in("#replay-status", "Stopped. Replayed 0 deliveries. Count again to replay the rest.")
+    assert not browser.driver.find_element(By.CSS_SELECTOR, "button[data-action=replay-stop]").is_displayed()
+    assert api.replayed == []
+    assert len(_real_replays(api)) == 1

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import json
+import math
+import signal
+import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from relay_cli import audit as deliveries_audit
 from relay_cli import dlq as dead_letters
+from relay_cli import replay as bulk
 from relay_cli.dev import run_dev
 from relay_cli.trigger import DEFAULT_API_URL, Criterion, TriggerFailedError, trigger_integrations
 from relay_platform.tenants import ConfigError, hash_api_key, load_tenants
@@ -251,3 +259,176 @@ def dlq_replay(
     rows = [[r.position, r.topic, r.key or "-", str(r.size), f"{r.partition}:{r.offset}"] for r in replayed]
     typer.echo(table(["FROM", "TO TOPIC", "KEY", "BYTES", "NEW POSITION"], rows))
     typer.echo(f"{len(replayed)} dead letter(s) replayed")
+
+
+def _instant_option(value: str, option: str, now: datetime) -> datetime:
+    try:
+        return bulk.parse_instant(value, now)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint=f"'{option}'") from error
+
+
+def _replay_selection(since: str, until: str | None, integration: str | None, status: str) -> bulk.Selection:
+    """The window as RFC 3339 UTC instants; relative values count back from the local clock, read once."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    start = _instant_option(since, "--since", now)
+    end = _instant_option(until, "--until", now) if until is not None else None
+    if end is not None and end < start:
+        raise typer.BadParameter(
+            f"{bulk.rfc3339(end)} is before --since ({bulk.rfc3339(start)})", param_hint="'--until'"
+        )
+    if status not in bulk.STATUSES:
+        raise typer.BadParameter(f"only {', '.join(bulk.STATUSES)} can be replayed", param_hint="'--status'")
+    if integration is not None and not integration.strip():
+        raise typer.BadParameter("must not be empty (leave it out for all integrations)", param_hint="'--integration'")
+    return bulk.Selection(
+        since=bulk.rfc3339(start),
+        until=bulk.rfc3339(end) if end is not None else None,
+        integration=integration,
+        status=status,
+    )
+
+
+def _replay_failed(error: bulk.ReplayFailedError) -> typer.Exit:
+    done = error.done
+    typer.echo(f"error: {error}", err=True)
+    if done.replayed or done.batches:
+        typer.echo(f"done before the error: {done.text()}", err=True)
+    typer.echo("Run the same command again to replay the rest: replayed deliveries are not sent twice.", err=True)
+    return typer.Exit(130 if done.stopped else 1)
+
+
+async def _run_replay(
+    api: str, api_key: str, selection: bulk.Selection, *, rate: float, batch: int, expected: int
+) -> bulk.ReplaySummary:
+    """The batches with a progress bar on a terminal; Ctrl-C once stops after the current batch, twice at once."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    console = Console(stderr=True)
+    done = bulk.ReplaySummary()
+
+    def interrupted() -> None:
+        if stop.is_set() and task is not None:
+            task.cancel()
+            return
+        stop.set()
+        console.print("Stopping after the current batch (Ctrl-C again to stop at once).")
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, interrupted)
+        handled = True
+    except (ValueError, RuntimeError, NotImplementedError):
+        handled = False  # not the main thread (tests) or no signal support: Ctrl-C is a plain KeyboardInterrupt
+
+    async def sleep(seconds: float) -> None:
+        # A pacing or Retry-After wait ends early when a stop is asked for: nothing is in flight then.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)
+
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not console.is_terminal,  # piped or in CI: the summary lines say it all
+    )
+    bar = progress.add_task("Replaying", total=expected)
+
+    def on_wait(seconds: float, why: str) -> None:
+        text = f"{why}: waiting {seconds:g} s to send the batch again"
+        if progress.disable:
+            typer.echo(text, err=True)
+        else:
+            progress.update(bar, description=text)
+
+    def on_batch(answer: bulk.Batch, so_far: bulk.ReplaySummary) -> None:
+        # `matched` counts what matched before this batch: new failures in the window make the total grow.
+        handled_now = so_far.replayed + so_far.skipped
+        total = max(handled_now - answer.replayed - answer.skipped + answer.matched, handled_now)
+        progress.update(bar, completed=handled_now, total=total, description="Replaying")
+
+    client = bulk.ReplayClient(api, api_key, sleep=sleep, on_wait=on_wait, stop=stop.is_set)
+    try:
+        with progress:
+            async with client:
+                return await bulk.replay_batches(
+                    client, selection, rate=rate, batch_size=batch, stop=stop.is_set, on_batch=on_batch, done=done
+                )
+    except asyncio.CancelledError:
+        done.stopped = True
+        raise bulk.ReplayFailedError(
+            "stopped at once: the batch in flight may or may not have been replayed", done
+        ) from None
+    finally:
+        if handled:
+            loop.remove_signal_handler(signal.SIGINT)
+
+
+@app.command("replay")
+def replay(
+    *,
+    since: str = typer.Option(
+        ..., "--since", help="Start of the window: a duration back from now (30m, 2h, 1d) or an RFC 3339 instant."
+    ),
+    until: str | None = typer.Option(None, "--until", help="End of the window (same forms); default: now."),
+    integration: str | None = typer.Option(None, "--integration", help="Only this integration ID; default: all."),
+    status: str = typer.Option("failed", "--status", help="Which deliveries: failed (for good, dead-lettered)."),
+    rate: float = typer.Option(
+        bulk.DEFAULT_RATE, "--rate", help="At most this many deliveries re-triggered a second (spares the destination)."
+    ),
+    batch: int = typer.Option(bulk.DEFAULT_BATCH, "--batch", help=f"Deliveries per API call (1..{bulk.MAX_BATCH})."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only count what would be replayed."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation (needed when not interactive)."),
+    api: str = typer.Option(DEFAULT_API_URL, "--api", envvar="RELAY_API_URL", help="Base URL of the ingest API."),
+    api_key: str | None = typer.Option(
+        None,
+        "--api-key",
+        "--key",
+        envvar="RELAY_API_KEY",
+        show_default=False,
+        help="API key with the integrations:trigger permission (prefer the env variable: it stays out of history).",
+    ),
+) -> None:
+    """Replay the deliveries that failed for good in a window (after an outage): a count first, then paced batches.
+
+    Idempotent: a replayed delivery is not replayed again, so running it twice sends once per delivery.
+    Exit status: 0 done (or nothing to do), 1 error, 2 usage or no confirmation, 130 stopped by Ctrl-C.
+    """
+    if not math.isfinite(rate) or rate <= 0:
+        raise typer.BadParameter("must be a number of deliveries per second above 0", param_hint="'--rate'")
+    if not 1 <= batch <= bulk.MAX_BATCH:
+        raise typer.BadParameter(f"must be between 1 and {bulk.MAX_BATCH}", param_hint="'--batch'")
+    selection = _replay_selection(since, until, integration, status)
+    if not api_key:
+        raise typer.BadParameter("an API key is required: set RELAY_API_KEY or pass --api-key")
+
+    async def dry() -> int:
+        async with bulk.ReplayClient(api, api_key) as client:
+            return await bulk.count(client, selection)
+
+    try:
+        matched = asyncio.run(dry())
+    except bulk.ReplayFailedError as error:
+        raise fail(str(error)) from error
+    typer.echo(selection.describe(matched))
+    if dry_run:
+        return
+    if matched == 0:
+        typer.echo("Nothing to replay.")
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            typer.echo("error: not a terminal, so nothing was replayed: add --yes to replay without asking", err=True)
+            raise typer.Exit(2)
+        noun = "delivery" if matched == 1 else "deliveries"
+        typer.confirm(f"Replay {matched} {noun}, at most {rate:g} per second?", abort=True)
+    try:
+        summary = asyncio.run(_run_replay(api, api_key, selection, rate=rate, batch=batch, expected=matched))
+    except bulk.ReplayFailedError as error:
+        raise _replay_failed(error) from error
+    typer.echo(summary.text())
+    if summary.stopped:
+        typer.echo("Stopped by Ctrl-C: run the same command again to replay the rest.")
+        raise typer.Exit(130)

@@ -698,7 +698,7 @@ function deadLettersView(view, root) {
       h("td", {}, String(d.type ?? "")),
       h("td", { class: "num" }, String(Number(d.attempts) || 0)),
       h("td", { class: "error-cell" }, d.lastError ? String(d.lastError) : "—"),
-      h("td", {}, button, status),
+      h("td", {}, d.replayedBy ? h("span", { class: "muted", "data-field": "replayed" }, "Replayed") : null, button, status),
     );
   };
 
