@@ -18,7 +18,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 from unittest import mock
@@ -36,7 +36,7 @@ from relay_cli.dev import DevStack, discover_services
 from relay_cli.main import app as relay_cli
 from relay_devservers.kafka import TansuBroker
 from relay_devservers.processes import free_port
-from relay_devservers.webhooks import Reply, WebhookReceiver
+from relay_devservers.webhooks import Reply
 from relay_testing.browser import Browser, LoopThread, chromium, missing_chromium
 
 pytestmark = [
@@ -60,31 +60,6 @@ HOOK_PATH = "/hooks/catch/demo"
 REPLAY_ORDER_IDS = (f"replay-order-{RUN}-1", f"replay-order-{RUN}-2")
 _UNINHERITED = ("KAFKA_BOOTSTRAP_SERVERS", "RELAY_TENANTS_FILE", "OBJECT_STORE_URL", "ASSOCIATION_STORE_API_TOKEN")
 T = TypeVar("T")
-
-
-@dataclass
-class QuietStack(DevStack):
-    """``relay dev``'s stack with its output in ``log_path`` and the association store on a free port."""
-
-    log_path: Path = field(default_factory=lambda: Path(os.devnull))
-
-    def say(self, source: str, line: str, colour: str = "1") -> None:
-        with self.log_path.open("a", encoding="utf-8") as log:
-            log.write("".join(f"{source:>20} | {part}\n" for part in line.rstrip("\n").split("\n")))
-
-    def environment(self, bootstrap: str) -> dict[str, str]:
-        port = free_port()
-        return super().environment(bootstrap) | {
-            "INGEST_API_ASSOCIATION_STORE_URL": f"http://127.0.0.1:{port}",
-            "ASSOCIATION_STORE_HTTP_PORT": str(port),
-        }
-
-    @property
-    def hooks(self) -> WebhookReceiver:
-        """The demo Zapier hook receiver (scripted by the replay test)."""
-        assert self._demo is not None
-        assert self._demo.hooks is not None
-        return self._demo.hooks
 
 
 def _tenants_file(var: Path, ports: Mapping[str, int]) -> Path:
@@ -114,7 +89,7 @@ def _tenants_file(var: Path, ports: Mapping[str, int]) -> Path:
 @dataclass
 class Suite:
     api: str
-    stack: QuietStack
+    stack: DevStack
 
     def request(self, method: str, path: str, body: object = None, key: str = KEY) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode()
@@ -137,8 +112,7 @@ class Suite:
         return next((o for o in body["orders"] if o["orderId"] == order_id), None)
 
     def log_tail(self, lines: int = 40) -> str:
-        path = self.stack.log_path
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.is_file() else ""
+        return self.stack.log_tail(lines)
 
 
 def _until(check: Any, *, within: float, what: str) -> Any:
@@ -164,13 +138,14 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
         ports = {name: free_port() for name in demo.DEMO_PORTS}
         tenants = _tenants_file(var, ports)
         cleanup.enter_context(mock.patch.dict(demo.DEMO_PORTS, ports))
-        stack = QuietStack(
+        stack = DevStack(
             root=ROOT,
             var=var,
             api_port=free_port(),
             services=discover_services(ROOT),
             demo=True,
             log_path=var / "stack.log",
+            default_ports=False,
         )
         with mock.patch.dict(os.environ, clear=False):
             for name in _UNINHERITED:

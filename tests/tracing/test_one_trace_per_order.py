@@ -176,37 +176,8 @@ class OtlpReceiver:
 
 
 @dataclass
-class TracedStack(DevStack):
-    """``relay dev``'s stack with its output in ``log_path`` and the association store on a free port."""
-
-    log_path: Path = field(default_factory=lambda: Path(os.devnull))
-
-    def say(self, source: str, line: str, colour: str = "1") -> None:
-        with self.log_path.open("a", encoding="utf-8") as log:
-            log.write("".join(f"{source:>20} | {part}\n" for part in line.rstrip("\n").split("\n")))
-
-    def environment(self, bootstrap: str) -> dict[str, str]:
-        # DevStack prefers 8081; a test takes a free port, whatever else runs on the machine.
-        port = free_port()
-        return super().environment(bootstrap) | {
-            "INGEST_API_ASSOCIATION_STORE_URL": f"http://127.0.0.1:{port}",
-            "ASSOCIATION_STORE_HTTP_PORT": str(port),
-        }
-
-    @property
-    def service_env(self) -> Mapping[str, str]:
-        """The environment every service was started with (the demo servers' credentials included)."""
-        return self._env
-
-    def log_tail(self, lines: int = 60) -> str:
-        if not self.log_path.is_file():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-
-@dataclass
 class Traced:
-    stack: TracedStack
+    stack: DevStack
     receiver: OtlpReceiver
     api: str
     session: aiohttp.ClientSession
@@ -278,8 +249,14 @@ async def traced(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Trac
             "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
             "OTEL_BSP_SCHEDULE_DELAY": "200",
         }
-        stack = TracedStack(
-            root=ROOT, var=var, api_port=free_port(), services=list(SERVICES), demo=True, log_path=var / "stack.log"
+        stack = DevStack(
+            root=ROOT,
+            var=var,
+            api_port=free_port(),
+            services=list(SERVICES),
+            demo=True,
+            log_path=var / "stack.log",
+            default_ports=False,
         )
         with mock.patch.dict(os.environ, clear=False):
             for name in _UNINHERITED:

@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import aiohttp
 from relay_cli.demo import DemoDestinations
 from relay_devservers.kafka import DurableTansu
 from relay_devservers.processes import free_port, port_answers
+from relay_devservers.webhooks import WebhookReceiver
 from relay_platform.broker import ensure_topics
 from relay_platform.shared_secret import new_shared_secret, secret_problem
 
@@ -41,7 +43,10 @@ class DevStack:
 
     The broker keeps its data in ``var/dev/broker`` (Tansu on a SeaweedFS of its own), so what was accepted
     before a stop is still there at the next start: topics, unconsumed messages, consumer-group offsets.
-    ``broker_port`` pins its Kafka port; by default 9092 when free, else the port it had last time."""
+    ``broker_port`` pins its Kafka port; by default 9092 when free, else the port it had last time.
+    ``log_path`` sends the prefixed output to that file instead of the terminal (tests, a background run);
+    ``default_ports=False`` puts the association store on a free port rather than on 8081 when that is free, so
+    stacks started side by side (tests) never race for it."""
 
     root: Path
     var: Path
@@ -49,6 +54,8 @@ class DevStack:
     services: list[str] = field(default_factory=list)
     demo: bool = True
     broker_port: int | None = None
+    log_path: Path | None = None
+    default_ports: bool = True
     _demo: DemoDestinations | None = None
     _broker: DurableTansu | None = None
     _children: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
@@ -60,10 +67,33 @@ class DevStack:
 
     def say(self, source: str, line: str, colour: str = "1") -> None:
         prefix = f"{source:>20} | "
+        lines = line.rstrip("\n").split("\n")
+        if self.log_path is not None:
+            with self.log_path.open("a", encoding="utf-8") as log:
+                log.write("".join(prefix + part + "\n" for part in lines))
+            return
         if self._colour:
             prefix = f"\x1b[{colour}m{prefix}\x1b[0m"
-        sys.stdout.write("".join(prefix + part + "\n" for part in line.rstrip("\n").split("\n")))
+        sys.stdout.write("".join(prefix + part + "\n" for part in lines))
         sys.stdout.flush()
+
+    def log_tail(self, lines: int = 60) -> str:
+        """The last ``lines`` of ``log_path`` (empty without one): what to show when a check on the stack fails."""
+        if self.log_path is None or not self.log_path.is_file():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    @property
+    def service_env(self) -> Mapping[str, str]:
+        """The environment every service was started with (the demo servers' credentials included)."""
+        return self._env
+
+    @property
+    def hooks(self) -> WebhookReceiver:
+        """The demo Zapier hook receiver (started with the demo destinations)."""
+        if self._demo is None or self._demo.hooks is None:
+            raise RuntimeError("the demo destinations are not running")
+        return self._demo.hooks
 
     def _secret(self, name: str) -> str:
         """A random secret kept in ``var/dev/<name>`` (owner-only), made on first use and kept across restarts so
@@ -83,7 +113,7 @@ class DevStack:
         return value
 
     def environment(self, bootstrap: str) -> dict[str, str]:
-        association_port = 8081 if not port_answers(8081) else free_port()
+        association_port = 8081 if self.default_ports and not port_answers(8081) else free_port()
         # One token on both sides of the association store's internal API (its only caller is the ingest API).
         association_token = os.environ.get("ASSOCIATION_STORE_API_TOKEN") or self._secret("association-store-token")
         return os.environ | {
