@@ -306,6 +306,10 @@ async def test_a_stop_asked_for_ends_the_run_after_the_current_batch(stub: Repla
         (["--since", "2h", "--batch", "0"], "--batch"),
         (["--since", "1h", "--until", "2h"], "--until"),
         (["--since", "2h", "--status", "retrying"], "--status"),
+        (["--since", "99999999999d"], "--since"),  # past any date: said, not an OverflowError
+        (["--since", "800000d"], "--since"),
+        (["--since", "0001-01-01T00:00:00+14:00"], "--since"),  # no UTC form in year 1
+        (["--since", "2h", "--until", "9999-12-31T23:59:59-10:00"], "--until"),
     ],
 )
 async def test_bad_values_are_usage_errors_naming_the_option(stub: ReplayStub, args: list[str], option: str) -> None:

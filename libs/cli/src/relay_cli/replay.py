@@ -64,7 +64,10 @@ def parse_instant(value: str, now: datetime) -> datetime:
     text = value.strip()
     if _DURATIONS.fullmatch(text):
         seconds = sum(int(n) * _UNIT_S[unit] for n, unit in _DURATION.findall(text))
-        return now - timedelta(seconds=seconds)
+        try:
+            return _representable(now - timedelta(seconds=seconds))
+        except OverflowError:
+            raise ValueError(f"{value!r} reaches back past the year 1") from None
     try:
         instant = datetime.fromisoformat(text)
     except ValueError:
@@ -75,6 +78,17 @@ def parse_instant(value: str, now: datetime) -> datetime:
             f"{value!r} is neither a duration (30m, 2h, 1d, 1h30m) nor an RFC 3339 instant with an offset "
             "(2026-12-01T10:00:00Z)"
         )
+    try:
+        return _representable(instant)
+    except OverflowError:
+        raise ValueError(f"{value!r} has no UTC form between the years 1 and 9998") from None
+
+
+def _representable(instant: datetime) -> datetime:
+    """``instant`` when its UTC form lies in the years 1-9998 (what the API takes); ``OverflowError`` otherwise."""
+    utc = instant.astimezone(UTC)
+    if not 1 <= utc.year <= 9998:
+        raise OverflowError(utc.year)
     return instant
 
 
