@@ -395,6 +395,9 @@ def _salvaged_request(raw: str) -> dict[str, Any]:
 # Released held rows become due this far apart, in the order they were stored: the scheduler takes due rows
 # earliest first, so the oldest request goes out first.
 RELEASE_SPACING_S = 0.001
+# A hold read after the resume goes out again this much later, not at once: a deliverer whose view of the control
+# topic lags (or is stuck on a broker error) would otherwise hold it again at once, in a loop as fast as the broker.
+BEHIND_RECHECK_S = 1.0
 
 
 def integration_state_after(
@@ -416,12 +419,14 @@ def held_request(
     retry: RetryDelivery, state: IntegrationStatus | None, *, now: datetime, trace_parent: str | None
 ) -> ScheduledRetry:
     """What to store for a request its deliverer held (``retry.hold``): the same attempt (it was not made), held
-    until a resume, or due now when the resume was already read (the deliverer's view was behind ours).
+    until a resume, or due ``BEHIND_RECHECK_S`` from now when the resume was already read (the deliverer's view was
+    behind ours; by then it has most likely read the resume too).
 
     No state known yet counts as paused: the deliverer saw the pause, so its change is on its way to us too.
     """
     active = state is not None and state.active
-    return ScheduledRetry(request=retry.request, due_at=now, trace_parent=trace_parent, held=not active)
+    due_at = now + timedelta(seconds=BEHIND_RECHECK_S) if active else now
+    return ScheduledRetry(request=retry.request, due_at=due_at, trace_parent=trace_parent, held=not active)
 
 
 def release_times(count: int, *, now: datetime) -> list[datetime]:

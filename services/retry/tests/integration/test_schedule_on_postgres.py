@@ -304,4 +304,4 @@ async def test_a_hold_racing_the_resume_waits_for_it_and_is_due_on_postgres(
 
     assert handled.scheduled is not None
     assert not handled.scheduled.held
-    assert hold.request.delivery_id in await due_ids(first, datetime.now(UTC) + timedelta(seconds=1))
+    assert hold.request.delivery_id in await due_ids(first, datetime.now(UTC) + timedelta(seconds=2))
