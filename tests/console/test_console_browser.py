@@ -471,3 +471,76 @@ def test_a_destination_down_is_replayed_once_from_the_console_and_the_cli_then_f
     assert again.exit_code == 0, again.output
     assert "Nothing to replay." in again.output
     assert len(hooks.requests_to(HOOK_PATH)) == sent, "replaying twice sends once per delivery"
+
+
+# --- pause and resume against the real suite ---------------------------------------------------------------------
+
+PAUSE_ORDER_ID = f"pause-order-{RUN}"
+
+
+def _zapier_of(order: dict[str, Any] | None) -> list[dict[str, Any]]:
+    return [d for d in (order or {}).get("deliveries", []) if d["integration"] == "demo-zapier"]
+
+
+def test_a_paused_integration_holds_its_deliveries_until_resumed_from_the_console(page: Page) -> None:
+    suite, hooks = page.suite, page.suite.stack.hooks
+    page.sign_in()
+    page.visible("#search-value")
+    page.driver.find_element(By.LINK_TEXT, "Integrations").click()
+    card = page.visible('li[data-integration="demo-zapier"]')
+    try:
+        card.find_element(By.CSS_SELECTOR, "button[data-action=pause]").click()
+        reason = page.visible('li[data-integration="demo-zapier"] input[name=reason]')
+        reason.send_keys(f"console test {RUN}", Keys.ENTER)
+        # The 202, then the overview shows it once the association store has read the change.
+        paused = page.visible('li[data-integration="demo-zapier"][data-state="paused"]', within=20)
+        assert paused.find_element(By.CSS_SELECTOR, ".badge.paused").text == "Paused"
+        assert f"console test {RUN}" in paused.find_element(By.CSS_SELECTOR, ".paused-line").text
+        before = len(hooks.requests_to(HOOK_PATH))
+
+        # The deliverer's own view, not only the store's: it logs each change it applies from the control topic.
+        def deliverer_read_the_pause() -> bool:
+            log = suite.stack.log_path.read_text(errors="replace") if suite.stack.log_path else ""
+            return any(
+                line.lstrip().startswith("deliver-zapier |") and "integration demo/demo-zapier paused" in line
+                for line in log.splitlines()
+            )
+
+        _until(deliverer_read_the_pause, within=20, what="deliver-zapier read the pause")
+
+        line = {"recipeId": RECIPE_ID, "orderNumber": f"P-{RUN}", "orderId": PAUSE_ORDER_ID, "itemId": "1"}
+        status, body = suite.request("POST", "/api/v2/recipe/order", [{**line, "itemQuantity": 1}])
+        assert status == 202, body
+
+        def others_succeeded() -> dict[str, Any] | None:
+            order = suite.order(PAUSE_ORDER_ID)
+            others = [d for d in (order or {}).get("deliveries", []) if d["integration"] != "demo-zapier"]
+            done = others and all(d["status"] == "succeeded" for d in others) and _zapier_of(order)
+            return order if done else None
+
+        try:
+            order = _until(others_succeeded, within=90, what="the order's other integrations succeeded")
+        except AssertionError as error:
+            raise AssertionError(f"{error}\n--- stack log:\n{suite.log_tail()}") from None
+        # Held: neither attempted nor failed, and nothing reached the hook for this order.
+        assert [(d["status"], d["attempts"]) for d in _zapier_of(order)] == [("pending", 0)]
+        texts = [r.body.decode(errors="replace") for r in hooks.requests_to(HOOK_PATH)[before:]]
+        assert not any(PAUSE_ORDER_ID in text for text in texts)
+
+        paused.find_element(By.CSS_SELECTOR, "button[data-action=resume]").click()
+        active = page.visible('li[data-integration="demo-zapier"][data-state="active"]', within=20)
+        assert not active.find_elements(By.CSS_SELECTOR, ".badge.paused")
+    finally:
+        # Never leave the demo hook paused for whatever runs next on this stack (a no-op when resumed above).
+        suite.request("POST", "/api/v2/integrations/demo-zapier/resume")
+
+    def delivered() -> bool:
+        texts = [r.body.decode(errors="replace") for r in hooks.requests_to(HOOK_PATH)[before:]]
+        return any(PAUSE_ORDER_ID in text for text in texts)
+
+    _until(delivered, within=60, what="the held order reached the hook after the resume")
+
+    def succeeded() -> bool:
+        return [d["status"] for d in _zapier_of(suite.order(PAUSE_ORDER_ID))] == ["succeeded"]
+
+    _until(succeeded, within=30, what="demo-zapier succeeded in the lookup")

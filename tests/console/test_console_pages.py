@@ -76,6 +76,11 @@ class StandInApi:
     replay_bodies: list[dict[str, Any]] = field(default_factory=list)
     replay_refusals: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     failed_reads: int = 0
+    # Pause / resume: each body received as (integration, action, body); the state the overview shows per
+    # integration; how many overview reads to answer with the old state first (the store reading the change).
+    state_changes: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    states: dict[str, dict[str, Any]] = field(default_factory=dict)
+    state_lag_reads: int = 0
 
     def __post_init__(self) -> None:
         for number in (1, 2, 3):
@@ -98,7 +103,23 @@ class StandInApi:
         app.router.add_get("/api/v2/integrations", self.integrations)
         app.router.add_get("/api/v2/deliveries/failed", self.failed)
         app.router.add_post("/api/v2/deliveries/replay", self.replay)
+        app.router.add_post("/api/v2/integrations/{integration_id}/{action:pause|resume}", self.change_state)
         return app
+
+    async def change_state(self, request: web.Request) -> web.Response:
+        integration, action = request.match_info["integration_id"], request.match_info["action"]
+        text = await request.text()
+        body = json.loads(text) if text else {}
+        self.state_changes.append((integration, action, body))
+        if integration == "demo-s3" and action == "pause" and body.get("reason") == "forbidden":
+            message = "this API key lacks the admin permission"
+            return web.json_response({"error": "forbidden", "message": message}, status=403)
+        changed_at = f"2026-12-01T12:0{len(self.state_changes) % 10}:00.000Z"
+        state = "paused" if action == "pause" else "active"
+        self.states[integration] = {"state": state, "stateChangedAt": changed_at, "stateReason": body.get("reason")}
+        # The overview shows it a read or two later, as the real API does once the store has read the change.
+        self.state_lag_reads = 2
+        return web.json_response({"integrationId": integration, "state": state, "changedAt": changed_at}, status=202)
 
     async def recent(self, request: web.Request) -> web.Response:
         newest = sorted(self.orders.values(), key=lambda o: o["updatedAt"], reverse=True)
@@ -143,30 +164,34 @@ class StandInApi:
 
     async def integrations(self, _request: web.Request) -> web.Response:
         common = {"feeds": ["order"], "enabled": True, "windowHours": 24}
-        return web.json_response(
-            {
-                "integrations": [
-                    {
-                        **common,
-                        "id": "demo-sftp",
-                        "type": "sftp",
-                        "description": "Engraving share",
-                        "counts": {"succeeded": 4, "failed": 3, "retrying": 0, "pending": 0},
-                        "lastSuccessAt": "2026-12-01T09:00:00Z",
-                        "lastFailureAt": "2026-12-01T10:00:00Z",
-                    },
-                    {
-                        **common,
-                        "id": "demo-s3",
-                        "type": "s3",
-                        "description": "Warehouse bucket",
-                        "counts": {"succeeded": 9, "failed": 0, "retrying": 0, "pending": 1},
-                        "lastSuccessAt": "2026-12-01T10:00:00Z",
-                        "lastFailureAt": None,
-                    },
-                ]
-            }
-        )
+        lagging = self.state_lag_reads > 0
+        self.state_lag_reads = max(0, self.state_lag_reads - 1)
+        answer: dict[str, list[dict[str, Any]]] = {
+            "integrations": [
+                {
+                    **common,
+                    "id": "demo-sftp",
+                    "type": "sftp",
+                    "description": "Engraving share",
+                    "counts": {"succeeded": 4, "failed": 3, "retrying": 0, "pending": 0},
+                    "lastSuccessAt": "2026-12-01T09:00:00Z",
+                    "lastFailureAt": "2026-12-01T10:00:00Z",
+                },
+                {
+                    **common,
+                    "id": "demo-s3",
+                    "type": "s3",
+                    "description": "Warehouse bucket",
+                    "counts": {"succeeded": 9, "failed": 0, "retrying": 0, "pending": 1},
+                    "lastSuccessAt": "2026-12-01T10:00:00Z",
+                    "lastFailureAt": None,
+                },
+            ]
+        }
+        if not lagging:
+            for integration in answer["integrations"]:
+                integration.update(self.states.get(integration["id"], {}))
+        return web.json_response(answer)
 
     def replay_matching(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         return [
@@ -329,6 +354,48 @@ def test_integrations_show_counts_and_health(signed_in: Served) -> None:
     assert s3.find_element(By.CSS_SELECTOR, ".badge").text == "healthy"
     link = browser.driver.find_element(By.CSS_SELECTOR, '[data-nav="integrations"]')
     assert link.get_attribute("aria-current") == "page"
+
+
+def test_pause_with_a_reason_shows_the_paused_badge_and_resume_brings_it_back(signed_in: Served) -> None:
+    browser, api = signed_in.browser, signed_in.api
+    browser.driver.find_element(By.LINK_TEXT, "Integrations").click()
+    card = browser.visible('li[data-integration="demo-sftp"]')
+    assert not card.find_elements(By.CSS_SELECTOR, ".badge.paused")
+    # Keyboard only: focus Pause, Enter opens the in-page reason field, typing and Enter sends.
+    pause = card.find_element(By.CSS_SELECTOR, "button[data-action=pause]")
+    browser.driver.execute_script("arguments[0].focus()", pause)
+    pause.send_keys(Keys.ENTER)
+    reason = browser.visible('li[data-integration="demo-sftp"] input[name=reason]')
+    assert browser.driver.switch_to.active_element == reason
+    reason.send_keys("share down <b>until</b> 14:00", Keys.ENTER)
+    paused = browser.visible('li[data-integration="demo-sftp"][data-state="paused"]')
+    assert api.state_changes[-1] == ("demo-sftp", "pause", {"reason": "share down <b>until</b> 14:00"})
+    assert paused.find_element(By.CSS_SELECTOR, ".badge.paused").text == "Paused"
+    line = paused.find_element(By.CSS_SELECTOR, ".paused-line")
+    assert "Reason: share down <b>until</b> 14:00" in line.text  # as text, never markup
+    assert (line.find_element(By.CSS_SELECTOR, "time").get_attribute("datetime") or "").startswith("2026-12-01T12:0")
+    assert "is paused" in paused.find_element(By.CSS_SELECTOR, ".status-text").text
+    resume = paused.find_element(By.CSS_SELECTOR, "button[data-action=resume]")
+    assert browser.driver.switch_to.active_element == resume  # focus follows the redrawn card
+    resume.send_keys(Keys.ENTER)
+    active = browser.visible('li[data-integration="demo-sftp"][data-state="active"]')
+    assert api.state_changes[-1] == ("demo-sftp", "resume", {})
+    assert not active.find_elements(By.CSS_SELECTOR, ".badge.paused, .paused-line")
+    assert "is active" in active.find_element(By.CSS_SELECTOR, ".status-text").text
+
+
+def test_a_pause_the_key_may_not_make_says_so(signed_in: Served) -> None:
+    browser = signed_in.browser
+    browser.driver.find_element(By.LINK_TEXT, "Integrations").click()
+    card = browser.visible('li[data-integration="demo-s3"]')
+    card.find_element(By.CSS_SELECTOR, "button[data-action=pause]").click()
+    browser.visible('li[data-integration="demo-s3"] input[name=reason]').send_keys("forbidden")
+    card.find_element(By.CSS_SELECTOR, "button[data-action=confirm-pause]").click()
+    status = browser.text_in('li[data-integration="demo-s3"] .status-text.error', "may not do that")
+    assert "admin permission" in status.text
+    assert card.find_element(By.CSS_SELECTOR, "button[data-action=confirm-pause]").is_enabled()
+    card.find_element(By.CSS_SELECTOR, "button[data-action=cancel-pause]").click()
+    assert not card.find_element(By.CSS_SELECTOR, "input[name=reason]").is_displayed()
 
 
 def test_dead_letters_trigger_again_per_order_or_recipe(signed_in: Served) -> None:

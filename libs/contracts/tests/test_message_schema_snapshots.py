@@ -23,6 +23,7 @@ MODELS: list[type[BaseModel]] = [
     messages.DeliveryAttempted,
     messages.RetryDelivery,
     messages.MessageDeadLettered,
+    messages.IntegrationStateChanged,
 ]
 
 

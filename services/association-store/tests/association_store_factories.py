@@ -17,6 +17,7 @@ from relay_association_store.domain import (
     DeliveryFilter,
     DeliveryRecord,
     EventKind,
+    IntegrationStateRecord,
     IntegrationTally,
     OrderChange,
     OrderState,
@@ -169,6 +170,7 @@ class MemoryTransaction:
         self.orders = dict(store.orders)
         self.deliveries = dict(store.deliveries)
         self.attempts = dict(store.attempts)
+        self.states = dict(store.states)
 
     async def claim_event(self, tenant: str, kind: EventKind, event_id: str) -> bool:
         key = (tenant, kind, event_id)
@@ -198,6 +200,12 @@ class MemoryTransaction:
     async def add_attempt(self, attempt: AttemptRecord) -> None:
         self.attempts.setdefault((attempt.delivery_id, attempt.attempt, attempt.status), attempt)
 
+    async def load_integration_state(self, tenant: str, integration_id: str) -> IntegrationStateRecord | None:
+        return self.states.get((tenant, integration_id))
+
+    async def save_integration_state(self, record: IntegrationStateRecord, *, exists: bool) -> None:
+        self.states[(record.tenant, record.integration_id)] = record
+
 
 class MemoryStore:
     """A ``ports.Store`` in memory; ``fail_commits`` makes the next N commits fail like a crashed database."""
@@ -208,6 +216,7 @@ class MemoryStore:
         self.orders: dict[tuple[str, str], OrderState] = {}
         self.deliveries: dict[str, DeliveryRecord] = {}
         self.attempts: dict[tuple[str, int, str], AttemptRecord] = {}
+        self.states: dict[tuple[str, str], IntegrationStateRecord] = {}
         self.fail_commits = 0
 
     async def unfinished_deliveries(self, tenant: str, *, before: datetime, limit: int) -> list[DeliveryRecord]:
@@ -278,6 +287,9 @@ class MemoryStore:
             tallies[d.integration_id] = tally
         return [tallies[key] for key in sorted(tallies)]
 
+    async def integration_states(self, tenant: str) -> list[IntegrationStateRecord]:
+        return [self.states[key] for key in sorted(self.states) if key[0] == tenant]
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[MemoryTransaction]:
         tx = MemoryTransaction(self)
@@ -287,6 +299,7 @@ class MemoryStore:
             raise TransientError("commit failed: database restarting")
         self.processed, self.recipes = tx.processed, tx.recipes
         self.orders, self.deliveries, self.attempts = tx.orders, tx.deliveries, tx.attempts
+        self.states = tx.states
 
 
 class Published:

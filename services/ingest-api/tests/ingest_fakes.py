@@ -13,6 +13,7 @@ from relay_contracts.internal_api import (
     DeliveriesPage,
     DeliveryListStatus,
     IntegrationCounts,
+    IntegrationStateEntry,
     IntegrationStats,
     OrderLookupField,
     OrdersPage,
@@ -79,6 +80,7 @@ class FakeAssociations:
         self.stats_calls: list[dict[str, Any]] = []
         self.failed: DeliveriesPage = DeliveriesPage(deliveries=[])
         self.counts: list[IntegrationCounts] = []
+        self.states: list[IntegrationStateEntry] = []
         self.error: Exception | None = None
         """Raised by the console's list calls when set (an unreachable store, a refused cursor...)."""
 
@@ -159,7 +161,7 @@ class FakeAssociations:
         self.stats_calls.append({"tenant": tenant, "since_s": since_s})
         if self.error is not None:
             raise self.error
-        return IntegrationStats(window_s=since_s, integrations=self.counts)
+        return IntegrationStats(window_s=since_s, integrations=self.counts, states=self.states)
 
     async def ready(self) -> bool:
         return True

@@ -19,7 +19,8 @@ console's "Dead letters" and the replay's selection; ``replayed=false`` leaves o
 re-triggered; ``withTotal=true`` adds how many match in all.
 
 ``GET /internal/v1/integrations/stats?tenant=<t>[&sinceS=<s>]`` -> ``IntegrationStats``: per integration, its
-deliveries by status changed within the window.
+deliveries by status changed within the window, and the delivery state (active / paused) of each integration that
+was ever paused or resumed (its newest change; the others are active).
 
 Every answer is strictly within ``tenant``. ``/internal/*`` needs ``Authorization: Bearer <token>`` (the store's
 ``ASSOCIATION_STORE_API_TOKEN``, the ingest API's ``INGEST_API_ASSOCIATION_STORE_TOKEN``) whenever a token is
@@ -186,9 +187,22 @@ class IntegrationCounts(InternalApiModel):
     last_failure_at: str | None = Field(default=None, description="RFC 3339 UTC of the last final failure.")
 
 
+class IntegrationStateEntry(InternalApiModel):
+    """One integration's delivery state: its newest pause or resume (``integrations.control.v1``)."""
+
+    integration: str = Field(description="Integration ID.")
+    state: Literal["active", "paused"] = Field(description="`paused`: its deliveries are held until it is resumed.")
+    changed_at: str = Field(description="RFC 3339 UTC: when it was paused or resumed.")
+    reason: str | None = Field(default=None, description="Why, in the operator's words.")
+
+
 class IntegrationStats(InternalApiModel):
     window_s: int = Field(ge=1)
     integrations: list[IntegrationCounts]
+    states: list[IntegrationStateEntry] = Field(
+        default_factory=list,
+        description="Each integration ever paused or resumed, with its newest change; one not listed is active.",
+    )
 
 
 class AuditDelivery(InternalApiModel):

@@ -16,6 +16,7 @@ from relay_contracts.topics import (
     DELIVERIES_OUTCOMES,
     DELIVERIES_RETRY,
     INTEGRATION_TYPES,
+    INTEGRATIONS_CONTROL,
     INTEGRATIONS_TRIGGERED,
     ORDERS_EVENTS,
     RECIPES_SAVED,
@@ -296,6 +297,45 @@ class RetryDelivery(Message):
         default=None, ge=0, allow_inf_nan=False, description="Destination's Retry-After, if any."
     )
     failed_at: UtcInstant
+    hold: Literal["paused"] | None = Field(
+        default=None,
+        description="Set by a deliverer that did not attempt the request because its integration is paused: the "
+        "retry service keeps it, not counted as an attempt, until the integration is resumed; then it is "
+        "requested again, oldest first. Absent for a failed attempt.",
+    )
+
+
+# --- integrations.control.v1 -----------------------------------------------------------------------------------
+
+IntegrationState = Literal["active", "paused"]
+
+
+def integration_key(tenant: str, integration_id: str) -> bytes:
+    """Partition key (and compaction key) for ``integrations.control.v1``: one integration's changes in order."""
+    return f"{tenant}:{integration_id}".encode()
+
+
+class IntegrationStateChanged(Message):
+    """An integration was paused or resumed (by an operator; later also by the destination-health rules).
+
+    While paused, deliverers hold its delivery requests (neither attempted nor failed: the retry service keeps them);
+    a resume releases them, oldest first. Readers keep, per integration, the change with the newest ``changedAt``.
+    """
+
+    schema_version: Literal[1] = 1
+    event_id: IdText = Field(min_length=1, max_length=ID_TEXT)
+    tenant: IdText = Field(min_length=1, max_length=ID_TEXT)
+    integration_id: IdText = Field(min_length=1, max_length=ID_TEXT)
+    state: IntegrationState
+    reason: str | None = Field(default=None, max_length=200, description="Why, in the operator's words.")
+    changed_by: str | None = Field(
+        default=None, max_length=SHORT_TEXT, description="Who: the API key's name (never the key), or a service."
+    )
+    changed_at: UtcInstant
+
+    @property
+    def kafka_key(self) -> bytes:
+        return integration_key(self.tenant, self.integration_id)
 
 
 # --- deliveries.dead.v1 ----------------------------------------------------------------------------------------
@@ -339,6 +379,7 @@ MESSAGE_BY_TOPIC: Mapping[str, type[Message]] = MappingProxyType(
         DELIVERIES_OUTCOMES: DeliveryAttempted,
         DELIVERIES_RETRY: RetryDelivery,
         DELIVERIES_DEAD: MessageDeadLettered,
+        INTEGRATIONS_CONTROL: IntegrationStateChanged,
     }
 )
 """The message each topic carries."""

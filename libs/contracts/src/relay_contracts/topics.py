@@ -11,6 +11,9 @@ INTEGRATIONS_TRIGGERED: Final = "integrations.triggered.v1"
 DELIVERIES_OUTCOMES: Final = "deliveries.outcomes.v1"
 DELIVERIES_RETRY: Final = "deliveries.retry.v1"
 DELIVERIES_DEAD: Final = "deliveries.dead.v1"
+# Each integration's delivery state (active / paused), keyed by ``integration_key``: every deliverer replica reads
+# it whole (no consumer group) to know which integrations to hold; the retry service releases what was held.
+INTEGRATIONS_CONTROL: Final = "integrations.control.v1"
 
 
 def deliveries_requested(integration_type: IntegrationType) -> str:
@@ -38,4 +41,5 @@ ALL_TOPICS: Final[tuple[str, ...]] = (
     DELIVERIES_OUTCOMES,
     DELIVERIES_RETRY,
     DELIVERIES_DEAD,
+    INTEGRATIONS_CONTROL,
 )

@@ -16,10 +16,12 @@ from pydantic import SecretStr
 
 from relay_contracts.topics import IntegrationType
 from relay_delivery import handlers
+from relay_delivery.control import ControlReader
 from relay_delivery.ports import Destination
 from relay_delivery.scrub import Scrubber
 from relay_delivery.service import Deliverer
 from relay_delivery.settings import DelivererSettings
+from relay_delivery.states import IntegrationStates
 from relay_platform.app import service_app
 from relay_platform.broker import make_broker
 from relay_platform.objectstore import ObjectStore
@@ -51,6 +53,9 @@ def build_deliverer_app(
       ``failed``), reads and verifies the bundle files, calls ``Destination.deliver`` and publishes one
       ``DeliveryAttempted`` on ``deliveries.outcomes.v1`` (plus a ``RetryDelivery`` on ``deliveries.retry.v1``
       for a transient failure) before the offset is committed.
+    - A request of an integration paused on ``integrations.control.v1`` (read whole by a background task,
+      ``control.ControlReader``) is not attempted: its hold command goes to ``deliveries.retry.v1`` instead; until
+      that topic is read up to where it stood at start, requests wait (``settings.control_catch_up_s`` at most).
     - On start: opens the artifact store, then ``open_destination(store)`` (clients live until shutdown).
     - On stop (SIGTERM): stops fetching, lets in-flight attempts finish and publish (``shutdown_grace_s``),
       then stops the broker and closes the destination and store.
@@ -66,6 +71,8 @@ def build_deliverer_app(
     router = handlers.build_router(settings, integration_type=integration_type, topic=topic)
     broker.include_router(router)
     scrubber = Scrubber(service_secrets)
+    states = IntegrationStates()
+    control = ControlReader(settings.kafka, states, service=service)
 
     @asynccontextmanager
     async def resources(context: ContextRepo) -> AsyncIterator[None]:
@@ -78,6 +85,8 @@ def build_deliverer_app(
                 destination=destination,
                 attempt_timeout_s=settings.attempt_timeout_s,
                 scrubber=scrubber,
+                states=states,
+                control_catch_up_s=settings.control_catch_up_s,
             )
             context.set_global("deliverer", deliverer)
             try:
@@ -88,9 +97,10 @@ def build_deliverer_app(
     async def drain() -> None:
         await drain_in_flight(router, settings.shutdown_grace_s)
 
-    return service_app(
+    app = service_app(
         broker,
         resources=resources,
+        background=[(f"{service}-control", control.run)],
         drain=drain,
         service=service,
         settings=settings,
@@ -100,6 +110,13 @@ def build_deliverer_app(
             description=f"Delivers recipe bundles to the tenants' {integration_type} integrations.",
         ),
     )
+    # For ``relay_delivery.testing.in_memory``: on the in-memory broker there is no topic to read.
+    app.context.set_global(CONTROL_READER, control)
+    return app
+
+
+CONTROL_READER = "integration_control"
+"""The app context's name for the ``ControlReader`` of a deliverer app."""
 
 
 async def drain_in_flight(router: KafkaRouter, grace_s: float) -> None:

@@ -3,8 +3,9 @@
 Each ``DeliverBundle`` is attempted once (``service.Deliverer.attempt``, around the service's destination) and
 its ``DeliveryAttempted`` published on ``deliveries.outcomes.v1`` (plus a ``RetryDelivery`` on
 ``deliveries.retry.v1`` for a transient failure), acknowledged by the broker before the offset is committed.
-Both are keyed by delivery ID, so every attempt of one delivery stays in order. The ``Deliverer`` comes from the
-app context (``app.build_deliverer_app`` opens it).
+Both are keyed by delivery ID, so every attempt of one delivery stays in order. A request of a paused integration
+is not attempted: only its hold command goes to ``deliveries.retry.v1`` (``service.Deliverer.handle``). The
+``Deliverer`` comes from the app context (``app.build_deliverer_app`` opens it).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def build_router(
 
     @consumer
     async def on_deliver_bundle(request: DeliverBundle, deliverer: DelivererInContext, broker: KafkaBroker) -> None:
-        result = await deliverer.attempt(request)
+        result = await deliverer.handle(request)
         await publish_all(broker, result.messages())
 
     return router

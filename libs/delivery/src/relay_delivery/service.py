@@ -26,8 +26,9 @@ from relay_contracts.messages import (
 from relay_contracts.topics import DELIVERIES_OUTCOMES, DELIVERIES_RETRY, IntegrationType
 from relay_delivery.ports import Destination, FetchedFile
 from relay_delivery.scrub import Scrubber, integration_secrets
+from relay_delivery.states import IntegrationStates
 from relay_platform.errors import PermanentError, RelayError, TransientError, error_class_name
-from relay_platform.metrics import DELIVERY_ATTEMPTS, DELIVERY_DURATION, ORDER_TO_DELIVERED
+from relay_platform.metrics import DELIVERIES_HELD, DELIVERY_ATTEMPTS, DELIVERY_DURATION, ORDER_TO_DELIVERED
 from relay_platform.objectstore import ObjectStore
 from relay_platform.outgoing import Outgoing
 from relay_platform.tenants import IntegrationBase, TenantsConfig
@@ -39,6 +40,7 @@ tracer = trace.get_tracer("relay.delivery")
 IntegrationT = TypeVar("IntegrationT", bound=IntegrationBase)
 
 _MAX_ERROR_TEXT = 2000
+INTEGRATION_PAUSED = "IntegrationPaused"
 
 
 class IntegrationUnavailableError(PermanentError):
@@ -64,6 +66,17 @@ class AttemptResult:
         if self.retry is not None:
             messages.append(Outgoing(DELIVERIES_RETRY, self.retry, key))
         return messages
+
+
+@dataclass(frozen=True, slots=True)
+class HeldRequest:
+    """A request not attempted because its integration is paused: no outcome, only the hold command (the same
+    attempt number: it was not made) for the retry service to keep until the integration is resumed."""
+
+    hold: RetryDelivery
+
+    def messages(self) -> list[Outgoing]:
+        return [Outgoing(DELIVERIES_RETRY, self.hold, delivery_key(self.hold.request.delivery_id))]
 
 
 async def fetch_files(store: ObjectStore, files: Sequence[BundleFile]) -> list[FetchedFile]:
@@ -100,6 +113,8 @@ class Deliverer(Generic[IntegrationT]):
         destination: Destination[IntegrationT],
         attempt_timeout_s: float = 180.0,
         scrubber: Scrubber | None = None,
+        states: IntegrationStates | None = None,
+        control_catch_up_s: float = 30.0,
     ) -> None:
         self.integration_type = integration_type
         self.integration_class = integration_class
@@ -108,6 +123,9 @@ class Deliverer(Generic[IntegrationT]):
         self.destination = destination
         self.attempt_timeout_s = attempt_timeout_s
         self.scrubber = scrubber or Scrubber()
+        # None: nothing is ever held (a deliverer built without the control topic, as in the older unit tests).
+        self.states = states
+        self.control_catch_up_s = control_catch_up_s
 
     def integration_for(self, request: DeliverBundle) -> IntegrationT:
         """The enabled integration of this type that ``request`` names, or ``IntegrationUnavailableError``."""
@@ -125,6 +143,49 @@ class Deliverer(Generic[IntegrationT]):
         if not integration.enabled:
             raise IntegrationUnavailableError(f"integration {request.integration_id!r} is disabled")
         return integration
+
+    async def handle(self, request: DeliverBundle) -> AttemptResult | HeldRequest:
+        """Hold ``request`` if its integration is paused, else attempt it (``attempt``).
+
+        Waits first (bounded) until the control topic has been read up to where it stood at start: a restarted
+        deliverer must not attempt a request of an integration paused before it started.
+        """
+        if self.states is not None:
+            await self.states.wait_caught_up(self.control_catch_up_s)
+            if self.states.paused(request.tenant, request.integration_id):
+                return self.hold(request)
+        return await self.attempt(request)
+
+    def hold(self, request: DeliverBundle) -> HeldRequest:
+        """The hold command of a request of a paused integration: no attempt, no outcome."""
+        with tracer.start_as_current_span(
+            f"deliver {self.integration_type}",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "relay.integration.type": self.integration_type,
+                "relay.integration.id": request.integration_id,
+                "relay.delivery.id": request.delivery_id,
+                "relay.delivery.attempt": request.attempt,
+                "relay.delivery.outcome": "held",
+            },
+        ):
+            DELIVERIES_HELD.labels(self.integration_type).inc()
+            logger.info(
+                "delivery %s attempt %d to %s/%s held: the integration is paused",
+                request.delivery_id,
+                request.attempt,
+                request.tenant,
+                request.integration_id,
+            )
+            return HeldRequest(
+                RetryDelivery(
+                    request=request,
+                    error_class=INTEGRATION_PAUSED,
+                    error_message=f"integration {request.integration_id} is paused; not attempted, held",
+                    failed_at=datetime.now(UTC),
+                    hold="paused",
+                )
+            )
 
     async def attempt(self, request: DeliverBundle) -> AttemptResult:
         """Deliver ``request`` once and describe what happened."""

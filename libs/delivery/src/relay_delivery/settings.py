@@ -29,6 +29,9 @@ class DelivererSettings(ServiceSettings):
     # One attempt's budget (the destination call included): past it the attempt is reported `retrying` with a
     # timeout, well before the consumer's handler budget (`KAFKA_HANDLER_TIMEOUT_S`) would cut it off.
     attempt_timeout_s: float = Field(default=180.0, gt=0)
+    # After a start: how long requests wait for integrations.control.v1 to be read up to where it stood (so a
+    # request of an integration paused before the start is held, not attempted); past it they go on, with a WARNING.
+    control_catch_up_s: float = Field(default=30.0, gt=0, le=120)
     # On SIGTERM: how long in-flight attempts may take to finish and publish their outcome.
     shutdown_grace_s: float = Field(default=30.0, gt=0)
 

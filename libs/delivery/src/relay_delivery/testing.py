@@ -23,6 +23,7 @@ from relay_contracts.messages import (
     DeliverBundle,
     DeliveryAttempted,
     Feed,
+    IntegrationStateChanged,
     MessageDeadLettered,
     OrderLine,
     RetryDelivery,
@@ -35,6 +36,9 @@ from relay_contracts.topics import (
     IntegrationType,
     deliveries_requested,
 )
+from relay_delivery.app import CONTROL_READER
+from relay_delivery.control import ControlReader
+from relay_delivery.states import IntegrationStates
 from relay_platform.objectstore import ObjectStore
 from relay_platform.settings import KafkaSettings
 from relay_platform.subscriber import on_topic, subscribe, topic_of
@@ -177,6 +181,8 @@ class InMemoryDeliverer:
     """A deliverer app running on FastStream's in-memory broker, and what it published (with the keys)."""
 
     broker: KafkaBroker
+    # The app's view of integrations.control.v1 (no reader runs in memory): ``change`` feeds it.
+    states: IntegrationStates = field(default_factory=IntegrationStates)
     outcomes: list[tuple[DeliveryAttempted, bytes | None]] = field(default_factory=list)
     retries: list[tuple[RetryDelivery, bytes | None]] = field(default_factory=list)
     dead: list[MessageDeadLettered] = field(default_factory=list)
@@ -191,6 +197,16 @@ class InMemoryDeliverer:
             if topic is None:
                 raise ValueError("a malformed request needs its topic")
             await self.broker.publish(request, topic)
+
+    def change(self, change: IntegrationStateChanged) -> None:
+        """An integration paused or resumed, as if read from ``integrations.control.v1``."""
+        self.states.apply(change)
+
+    async def wait_for_retries(self, count: int, *, deadline_s: float = 10.0) -> list[RetryDelivery]:
+        """The first ``count`` retry (and hold) commands."""
+        async with asyncio.timeout(deadline_s), self._changed:
+            await self._changed.wait_for(lambda: len(self.retries) >= count)
+            return [retry for retry, _ in self.retries]
 
     async def wait_for_outcomes(self, count: int, *, deadline_s: float = 10.0) -> list[DeliveryAttempted]:
         """The first ``count`` outcomes (attempts may run concurrently, after ``publish`` returned)."""
@@ -211,6 +227,11 @@ async def in_memory(app: FastStream) -> AsyncIterator[InMemoryDeliverer]:
     if not isinstance(app.broker, KafkaBroker):
         raise TypeError("a deliverer app runs on a KafkaBroker")
     collected = InMemoryDeliverer(app.broker)
+    control = app.context.get(CONTROL_READER)
+    if isinstance(control, ControlReader):
+        # No topic to read in memory: caught up from the start, and the test says what is paused.
+        control.in_memory()
+        collected.states = control.states
     consumer = subscribe(
         app.broker,
         DELIVERIES_OUTCOMES,

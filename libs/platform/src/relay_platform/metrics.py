@@ -57,6 +57,12 @@ DELIVERY_DURATION: Final = Histogram(
     ["integration_type"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 180),
 )
+# Requests not attempted because their integration is paused (handed to the retry service to keep until a resume).
+DELIVERIES_HELD: Final = Counter(
+    "relay_deliveries_held_total",
+    "Delivery requests held, not attempted, because their integration is paused; by destination type.",
+    ["integration_type"],
+)
 # The latency customers feel: from when the suite accepted the order (DeliverBundle.accepted_at: the broker time of
 # the order event's record, or a manual trigger's time; kept across retries) to the successful attempt; bundle
 # build, queueing and retries' back-off included. Requests without accepted_at count from requested_at instead.
@@ -69,7 +75,8 @@ ORDER_TO_DELIVERED: Final = Histogram(
 
 # --- retry service -------------------------------------------------------------------------------------------------
 
-# Deliveries waiting for their next attempt: a growing backlog is a destination down (or the scheduler stuck).
+# Deliveries waiting for their next attempt, held ones of paused integrations included: a growing backlog is a
+# destination down (or the scheduler stuck), or an integration left paused.
 RETRY_BACKLOG: Final = Gauge("relay_retry_backlog", "Deliveries waiting in the retry schedule.")
 
 # --- bundle-builder --------------------------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ from typing import Literal
 from relay_contracts.internal_api import MAX_ATTEMPT_LOG, MAX_CURSOR_TEXT, DeliveryListStatus
 from relay_contracts.messages import (
     DeliveryAttempted,
+    IntegrationState,
+    IntegrationStateChanged,
     IntegrationsTriggered,
     OmsOrderEvent,
     OrderEventOccurred,
@@ -200,6 +202,37 @@ class IntegrationTally:
     pending: int = 0
     last_success_at: datetime | None = None
     last_failure_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrationStateRecord:
+    """An integration's delivery state as last changed (``integrations.control.v1``); none stored means active."""
+
+    tenant: str
+    integration_id: str
+    state: IntegrationState
+    changed_at: datetime
+    event_id: str
+    reason: str | None = None
+    changed_by: str | None = None
+
+
+def newest_state(
+    stored: IntegrationStateRecord | None, change: IntegrationStateChanged
+) -> IntegrationStateRecord | None:
+    """The record to keep after ``change``, ``None`` when it changes nothing: a change not newer than the stored one
+    is stale (a late or redelivered message), so the newest ``changedAt`` wins whatever order they are read in."""
+    if stored is not None and change.changed_at <= stored.changed_at:
+        return None
+    return IntegrationStateRecord(
+        tenant=change.tenant,
+        integration_id=change.integration_id,
+        state=change.state,
+        changed_at=change.changed_at,
+        event_id=change.event_id,
+        reason=change.reason,
+        changed_by=change.changed_by,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 returns; errors follow the broker's taxonomy (``TransientError`` re-read, anything else dead-lettered).
 
 Two consumers in the service's group: one for the order events (``orders.events.v1`` and every tenant's OMS
-topic), one for the three topics only Recipe Relay's own services publish, with a typed handler per topic.
+topic), one for the four topics only Recipe Relay's own services publish, with a typed handler per topic.
 """
 
 from __future__ import annotations
@@ -17,8 +17,20 @@ from relay_association_store import service
 from relay_association_store.domain import accepted_at_of, order_event_from
 from relay_association_store.ports import Publish, ServicePorts
 from relay_association_store.settings import Settings
-from relay_contracts.messages import DeliveryAttempted, IntegrationsTriggered, OmsOrderEvent, RecipeSaved
-from relay_contracts.topics import DELIVERIES_OUTCOMES, INTEGRATIONS_TRIGGERED, ORDERS_EVENTS, RECIPES_SAVED
+from relay_contracts.messages import (
+    DeliveryAttempted,
+    IntegrationStateChanged,
+    IntegrationsTriggered,
+    OmsOrderEvent,
+    RecipeSaved,
+)
+from relay_contracts.topics import (
+    DELIVERIES_OUTCOMES,
+    INTEGRATIONS_CONTROL,
+    INTEGRATIONS_TRIGGERED,
+    ORDERS_EVENTS,
+    RECIPES_SAVED,
+)
 from relay_platform.subscriber import Outgoing, on_topic, publish_all, subscribe, topic_of
 from relay_platform.telemetry import current_traceparent
 
@@ -47,6 +59,8 @@ Topics only Recipe Relay's own services publish, read by one consumer with a typ
 `{INTEGRATIONS_TRIGGERED}` (IntegrationsTriggered, from here or a manual trigger): a `pending` delivery-log row per
 integration the tenant knows, before any outcome, so a delivery that never ends shows in the audit.
 `{DELIVERIES_OUTCOMES}` (DeliveryAttempted): the delivery's latest outcome, shown by the order lookup.
+`{INTEGRATIONS_CONTROL}` (IntegrationStateChanged): an integration paused or resumed; the newest `changedAt` per
+integration is kept (a stale change is ignored) and shown with the integration stats.
 Malformed messages go to `deliveries.dead.v1` with the reason."""
 
 
@@ -97,6 +111,7 @@ def build_router(settings: Settings, oms_topics: Mapping[str, str] | None = None
         RECIPES_SAVED,
         INTEGRATIONS_TRIGGERED,
         DELIVERIES_OUTCOMES,
+        INTEGRATIONS_CONTROL,
         kafka=settings.kafka,
         group_id=settings.consumer_group,
         title=f"{SERVICE_TITLE}:internal",
@@ -120,6 +135,10 @@ def build_router(settings: Settings, oms_topics: Mapping[str, str] | None = None
     @internal(filter=on_topic(DELIVERIES_OUTCOMES))
     async def on_delivery_attempted(outcome: DeliveryAttempted, ports: Ports) -> None:
         await service.record_delivery_outcome(outcome, ports.store)
+
+    @internal(filter=on_topic(INTEGRATIONS_CONTROL))
+    async def on_integration_state_changed(change: IntegrationStateChanged, ports: Ports) -> None:
+        await service.record_integration_state(change, ports.tenants, ports.store)
 
     return router
 

@@ -15,6 +15,7 @@ from relay_association_store.domain import (
     DeliveryFilter,
     DeliveryRecord,
     EventKind,
+    IntegrationStateRecord,
     IntegrationTally,
     OrderChange,
     OrderState,
@@ -40,6 +41,11 @@ class Transaction(Protocol):
     async def save_delivery(self, record: DeliveryRecord, *, exists: bool) -> None: ...
     async def add_attempt(self, attempt: AttemptRecord) -> None:
         """Append to the delivery's attempt log; the same (delivery, attempt, status) again adds nothing."""
+
+    async def load_integration_state(self, tenant: str, integration_id: str) -> IntegrationStateRecord | None:
+        """The integration's stored state, locked for this transaction; ``None`` when never changed."""
+
+    async def save_integration_state(self, record: IntegrationStateRecord, *, exists: bool) -> None: ...
 
 
 class Store(Protocol):
@@ -73,6 +79,9 @@ class OrderQueries(AuditQueries, Protocol):
 
     async def integration_tallies(self, tenant: str, *, since: datetime) -> list[IntegrationTally]:
         """Per integration of ``tenant`` (only), its deliveries last changed at or after ``since``, by status."""
+
+    async def integration_states(self, tenant: str) -> list[IntegrationStateRecord]:
+        """The stored state of each of ``tenant``'s (only) integrations ever paused or resumed, by integration ID."""
 
     async def ping(self, timeout_s: float = 2.0) -> bool:
         """Whether the database answers within ``timeout_s``."""

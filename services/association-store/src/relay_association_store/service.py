@@ -18,6 +18,7 @@ from relay_association_store.domain import (
     DeliveryFilter,
     DeliveryList,
     DeliveryRecord,
+    IntegrationStateRecord,
     IntegrationTally,
     OrderPage,
     RecentOrders,
@@ -30,6 +31,7 @@ from relay_association_store.domain import (
     mark_replayed,
     merge_delivery,
     merge_recipe,
+    newest_state,
     order_page,
     order_triggers,
     pending_deliveries,
@@ -39,7 +41,13 @@ from relay_association_store.domain import (
 )
 from relay_association_store.ports import AuditQueries, OrderQueries, Publish, Store
 from relay_contracts.internal_api import MAX_AUDIT_LIMIT, ORDERS_PAGE_SIZE, OrderLookupField
-from relay_contracts.messages import DeliveryAttempted, IntegrationsTriggered, OrderEventOccurred, RecipeSaved
+from relay_contracts.messages import (
+    DeliveryAttempted,
+    IntegrationStateChanged,
+    IntegrationsTriggered,
+    OrderEventOccurred,
+    RecipeSaved,
+)
 from relay_platform.tenants import TenantsConfig
 
 logger = logging.getLogger("relay.association_store")
@@ -142,6 +150,23 @@ async def record_delivery_outcome(
     return record
 
 
+async def record_integration_state(
+    change: IntegrationStateChanged, tenants: TenantsConfig, store: Store
+) -> IntegrationStateRecord | None:
+    """Keep ``change`` as its integration's state when it is the newest seen (a stale one is ignored); returns the
+    record stored, ``None`` when nothing changed."""
+    if tenants.tenant(change.tenant) is None:
+        # ingest-api only publishes for its callers' tenants: a tenant gone from the config has nothing to show.
+        logger.warning("state change %s names unknown tenant %r; ignored", change.event_id, change.tenant)
+        return None
+    async with store.transaction() as tx:
+        stored = await tx.load_integration_state(change.tenant, change.integration_id)
+        record = newest_state(stored, change)
+        if record is not None:
+            await tx.save_integration_state(record, exists=stored is not None)
+    return record
+
+
 # --- the internal query API ------------------------------------------------------------------------------------
 
 
@@ -200,3 +225,8 @@ async def integration_tallies(
 ) -> list[IntegrationTally]:
     """Per integration of ``tenant``, its deliveries changed within ``window`` (up to now), by status."""
     return await queries.integration_tallies(tenant, since=(now or datetime.now(UTC)) - window)
+
+
+async def integration_states(queries: OrderQueries, tenant: str) -> list[IntegrationStateRecord]:
+    """Each of ``tenant``'s integrations ever paused or resumed, with its newest change (by integration ID)."""
+    return await queries.integration_states(tenant)

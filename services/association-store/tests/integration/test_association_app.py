@@ -34,6 +34,7 @@ from relay_association_store.settings import Settings
 from relay_contracts.internal_api import TRACEPARENT_PATTERN
 from relay_contracts.messages import (
     DeliveryAttempted,
+    IntegrationStateChanged,
     IntegrationsTriggered,
     MessageDeadLettered,
     OrderEventOccurred,
@@ -43,6 +44,7 @@ from relay_contracts.messages import (
 from relay_contracts.topics import (
     DELIVERIES_DEAD,
     DELIVERIES_OUTCOMES,
+    INTEGRATIONS_CONTROL,
     INTEGRATIONS_TRIGGERED,
     ORDERS_EVENTS,
     RECIPES_SAVED,
@@ -811,3 +813,54 @@ async def test_a_replayed_failure_leaves_the_replay_selection_and_the_count(svc:
     status, body = await _get(svc, "/internal/v1/deliveries", tenant="acme", status="failed", replayed="maybe")
     assert status == 400
     assert "'replayed'" in body["message"]
+
+
+async def test_pauses_and_resumes_show_in_the_stats_newest_change_first_and_per_tenant(svc: Service) -> None:
+    integration = unique("hook")
+
+    def change(tenant: str, state: str, minutes: float, reason: str | None = None) -> IntegrationStateChanged:
+        return IntegrationStateChanged.model_validate(
+            {
+                "eventId": unique("e"),
+                "tenant": tenant,
+                "integrationId": integration,
+                "state": state,
+                "reason": reason,
+                "changedBy": "admin",
+                "changedAt": at(minutes),
+            }
+        )
+
+    async def states(tenant: str) -> dict[str, dict[str, Any]]:
+        status, stats = await _get(svc, "/internal/v1/integrations/stats", tenant=tenant)
+        assert status == 200, stats
+        return {entry["integration"]: entry for entry in stats["states"]}
+
+    paused, stale, globex = (
+        change("acme", "paused", 2, "hook down"),
+        change("acme", "active", 1),
+        change("globex", "paused", 3),
+    )
+    for sent in (paused, stale, globex):
+        await svc.send(INTEGRATIONS_CONTROL, sent, key=sent.kafka_key)
+
+    async def both_recorded() -> bool:
+        return integration in await states("acme") and integration in await states("globex")
+
+    await eventually(both_recorded, what="the acme and globex states")
+    # The stale resume (older changedAt, read after the pause) is ignored; globex's row is its own.
+    assert (await states("acme"))[integration] == {
+        "integration": integration,
+        "state": "paused",
+        "changedAt": paused.changed_at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "reason": "hook down",
+    }
+    resumed = change("acme", "active", 4)
+    await svc.send(INTEGRATIONS_CONTROL, resumed, key=resumed.kafka_key)
+
+    async def acme_resumed() -> bool:
+        return bool((await states("acme"))[integration]["state"] == "active")
+
+    await eventually(acme_resumed, what="the resume")
+    assert (await states("acme"))[integration]["reason"] is None
+    assert (await states("globex"))[integration]["state"] == "paused"

@@ -15,7 +15,14 @@ from association_store_factories import MemoryStore, triggered
 
 from relay_association_store import service
 from relay_association_store.adapters.http import create_internal_api
-from relay_association_store.domain import Cursor, DeliveryFilter, DeliveryRecord, IntegrationTally, OrderView
+from relay_association_store.domain import (
+    Cursor,
+    DeliveryFilter,
+    DeliveryRecord,
+    IntegrationStateRecord,
+    IntegrationTally,
+    OrderView,
+)
 from relay_contracts.internal_api import OrderLookupField
 from relay_contracts.messages import stable_id
 from relay_platform.errors import TransientError
@@ -63,6 +70,9 @@ class DownStore:
         raise TransientError("database unavailable (ConnectionRefusedError)")
 
     async def integration_tallies(self, tenant: str, *, since: datetime) -> list[IntegrationTally]:
+        raise TransientError("database unavailable (ConnectionRefusedError)")
+
+    async def integration_states(self, tenant: str) -> list[IntegrationStateRecord]:
         raise TransientError("database unavailable (ConnectionRefusedError)")
 
 

@@ -15,7 +15,7 @@ from association_store_factories import TENANTS_FILE
 from pydantic import SecretStr, ValidationError
 
 from relay_association_store.adapters.http import create_internal_api
-from relay_association_store.domain import DeliveryRecord, IntegrationTally, OrderView
+from relay_association_store.domain import DeliveryRecord, IntegrationStateRecord, IntegrationTally, OrderView
 from relay_association_store.settings import Settings
 from relay_contracts.internal_api import OrderLookupField
 from relay_platform.shared_secret import new_shared_secret
@@ -50,6 +50,9 @@ class EmptyStore:
         return 0
 
     async def integration_tallies(self, tenant: str, *, since: object) -> list[IntegrationTally]:
+        return []
+
+    async def integration_states(self, tenant: str) -> list[IntegrationStateRecord]:
         return []
 
 

@@ -42,6 +42,8 @@ from relay_contracts.messages import (
     ID_TEXT,
     SHORT_TEXT,
     Feed,
+    IntegrationState,
+    IntegrationStateChanged,
     IntegrationsTriggered,
     OrderEventOccurred,
     OrderItem,
@@ -56,6 +58,8 @@ from relay_ingest_api.schemas import (
     DeliveryCounts,
     IntegrationOverview,
     IntegrationsOverview,
+    IntegrationStateAccepted,
+    IntegrationStateRequest,
     LifecycleItem,
     OrderAssociation,
     OrderLifecycleEvent,
@@ -696,9 +700,15 @@ def integrations_overview(tenant: Tenant, stats: IntegrationStats, *, hours: int
         if entry.integration in counts:
             raise BadUpstreamDataError("upstream_error", "the association store counted an integration twice")
         counts[entry.integration] = entry
+    states = {}
+    for state in stats.states:
+        if state.integration in states:
+            raise BadUpstreamDataError("upstream_error", "the association store gave an integration two states")
+        states[state.integration] = state
     overview = []
     for integration in tenant.integrations:
         found = counts.get(integration.id)
+        changed = states.get(integration.id)
         overview.append(
             IntegrationOverview(
                 id=integration.id,
@@ -715,9 +725,67 @@ def integrations_overview(tenant: Tenant, stats: IntegrationStats, *, hours: int
                 window_hours=hours,
                 last_success_at=found.last_success_at if found else None,
                 last_failure_at=found.last_failure_at if found else None,
+                # No record: never paused, so active.
+                state=changed.state if changed else "active",
+                state_changed_at=changed.changed_at if changed else None,
+                state_reason=changed.reason if changed else None,
             )
         )
     return IntegrationsOverview(integrations=overview)
+
+
+# --- pause and resume --------------------------------------------------------------------------------------------
+
+
+def own_integration(tenant: Tenant, integration_id: str) -> str:
+    """The path's ``integrationId`` when it is one of the caller's tenant's integrations (enabled or not); 404
+    otherwise, the same for another tenant's ID as for one nobody has, so IDs of other tenants cannot be probed."""
+    if not _INTEGRATION_ID.fullmatch(integration_id) or tenant.integration(integration_id) is None:
+        raise NotFoundError("not_found", "no such integration")
+    return integration_id
+
+
+def parse_state_request(document: object | None) -> IntegrationStateRequest:
+    """A pause or resume body (``IntegrationStateRequest``): none at all, or ``{"reason": ...}`` and nothing else."""
+    if document is None:
+        return IntegrationStateRequest()
+    if not isinstance(document, dict):
+        raise InvalidInputError(
+            "invalid_body", "the body must be a JSON object", [Problem(pointer="", message="must be an object")]
+        )
+    try:
+        return IntegrationStateRequest.model_validate(document)
+    except ValidationError as error:
+        problems = [Problem(pointer=pointer(*e["loc"]), message=e["msg"]) for e in error.errors(include_url=False)]
+        raise InvalidInputError("invalid_fields", f"{len(problems)} invalid field(s)", problems) from error
+
+
+def state_change(
+    tenant_id: str,
+    integration_id: str,
+    state: IntegrationState,
+    request: IntegrationStateRequest,
+    *,
+    changed_by: str,
+    now: datetime,
+) -> IntegrationStateChanged:
+    """The ``integrations.control.v1`` event of an operator's pause or resume: a new event ID every time (pausing a
+    paused integration is a change of its own, newer, and harmless)."""
+    return IntegrationStateChanged(
+        event_id=str(uuid.uuid4()),
+        tenant=tenant_id,
+        integration_id=integration_id,
+        state=state,
+        reason=request.reason,
+        changed_by=changed_by[:SHORT_TEXT],
+        changed_at=now,
+    )
+
+
+def state_accepted(change: IntegrationStateChanged) -> IntegrationStateAccepted:
+    return IntegrationStateAccepted(
+        integration_id=change.integration_id, state=change.state, changed_at=rfc3339(change.changed_at)
+    )
 
 
 def parse_stored_recipe(body: bytes) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from relay_ingest_api.http import (
     json_response,
     ports,
     read_json,
+    read_optional_json,
     recipe_cache_control,
     settings,
 )
@@ -160,6 +161,27 @@ async def post_trigger(request: web.Request) -> web.Response:
         link_traces=link_order_traces,
     )
     return json_response(accepted, 202)
+
+
+@routes.post("/api/v2/integrations/{integration_id}/pause")
+async def post_pause(request: web.Request) -> web.Response:
+    # admin: pausing stops a destination's deliveries for the whole tenant.
+    caller = authorize(request, "admin")
+    document = await read_optional_json(request)
+    changed = await service.change_integration_state(
+        ports(request), caller, request.match_info["integration_id"], "paused", document
+    )
+    return json_response(changed, 202)
+
+
+@routes.post("/api/v2/integrations/{integration_id}/resume")
+async def post_resume(request: web.Request) -> web.Response:
+    caller = authorize(request, "admin")
+    document = await read_optional_json(request)
+    changed = await service.change_integration_state(
+        ports(request), caller, request.match_info["integration_id"], "active", document
+    )
+    return json_response(changed, 202)
 
 
 @routes.post("/api/v2/deliveries/replay")

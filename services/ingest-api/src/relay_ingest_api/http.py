@@ -60,6 +60,16 @@ def authorize(request: web.Request, permission: Permission) -> KeyMatch:
 
 async def read_json(request: web.Request) -> object:
     """The body as strict JSON (``jsonbody.parse_json``), at most ``max_body`` bytes (413)."""
+    return parse_json(await _read_body(request))
+
+
+async def read_optional_json(request: web.Request) -> object | None:
+    """Like ``read_json``, but an empty body (or only whitespace) is ``None``: the body is optional."""
+    raw = await _read_body(request)
+    return parse_json(raw) if raw.strip() else None
+
+
+async def _read_body(request: web.Request) -> bytes:
     limit = settings(request).max_body
     if request.content_length is not None and request.content_length > limit:
         raise TooLargeError("body_too_large", f"the body exceeds {limit} bytes")
@@ -69,7 +79,7 @@ async def read_json(request: web.Request) -> object:
     except web.RequestPayloadError as error:
         # A Content-Encoding (gzip, deflate) whose bytes do not decompress: the client's fault, not ours.
         raise UnreadableBodyError("malformed_body", "the request body could not be decoded") from error
-    return parse_json(raw)
+    return raw
 
 
 def json_response(model: BaseModel, status: int) -> web.Response:

@@ -42,6 +42,8 @@ from relay_ingest_api.schemas import (
     ErrorBody,
     Health,
     IntegrationsOverview,
+    IntegrationStateAccepted,
+    IntegrationStateRequest,
     OrderAssociation,
     OrderLifecycleEvent,
     Readiness,
@@ -96,6 +98,8 @@ def _model_schemas() -> dict[str, Any]:
         (IntegrationsOverview, "serialization"),
         (ReplayRequest, "validation"),
         (ReplayAccepted, "serialization"),
+        (IntegrationStateRequest, "validation"),
+        (IntegrationStateAccepted, "serialization"),
     ]
     _, top = models_json_schema(models, ref_template=_REF)
     schemas: dict[str, Any] = top["$defs"]
@@ -198,6 +202,56 @@ def _instant_param(name: str, description: str) -> dict[str, Any]:
         "required": False,
         "description": f"{description} RFC 3339 with a time zone (2026-12-01T10:00:00Z); years 0001-9998 in UTC.",
         "schema": {"type": "string", "format": "date-time", "maxLength": MAX_INSTANT_TEXT},
+    }
+
+
+def _state_change(state: str) -> dict[str, Any]:
+    """``POST /api/v2/integrations/{integrationId}/pause`` or ``/resume``."""
+    pause = state == "paused"
+    what = (
+        "Pause an integration: from now on its delivery requests are held, neither attempted nor failed, and kept "
+        "until it is resumed. This stops every delivery to that destination for the whole tenant, so it needs the "
+        "admin permission. Pausing a paused integration is allowed (a newer change, nothing else)."
+        if pause
+        else "Resume an integration: everything held while it was paused is requested again, oldest first, and "
+        "delivered. Needs the admin permission (the operator action that restarts a destination's deliveries). "
+        "Resuming an active integration is allowed."
+    )
+    return {
+        "post": {
+            "operationId": "pauseIntegration" if pause else "resumeIntegration",
+            "summary": "Pause an integration's deliveries." if pause else "Resume a paused integration's deliveries.",
+            "description": f"{what} The tenant is the API key's: an integration of another tenant is a 404, like "
+            "one nobody has. The change is published durably (integrations.control.v1) before the 202; "
+            "`GET /api/v2/integrations` shows it once the association store has read it (the newest `changedAt` "
+            "wins).",
+            "security": _SECURED,
+            "parameters": [
+                {
+                    "name": "integrationId",
+                    "in": "path",
+                    "required": True,
+                    "description": "One of the caller's tenant's integrations (enabled or not).",
+                    "schema": {"type": "string", "pattern": INTEGRATION_ID_PATTERN},
+                }
+            ],
+            "requestBody": {"required": False, "content": _json_content("IntegrationStateRequest")},
+            "responses": _responses(
+                {
+                    "202": {
+                        "description": "The change is durably published.",
+                        "content": _json_content("IntegrationStateAccepted"),
+                    }
+                },
+                "400",
+                "401",
+                "403",
+                "404",
+                "413",
+                "429",
+                "503",
+            ),
+        }
     }
 
 
@@ -453,7 +507,9 @@ def openapi_document(
                 "description": "Needs the order-tracking permission; the tenant is the API key's. Each configured "
                 "integration's ID, type, description, feeds and whether it is enabled (never its hosts, user "
                 "names, addresses, notification lists or secrets), with its deliveries by status whose last change "
-                "is within the last `hours` (zeros when it has none) and its last success and final failure.",
+                "is within the last `hours` (zeros when it has none), its last success and final failure, and its "
+                "delivery `state` (`paused` after a pause, with `stateChangedAt` and `stateReason`; `active` "
+                "otherwise).",
                 "security": _SECURED,
                 "parameters": [
                     {
@@ -557,6 +613,8 @@ def openapi_document(
                 ),
             }
         },
+        "/api/v2/integrations/{integrationId}/pause": _state_change("paused"),
+        "/api/v2/integrations/{integrationId}/resume": _state_change("active"),
         "/api/v2/admin/audit": {
             "get": {
                 "operationId": "auditDeliveries",

@@ -22,7 +22,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from relay_contracts.messages import ID_TEXT, Feed
+from relay_contracts.messages import ID_TEXT, Feed, IntegrationState
 from relay_contracts.types import ID_PATTERN, check_id_text, check_utc_instant
 
 # The pattern documents the rule (no control characters, U+FFFD or lone surrogates, not blank); check_id_text is it.
@@ -234,7 +234,49 @@ class IntegrationOverview(ApiModel):
     window_hours: int = Field(ge=1, description="The window of `counts`, in hours.")
     last_success_at: str | None = Field(description="RFC 3339 UTC of the last success within the window.")
     last_failure_at: str | None = Field(description="RFC 3339 UTC of the last final failure within the window.")
+    state: IntegrationState = Field(
+        default="active", description="`paused`: its deliveries are held (not attempted) until it is resumed."
+    )
+    state_changed_at: str | None = Field(
+        default=None, description="RFC 3339 UTC of its last pause or resume; null when it never had one."
+    )
+    state_reason: str | None = Field(default=None, description="Why it was last paused or resumed, if said.")
 
 
 class IntegrationsOverview(ApiModel):
     integrations: list[IntegrationOverview] = Field(description="The caller's tenant's integrations, as configured.")
+
+
+MAX_STATE_REASON = 200
+
+
+def _reason_text(value: str) -> str | None:
+    # Shown in the console and kept in the store: one line of visible text; blank means no reason.
+    text = value.strip()
+    if not text:
+        return None
+    if not text.isprintable() or "\ufffd" in text:
+        raise ValueError("must be printable text (no control characters or line breaks)")
+    return text
+
+
+Reason = Annotated[StrictStr, Field(max_length=MAX_STATE_REASON), AfterValidator(_reason_text)]
+
+
+class IntegrationStateRequest(ApiModel):
+    """A pause or a resume; the body is optional."""
+
+    # An operator's command: a misspelt field is an error, not silently ignored.
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason | None = Field(
+        default=None,
+        description=f"Why, in the operator's words: at most {MAX_STATE_REASON} printable characters, one line "
+        "(blank means none). Shown on the console's Integrations page.",
+    )
+
+
+class IntegrationStateAccepted(ApiModel):
+    integration_id: str
+    state: IntegrationState
+    changed_at: str = Field(description="RFC 3339 UTC: when the change was made (the newest change wins).")

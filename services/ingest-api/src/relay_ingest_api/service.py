@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from relay_contracts.internal_api import OrderLookupField
-from relay_contracts.messages import IntegrationsTriggered, recipe_object_key
+from relay_contracts.messages import IntegrationState, IntegrationsTriggered, recipe_object_key
 from relay_contracts.recipe import RecipeLimits
-from relay_contracts.topics import INTEGRATIONS_TRIGGERED, ORDERS_EVENTS, RECIPES_SAVED
+from relay_contracts.topics import INTEGRATIONS_CONTROL, INTEGRATIONS_TRIGGERED, ORDERS_EVENTS, RECIPES_SAVED
 from relay_ingest_api import domain
 from relay_ingest_api.domain import (
     ForbiddenError,
@@ -27,7 +27,14 @@ from relay_ingest_api.domain import (
     UnauthorizedError,
 )
 from relay_ingest_api.ports import Outgoing, Ports, RenderedPdf, RenderKey, StoreRefusedQueryError
-from relay_ingest_api.schemas import Accepted, IntegrationsOverview, RecipeCreated, ReplayAccepted, TriggersAccepted
+from relay_ingest_api.schemas import (
+    Accepted,
+    IntegrationsOverview,
+    IntegrationStateAccepted,
+    RecipeCreated,
+    ReplayAccepted,
+    TriggersAccepted,
+)
 from relay_platform.errors import TransientError
 from relay_platform.objectstore import ObjectNotFoundError
 from relay_platform.tenants import KeyMatch, Permission, Tenant, TenantsConfig
@@ -159,6 +166,23 @@ async def integrations(ports: Ports, caller: KeyMatch, *, hours: int) -> Integra
     their delivery counts over the last ``hours``."""
     stats = await ports.associations.integration_stats(caller.tenant_id, since_s=hours * 3600)
     return domain.integrations_overview(caller.tenant, stats, hours=hours)
+
+
+async def change_integration_state(
+    ports: Ports, caller: KeyMatch, integration_id: str, state: IntegrationState, document: object | None
+) -> IntegrationStateAccepted:
+    """``POST /api/v2/integrations/{integrationId}/pause`` and ``/resume``: one ``IntegrationStateChanged``
+    published (acknowledged by every in-sync replica) for one of the caller's tenant's integrations. Deliverers hold
+    a paused integration's requests; the retry service releases them on resume."""
+    # The tenant comes from the key: another tenant's integration is a 404 like one nobody has.
+    domain.own_integration(caller.tenant, integration_id)
+    request = domain.parse_state_request(document)
+    change = domain.state_change(
+        caller.tenant_id, integration_id, state, request, changed_by=caller.key.name, now=datetime.now(UTC)
+    )
+    await ports.publisher.publish([Outgoing(INTEGRATIONS_CONTROL, change, change.kafka_key)])
+    logger.info("integration %s/%s set %s by %s", caller.tenant_id, integration_id, state, caller.key.name)
+    return domain.state_accepted(change)
 
 
 # --- recipes -----------------------------------------------------------------------------------------------------

@@ -306,6 +306,10 @@ async def test_integrations_merge_the_config_with_the_stores_counts(client: Clie
         "windowHours": 24,
         "lastSuccessAt": "2026-12-01T09:00:00.000Z",
         "lastFailureAt": "2026-12-01T10:00:00.000Z",
+        # Never paused or resumed: active, no change to show.
+        "state": "active",
+        "stateChangedAt": None,
+        "stateReason": None,
     }
     assert raw["type"] == "zapier"
     assert raw["feeds"] == ["recipe"]
@@ -321,7 +325,7 @@ async def test_integrations_never_show_hosts_addresses_or_secrets(client: Client
         assert bit not in text
     expected = {"id", "type", "description", "feeds", "enabled", "counts", "windowHours", "lastSuccessAt"}
     for integration in json.loads(text)["integrations"]:
-        assert set(integration) == expected | {"lastFailureAt"}
+        assert set(integration) == expected | {"lastFailureAt", "state", "stateChangedAt", "stateReason"}
 
 
 async def test_integrations_take_the_window_in_hours(client: Client, world: World) -> None:

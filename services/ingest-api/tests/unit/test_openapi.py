@@ -45,7 +45,9 @@ def test_schemathesis_loads_every_operation() -> None:
     assert ("GET", "/api/v2/deliveries/failed") in operations
     assert ("GET", "/api/v2/integrations") in operations
     assert ("POST", "/api/v2/deliveries/replay") in operations
-    assert len(operations) == 16
+    assert ("POST", "/api/v2/integrations/{integrationId}/pause") in operations
+    assert ("POST", "/api/v2/integrations/{integrationId}/resume") in operations
+    assert len(operations) == 18
 
 
 def test_security_schemes_are_apikey_query_and_bearer() -> None:
@@ -101,5 +103,16 @@ def test_console_reads_document_their_parameters_and_answers() -> None:
         assert set(operation["responses"]) == {"200", "400", "401", "403", "429", "502", "503"}
     shown = document["components"]["schemas"]["IntegrationOverview"]["properties"]
     assert set(shown) == {
-        "id", "type", "description", "feeds", "enabled", "counts", "windowHours", "lastSuccessAt", "lastFailureAt"
+        "id", "type", "description", "feeds", "enabled", "counts", "windowHours", "lastSuccessAt", "lastFailureAt",
+        "state", "stateChangedAt", "stateReason",
     }  # fmt: skip
+
+
+def test_pause_and_resume_need_admin_and_say_they_stop_deliveries() -> None:
+    paths = _document()["paths"]
+    for path in ("/api/v2/integrations/{integrationId}/pause", "/api/v2/integrations/{integrationId}/resume"):
+        operation = paths[path]["post"]
+        assert "admin permission" in operation["description"]
+        assert operation["requestBody"]["required"] is False
+        assert set(operation["responses"]) >= {"202", "400", "401", "403", "404"}
+    assert "stops every delivery" in paths["/api/v2/integrations/{integrationId}/pause"]["post"]["description"]

@@ -19,6 +19,8 @@ from pydantic import ValidationError
 from relay_contracts.messages import (
     DeliverBundle,
     DeliveryAttempted,
+    IntegrationState,
+    IntegrationStateChanged,
     MessageDeadLettered,
     OrderEventOccurred,
     OrderEventType,
@@ -63,6 +65,8 @@ class ScheduledRetry:
     request: DeliverBundle
     due_at: datetime
     trace_parent: str | None = None
+    # Not due until its integration is resumed (a request held while the integration is paused).
+    held: bool = False
 
     @property
     def delivery_id(self) -> str:
@@ -126,6 +130,20 @@ class StoredRetry:
     @property
     def row_key(self) -> tuple[str, int]:
         return (self.delivery_id, self.attempt)
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrationStatus:
+    """What the retry service knows of an integration: its state and the ``changedAt`` that set it."""
+
+    tenant: str
+    integration_id: str
+    state: IntegrationState
+    changed_at: datetime
+
+    @property
+    def active(self) -> bool:
+        return self.state == "active"
 
 
 # --- back-off --------------------------------------------------------------------------------------------------
@@ -370,6 +388,50 @@ def _salvaged_request(raw: str) -> dict[str, Any]:
     if isinstance(files, list):
         fields["files"] = [f["name"] for f in files if isinstance(f, dict) and isinstance(f.get("name"), str)]
     return fields
+
+
+# --- paused integrations --------------------------------------------------------------------------------------
+
+# Released held rows become due this far apart, in the order they were stored: the scheduler takes due rows
+# earliest first, so the oldest request goes out first.
+RELEASE_SPACING_S = 0.001
+# A hold read after the resume goes out again this much later, not at once: a deliverer whose view of the control
+# topic lags (or is stuck on a broker error) would otherwise hold it again at once, in a loop as fast as the broker.
+BEHIND_RECHECK_S = 1.0
+
+
+def integration_state_after(
+    current: IntegrationStatus | None, change: IntegrationStateChanged
+) -> IntegrationStatus | None:
+    """The integration's new state after ``change``, or ``None`` when it does not change it.
+
+    The newest ``changedAt`` wins; a change that is not newer than the stored one (stale, or a resend) is ignored.
+    Every deliverer keeps its view by the same rule (``relay_delivery.control``), so both agree on the outcome.
+    """
+    if current is not None and change.changed_at <= current.changed_at:
+        return None
+    return IntegrationStatus(
+        tenant=change.tenant, integration_id=change.integration_id, state=change.state, changed_at=change.changed_at
+    )
+
+
+def held_request(
+    retry: RetryDelivery, state: IntegrationStatus | None, *, now: datetime, trace_parent: str | None
+) -> ScheduledRetry:
+    """What to store for a request its deliverer held (``retry.hold``): the same attempt (it was not made), held
+    until a resume, or due ``BEHIND_RECHECK_S`` from now when the resume was already read (the deliverer's view was
+    behind ours; by then it has most likely read the resume too).
+
+    No state known yet counts as paused: the deliverer saw the pause, so its change is on its way to us too.
+    """
+    active = state is not None and state.active
+    due_at = now + timedelta(seconds=BEHIND_RECHECK_S) if active else now
+    return ScheduledRetry(request=retry.request, due_at=due_at, trace_parent=trace_parent, held=not active)
+
+
+def release_times(count: int, *, now: datetime) -> list[datetime]:
+    """The due times of ``count`` released rows, oldest stored first."""
+    return [now + timedelta(seconds=rank * RELEASE_SPACING_S) for rank in range(count)]
 
 
 def validation_detail(error: ValidationError) -> str:

@@ -1,4 +1,5 @@
-"""Kafka routing table: one consumer for the retry commands and the order events, one handler per topic, each
+"""Kafka routing table: one consumer for the retry commands, the order events and the integrations' states, one
+handler per topic, each
 calling one use case. The use cases publish their final outcomes through the ``Outbox`` port themselves (see
 ``service``), so the handlers have nothing left to publish."""
 
@@ -10,8 +11,8 @@ from typing import Annotated
 from faststream import Context
 from faststream.kafka import KafkaMessage, KafkaRouter
 
-from relay_contracts.messages import OrderEventOccurred
-from relay_contracts.topics import DELIVERIES_RETRY, ORDERS_EVENTS
+from relay_contracts.messages import IntegrationStateChanged, OrderEventOccurred
+from relay_contracts.topics import DELIVERIES_RETRY, INTEGRATIONS_CONTROL, ORDERS_EVENTS
 from relay_platform.settings import KafkaSettings
 from relay_platform.subscriber import on_topic, subscribe
 from relay_platform.telemetry import current_traceparent
@@ -23,8 +24,11 @@ Ports = Annotated[RetryPorts, Context("ports")]
 CONSUMER_DOC = f"""\
 `{DELIVERIES_RETRY}` (RetryDelivery): schedule the next attempt of a failed delivery or publish its final failure;
 an invalid command whose `request` can still be read ends that delivery with a final failure before it is
-dead-lettered. `{ORDERS_EVENTS}` (OrderEventOccurred): track each order's status by occurredAt; a cancelled order's
-pending retries end with a final failure. Malformed messages go to `deliveries.dead.v1` with the reason."""
+dead-lettered; a request held because its integration is paused (`hold`) is kept, same attempt, until a resume.
+`{ORDERS_EVENTS}` (OrderEventOccurred): track each order's status by occurredAt; a cancelled order's pending retries
+end with a final failure. `{INTEGRATIONS_CONTROL}` (IntegrationStateChanged): track each integration's state by
+changedAt; a resume releases its held requests, oldest first. Malformed messages go to `deliveries.dead.v1` with
+the reason."""
 
 
 def build_router(kafka: KafkaSettings, *, group_id: str) -> KafkaRouter:
@@ -36,6 +40,7 @@ def build_router(kafka: KafkaSettings, *, group_id: str) -> KafkaRouter:
         router,
         DELIVERIES_RETRY,
         ORDERS_EVENTS,
+        INTEGRATIONS_CONTROL,
         kafka=kafka,
         group_id=group_id,
         title="retry:consume",
@@ -55,5 +60,10 @@ def build_router(kafka: KafkaSettings, *, group_id: str) -> KafkaRouter:
     @consumer(filter=on_topic(ORDERS_EVENTS))
     async def on_order_event(event: OrderEventOccurred, ports: Ports) -> None:
         await service.record_order_event(event, schedule=ports.schedule, outbox=ports.outbox, now=datetime.now(UTC))
+
+    @consumer(filter=on_topic(INTEGRATIONS_CONTROL))
+    async def on_integration_state(change: IntegrationStateChanged, ports: Ports) -> None:
+        if await service.record_integration_state(change, schedule=ports.schedule, now=datetime.now(UTC)):
+            ports.wake.notify()
 
     return router

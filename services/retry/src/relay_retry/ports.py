@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Literal, Protocol
 
 from relay_platform.tenants import TenantsConfig
-from relay_retry.domain import GiveUp, OrderState, ScheduledRetry, StoredRetry
+from relay_retry.domain import GiveUp, IntegrationStatus, OrderState, ScheduledRetry, StoredRetry
 
 AddStatus = Literal["added", "duplicate", "order_cancelled"]
 
@@ -34,6 +34,22 @@ class ScheduleTransaction(Protocol):
     async def load_order(self, tenant: str, order_id: str) -> OrderState | None: ...
 
     async def save_order(self, state: OrderState) -> None: ...
+
+    async def lock_integration(self, tenant: str, integration_id: str) -> None:
+        """Serialise this transaction against every other that locks the same integration (hold vs. resume)."""
+        ...
+
+    async def load_integration(self, tenant: str, integration_id: str) -> IntegrationStatus | None: ...
+
+    async def save_integration(self, state: IntegrationStatus) -> None: ...
+
+    async def release_held(self, tenant: str, integration_id: str, *, now: datetime) -> int:
+        """Make the integration's held rows due from ``now``, oldest stored first; returns how many."""
+        ...
+
+    async def insert(self, retry: ScheduledRetry, *, order_id: str | None, after_publish: bool = False) -> bool:
+        """Store ``retry`` unless (delivery_id, attempt) is already stored; True when a row was added."""
+        ...
 
     async def order_retries(self, tenant: str, order_id: str) -> Sequence[StoredRetry]:
         """The pending retries of one order (locked until the transaction ends)."""

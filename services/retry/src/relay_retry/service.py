@@ -1,11 +1,11 @@
 """The retry service's use cases, broker- and SQL-free: ports come in as arguments, rules from ``domain``.
 
-One per inbound message (``handle_retry_command``, ``record_order_event``) and one per scheduler round
-(``publish_due``). Each publishes what the rules decided through the ``Outbox`` port and awaits the broker's
-confirmation before its transaction commits (rows deleted) or its handler returns (offset committed): a crash in
-between repeats the publish, which is harmless (deliveries are idempotent, the notifier sends one notice per
-delivery and status). They publish themselves, rather than return messages for the handler to publish, because
-a final outcome must be confirmed while the rows it ends are still locked, before the transaction commits.
+One per inbound message (``handle_retry_command``, ``record_order_event``, ``record_integration_state``) and one per
+scheduler round (``publish_due``). Each publishes what the rules decided through the ``Outbox`` port and awaits the
+broker's confirmation before its transaction commits (rows deleted) or its handler returns (offset committed): a
+crash in between repeats the publish, which is harmless (deliveries are idempotent, the notifier sends one notice
+per delivery and status). They publish themselves, rather than return messages for the handler to publish, because a
+final outcome must be confirmed while the rows it ends are still locked, before the transaction commits.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from relay_contracts.messages import OrderEventOccurred, RetryDelivery
+from relay_contracts.messages import IntegrationStateChanged, OrderEventOccurred, RetryDelivery
 from relay_platform.errors import TransientError
 from relay_platform.tenants import RetryPolicy, TenantsConfig
 from relay_retry import domain
@@ -58,6 +58,13 @@ async def handle_retry_command(
                 "invalid retry command for delivery %s: final failure published", give_up.outcome.delivery_id
             )
         raise
+    if retry.hold is not None:
+        handled = await hold_request(
+            retry, schedule=ports.schedule, outbox=ports.outbox, now=now, trace_parent=trace_parent
+        )
+        if handled.add is not None and handled.add.status == "added":
+            ports.wake.notify()
+        return handled
     handled = await schedule_retry(
         retry,
         tenants=ports.tenants,
@@ -126,6 +133,78 @@ async def schedule_retry(
         "" if added.status == "added" else " (already scheduled)",
     )
     return RetryHandled(scheduled=decision, add=added, give_up=None)
+
+
+async def hold_request(
+    retry: RetryDelivery, *, schedule: RetrySchedule, outbox: Outbox, now: datetime, trace_parent: str | None = None
+) -> RetryHandled:
+    """Keep a request its deliverer held because the integration is paused (``retry.hold``).
+
+    Not a failed attempt: no back-off, no attempt limit, the same attempt number. Held until the integration is
+    resumed, or due now when the resume was read already (the deliverer was behind). A cancelled order's request is
+    ended with its final failure instead, as a retry would be.
+    """
+    request = retry.request
+    order_id = domain.cancellable_order_id(request)
+    async with schedule.transaction() as tx:
+        # Locked before the state is read: a resume committing meanwhile would otherwise miss this row (see
+        # ``SqlScheduleTransaction.lock_integration``).
+        await tx.lock_integration(request.tenant, request.integration_id)
+        state = await tx.load_integration(request.tenant, request.integration_id)
+        order = await tx.load_order(request.tenant, order_id) if order_id is not None else None
+        cancelled = order is not None and order.refuses_retries
+        stored = domain.held_request(retry, state, now=now, trace_parent=trace_parent)
+        inserted = not cancelled and await tx.insert(stored, order_id=order_id, after_publish=True)
+    if cancelled and order is not None:
+        refused = domain.cancelled_give_up(request, order, now=now)
+        await outbox.final([refused])
+        logger.info(
+            "delivery %s attempt %d not held: order cancelled at %s; final failure published",
+            request.delivery_id,
+            request.attempt,
+            order.status_at.isoformat(),
+        )
+        return RetryHandled(scheduled=None, add=AddResult("order_cancelled", order), give_up=refused)
+    added = AddResult("added" if inserted else "duplicate")
+    logger.info(
+        "delivery %s attempt %d to %s/%s %s%s",
+        request.delivery_id,
+        request.attempt,
+        request.tenant,
+        request.integration_id,
+        "held until the integration is resumed" if stored.held else "due now: the integration is already resumed",
+        "" if added.status == "added" else " (already stored)",
+    )
+    return RetryHandled(scheduled=stored, add=added, give_up=None)
+
+
+# --- integrations.control.v1 -----------------------------------------------------------------------------------
+
+
+async def record_integration_state(change: IntegrationStateChanged, *, schedule: RetrySchedule, now: datetime) -> int:
+    """Track the integration's state by ``changedAt``; while it is active, its held requests are released (due from
+    ``now``, oldest stored first). Returns how many were released; the caller wakes the scheduler."""
+    async with schedule.transaction() as tx:
+        await tx.lock_integration(change.tenant, change.integration_id)
+        current = await tx.load_integration(change.tenant, change.integration_id)
+        changed = domain.integration_state_after(current, change)
+        if changed is not None:
+            await tx.save_integration(changed)
+        state = changed or current
+        # Also when the state did not change: a hold stored before any state was known waits for no other resume.
+        released = 0
+        if state is not None and state.active:
+            released = await tx.release_held(change.tenant, change.integration_id, now=now)
+    if changed is not None or released:
+        logger.info(
+            "integration %s/%s %s (at %s): %d held requests released",
+            change.tenant,
+            change.integration_id,
+            "active" if state is not None and state.active else "paused",
+            state.changed_at.isoformat() if state is not None else "?",
+            released,
+        )
+    return released
 
 
 # --- orders.events.v1 ------------------------------------------------------------------------------------------

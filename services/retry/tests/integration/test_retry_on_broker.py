@@ -29,6 +29,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from relay_contracts.messages import (
     DeliverBundle,
     DeliveryAttempted,
+    IntegrationState,
+    IntegrationStateChanged,
     MessageDeadLettered,
     OrderEventOccurred,
     OrderEventType,
@@ -40,6 +42,7 @@ from relay_contracts.topics import (
     DELIVERIES_DEAD,
     DELIVERIES_OUTCOMES,
     DELIVERIES_RETRY,
+    INTEGRATIONS_CONTROL,
     ORDERS_EVENTS,
     IntegrationType,
     deliveries_requested,
@@ -235,7 +238,7 @@ async def caught_up(admin: AIOKafkaAdminClient, bootstrap: str, *, group: str, t
     try:
         partitions = [
             TopicPartition(topic, partition)
-            for topic in (DELIVERIES_RETRY, ORDERS_EVENTS)
+            for topic in (DELIVERIES_RETRY, ORDERS_EVENTS, INTEGRATIONS_CONTROL)
             for partition in sorted(probe.partitions_for_topic(topic) or ())
         ]
         ends = await probe.end_offsets(partitions)
@@ -555,3 +558,46 @@ async def test_duplicate_retry_command_publishes_nothing(
     await watcher.wait(lambda: watcher.requests(request.delivery_id))
     assert [again.attempt for _, again in watcher.requests(request.delivery_id)] == [2]
     assert not watcher.outcomes(request.delivery_id)
+
+
+# --- paused integrations ---------------------------------------------------------------------------------------
+
+
+def integration_change(state: IntegrationState, at: datetime, *, integration_id: str) -> IntegrationStateChanged:
+    return IntegrationStateChanged(
+        event_id=uuid.uuid4().hex, tenant=OTHER_TENANT, integration_id=integration_id, state=state, changed_at=at
+    )
+
+
+async def send_change(producer: AIOKafkaProducer, change: IntegrationStateChanged) -> RecordMetadata:
+    return await producer.send_and_wait(INTEGRATIONS_CONTROL, change.model_dump_json().encode(), key=change.kafka_key)
+
+
+async def test_a_held_request_waits_for_the_resume_and_is_then_requested_with_the_same_attempt(
+    retry_service: RetryService, producer: AIOKafkaProducer, watcher: TopicWatcher, admin: AIOKafkaAdminClient
+) -> None:
+    t0 = datetime.now(UTC)
+    await processed(admin, await send_change(producer, integration_change("paused", t0, integration_id="slow-hook")))
+    request = deliver_bundle("slow-hook", tenant=OTHER_TENANT, attempt=2)
+    hold = RetryDelivery(
+        request=request,
+        error_class="IntegrationPaused",
+        error_message="integration slow-hook is paused; not attempted, held",
+        failed_at=datetime.now(UTC),
+        hold="paused",
+    )
+
+    await processed(admin, await send_retry(producer, hold))
+
+    # Stored (held), and not requested: the scheduler never takes a held row, whatever the time.
+    assert await retry_service.pending(request.delivery_id) == 1
+    assert watcher.requests(request.delivery_id) == []
+    assert watcher.outcomes(request.delivery_id) == []
+
+    await send_change(producer, integration_change("active", t0 + timedelta(seconds=1), integration_id="slow-hook"))
+    await watcher.wait(lambda: watcher.requests(request.delivery_id))
+
+    [(record, again)] = watcher.requests(request.delivery_id)
+    assert record.topic == deliveries_requested("zapier")
+    assert again == request  # attempt 2 again: the held attempt was never made
+    assert watcher.outcomes(request.delivery_id) == []

@@ -12,10 +12,18 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from relay_contracts.messages import DeliverBundle, OrderEventOccurred, OrderEventType, OrderLine
+from relay_contracts.messages import (
+    DeliverBundle,
+    IntegrationState,
+    IntegrationStateChanged,
+    OrderEventOccurred,
+    OrderEventType,
+    OrderLine,
+    RetryDelivery,
+)
 from relay_retry import service
 from relay_retry.adapters.schedule import SqlRetrySchedule
-from relay_retry.domain import ORDER_CANCELLED, GiveUp, ScheduledRetry
+from relay_retry.domain import ORDER_CANCELLED, GiveUp, IntegrationStatus, ScheduledRetry
 from relay_retry.ports import AddResult, PublishFailure
 from relay_testing.postgres import PostgresServer
 
@@ -209,3 +217,91 @@ async def test_cancellations_of_the_previous_version_count_on_postgres(postgres_
         refused = await schedule.add(scheduled(60, order_id="o-old"), order_id="o-old")
         assert refused.status == "order_cancelled"
         assert await schedule.add(scheduled(60, order_id="o-new"), order_id="o-new") == AddResult("added")
+
+
+# --- paused integrations ---------------------------------------------------------------------------------------
+
+
+def hold_of(tenant: str) -> RetryDelivery:
+    retry = scheduled(0, tenant=tenant)
+    return RetryDelivery(
+        request=retry.request,
+        error_class="IntegrationPaused",
+        error_message="held",
+        failed_at=datetime.now(UTC),
+        hold="paused",
+    )
+
+
+def integration_change(state: IntegrationState, at: datetime, *, tenant: str) -> IntegrationStateChanged:
+    return IntegrationStateChanged(
+        event_id=uuid.uuid4().hex, tenant=tenant, integration_id="fast-hook", state=state, changed_at=at
+    )
+
+
+async def due_ids(schedule: SqlRetrySchedule, now: datetime) -> list[str]:
+    async with schedule.transaction() as tx:
+        return [row.delivery_id for row in await tx.due(now, 100)]
+
+
+async def test_held_requests_wait_for_the_resume_and_go_oldest_first_on_postgres(
+    replicas: tuple[SqlRetrySchedule, SqlRetrySchedule],
+) -> None:
+    first, second = replicas
+    tenant = f"t-{uuid.uuid4().hex[:6]}"
+    t0 = datetime.now(UTC)
+    await service.record_integration_state(
+        integration_change("paused", t0, tenant=tenant), schedule=first, now=datetime.now(UTC)
+    )
+    holds = [hold_of(tenant) for _ in range(3)]
+    for hold in holds:
+        handled = await service.hold_request(hold, schedule=second, outbox=Outbox(), now=datetime.now(UTC))
+        assert handled.add == AddResult("added")
+    assert await first.pending(held=True) >= 3
+    assert not set(await due_ids(first, datetime.now(UTC) + timedelta(days=1))) & {h.request.delivery_id for h in holds}
+
+    released = await service.record_integration_state(
+        integration_change("active", t0 + timedelta(seconds=1), tenant=tenant), schedule=second, now=datetime.now(UTC)
+    )
+
+    assert released == 3
+    mine = {h.request.delivery_id for h in holds}
+    due = [d for d in await due_ids(first, datetime.now(UTC) + timedelta(seconds=1)) if d in mine]
+    assert due == [h.request.delivery_id for h in holds]
+
+
+async def test_a_hold_racing_the_resume_waits_for_it_and_is_due_on_postgres(
+    replicas: tuple[SqlRetrySchedule, SqlRetrySchedule], database_url: str
+) -> None:
+    first, second = replicas
+    tenant = f"t-{uuid.uuid4().hex[:6]}"
+    t0 = datetime.now(UTC)
+    hold = hold_of(tenant)
+    engine = create_async_engine(database_url)
+    try:
+        # The resume's transaction is open (lock taken, state written, nothing committed) when the hold arrives.
+        async with first.transaction() as tx:
+            await tx.lock_integration(tenant, "fast-hook")
+            current = await tx.load_integration(tenant, "fast-hook")
+            assert current is None  # no state known yet: without the lock, the hold would be stored held for good
+            await tx.save_integration(IntegrationStatus(tenant, "fast-hook", "active", t0))
+            holding = asyncio.create_task(
+                service.hold_request(hold, schedule=second, outbox=Outbox(), now=datetime.now(UTC))
+            )
+            async with asyncio.timeout(10):
+                while True:
+                    async with engine.connect() as probe:
+                        waiting = await probe.scalar(
+                            text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+                        )
+                    if waiting:
+                        break
+                    await asyncio.sleep(0.02)
+            await tx.release_held(tenant, "fast-hook", now=datetime.now(UTC))
+        handled = await holding
+    finally:
+        await engine.dispose()
+
+    assert handled.scheduled is not None
+    assert not handled.scheduled.held
+    assert hold.request.delivery_id in await due_ids(first, datetime.now(UTC) + timedelta(seconds=2))

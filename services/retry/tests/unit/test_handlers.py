@@ -10,7 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage, TestKafkaBroker
 from relay_contracts.messages import (
     DeliverBundle,
     DeliveryAttempted,
+    IntegrationStateChanged,
     MessageDeadLettered,
     OrderEventOccurred,
     OrderLine,
@@ -29,6 +30,7 @@ from relay_contracts.topics import (
     DELIVERIES_DEAD,
     DELIVERIES_OUTCOMES,
     DELIVERIES_RETRY,
+    INTEGRATIONS_CONTROL,
     ORDERS_EVENTS,
     deliveries_requested,
 )
@@ -210,3 +212,24 @@ async def test_unreadable_messages_are_only_dead_lettered_and_the_next_one_is_ha
         assert sorted(dead.source_topic for dead in app.dead_letters()) == [DELIVERIES_RETRY, ORDERS_EVENTS]
         [(_, outcome)] = app.outcomes()
         assert (outcome.delivery_id, outcome.error_class) == (retry.request.delivery_id, ORDER_CANCELLED)
+
+
+async def test_a_held_request_waits_for_the_resume_on_the_control_topic(tmp_path: Path) -> None:
+    async with running(tmp_path) as app:
+        t0 = datetime.now(UTC)
+        pause = IntegrationStateChanged(
+            event_id="e1", tenant="rt", integration_id="fast-hook", state="paused", changed_at=t0
+        )
+        await app.broker.publish(pause, INTEGRATIONS_CONTROL, key=pause.kafka_key)
+        hold = retry_of(attempt=9, integration_id="fast-hook").model_copy(update={"hold": "paused"})
+        await app.broker.publish(hold, DELIVERIES_RETRY)
+
+        assert await app.schedule.pending(hold.request.delivery_id, held=True) == 1
+        assert app.outcomes() == []  # past fast-hook's attempt limit, yet no give-up: a hold is no attempt
+        wakes = app.wakes.count
+
+        resume = pause.model_copy(update={"event_id": "e2", "state": "active", "changed_at": t0 + timedelta(seconds=1)})
+        await app.broker.publish(resume, INTEGRATIONS_CONTROL, key=resume.kafka_key)
+
+        assert await app.schedule.pending(hold.request.delivery_id, held=False) == 1
+        assert app.wakes.count == wakes + 1

@@ -257,6 +257,7 @@ async def get_integration_stats(request: web.Request) -> web.Response:
         return _bad_request(str(error))
     try:
         tallies = await service.integration_tallies(request.app[STORE], tenant, window=timedelta(seconds=window_s))
+        states = await service.integration_states(request.app[STORE], tenant)
     except RelayError:
         return _unavailable()
     return _answer(
@@ -273,6 +274,15 @@ async def get_integration_stats(request: web.Request) -> web.Response:
                     last_failure_at=_rfc3339(tally.last_failure_at) if tally.last_failure_at else None,
                 )
                 for tally in tallies
+            ],
+            states=[
+                api.IntegrationStateEntry(
+                    integration=state.integration_id,
+                    state=state.state,
+                    changed_at=_rfc3339(state.changed_at),
+                    reason=state.reason,
+                )
+                for state in states
             ],
         )
     )

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from relay_association_store.adapters.tables import (
     deliveries,
     delivery_attempts,
+    integration_states,
     order_items,
     orders,
     processed_events,
@@ -36,6 +37,7 @@ from relay_association_store.domain import (
     DeliveryRecord,
     DeliveryState,
     EventKind,
+    IntegrationStateRecord,
     IntegrationTally,
     ItemState,
     OrderChange,
@@ -46,6 +48,7 @@ from relay_association_store.domain import (
     attempt_log,
 )
 from relay_contracts.internal_api import ORDERS_PAGE_SIZE, OrderLookupField
+from relay_contracts.messages import IntegrationState
 from relay_contracts.topics import IntegrationType
 from relay_platform import sql
 from relay_platform.sql import READ_ONLY, create_engine, translate_db_errors
@@ -180,6 +183,17 @@ class SqlStore:
             async with self._reader.connect() as connection:
                 rows = (await connection.execute(query)).all()
         return _tallies(rows)
+
+    async def integration_states(self, tenant: str) -> list[IntegrationStateRecord]:
+        """The stored state of each of ``tenant``'s (only) integrations ever paused or resumed, by integration ID."""
+        query = (
+            sa.select(integration_states)
+            .where(integration_states.c.tenant == tenant)
+            .order_by(integration_states.c.integration_id)
+        )
+        with translate_db_errors():
+            async with self._reader.connect() as connection:
+                return [_integration_state(row) for row in await connection.execute(query)]
 
     async def unfinished_deliveries(self, tenant: str, *, before: datetime, limit: int) -> list[DeliveryRecord]:
         """Deliveries of ``tenant`` (only) not final and last changed before ``before``, newest first."""
@@ -367,6 +381,41 @@ class SqlTransaction:
             )
         )
 
+    async def load_integration_state(self, tenant: str, integration_id: str) -> IntegrationStateRecord | None:
+        row = (
+            await self.connection.execute(
+                sa.select(integration_states)
+                .where(integration_states.c.tenant == tenant, integration_states.c.integration_id == integration_id)
+                .with_for_update()  # PostgreSQL row lock; SQLite's BEGIN IMMEDIATE already serialises
+            )
+        ).first()
+        return None if row is None else _integration_state(row)
+
+    async def save_integration_state(self, record: IntegrationStateRecord, *, exists: bool) -> None:
+        values = {
+            "state": record.state,
+            "reason": record.reason,
+            "changed_by": record.changed_by,
+            "changed_at": record.changed_at,
+            "event_id": record.event_id,
+            "recorded_at": datetime.now(UTC),
+        }
+        if exists:
+            await self.connection.execute(
+                integration_states.update()
+                .where(
+                    integration_states.c.tenant == record.tenant,
+                    integration_states.c.integration_id == record.integration_id,
+                )
+                .values(**values)
+            )
+        else:
+            # Two first changes racing: the loser's insert conflicts, the transaction is retried (TransientError)
+            # and then finds the winner's row to compare with.
+            await self.connection.execute(
+                integration_states.insert().values(tenant=record.tenant, integration_id=record.integration_id, **values)
+            )
+
     async def save_delivery(self, record: DeliveryRecord, *, exists: bool) -> None:
         values = {
             "tenant": record.tenant,
@@ -495,6 +544,18 @@ def _latest(known: datetime | None, seen: datetime | None) -> datetime | None:
     if seen is None:
         return known
     return seen if known is None or seen > known else known
+
+
+def _integration_state(row: Row[Any]) -> IntegrationStateRecord:
+    return IntegrationStateRecord(
+        tenant=row.tenant,
+        integration_id=row.integration_id,
+        state=cast("IntegrationState", row.state),
+        changed_at=row.changed_at,
+        event_id=row.event_id,
+        reason=row.reason,
+        changed_by=row.changed_by,
+    )
 
 
 def _delivery(row: Row[Any]) -> DeliveryRecord:

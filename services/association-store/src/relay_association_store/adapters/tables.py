@@ -136,3 +136,18 @@ delivery_attempts = sa.Table(
     sa.Column("occurred_at", UtcDateTime, nullable=False),
     sa.Column("recorded_at", UtcDateTime, nullable=False),
 )
+
+# Each integration's delivery state, as last paused or resumed (revision 0006): the newest ``changed_at`` per
+# integration is kept; an integration without a row is active.
+integration_states = sa.Table(
+    "integration_states",
+    metadata,
+    sa.Column("tenant", sa.String(ID), primary_key=True),
+    sa.Column("integration_id", sa.String(ID), primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("reason", sa.String(200), nullable=True),
+    sa.Column("changed_by", sa.String(200), nullable=True),
+    sa.Column("changed_at", UtcDateTime, nullable=False),
+    sa.Column("event_id", sa.String(ID), nullable=False),
+    sa.Column("recorded_at", UtcDateTime, nullable=False),
+)

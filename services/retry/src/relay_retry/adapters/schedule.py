@@ -1,8 +1,9 @@
 """The durable retry schedule in SQL (SQLite file by default, PostgreSQL in production).
 
-Two tables (``tables``), made and changed by the alembic scripts in ``relay_retry.migrations`` when the schedule
-opens: the scheduled retries, keyed by (delivery_id, attempt) so a redelivered retry command adds nothing, and each
-order's status by ``occurredAt``. On PostgreSQL, due rows are taken with ``FOR UPDATE SKIP LOCKED``: several
+Three tables (``tables``), made and changed by the alembic scripts in ``relay_retry.migrations`` when the schedule
+opens: the scheduled retries, keyed by (delivery_id, attempt) so a redelivered retry command adds nothing (held
+ones, of a paused integration, are never due until released), each order's status by ``occurredAt`` and each
+integration's state by ``changedAt``. On PostgreSQL, due rows are taken with ``FOR UPDATE SKIP LOCKED``: several
 replicas share the work and each row is published by one of them; the lock is held until its publish is confirmed
 and the row deleted. Database failures become the platform's ``TransientError``/``PermanentError``
 (``relay_platform.sql.translate_db_errors``).
@@ -27,8 +28,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from relay_contracts.messages import DeliverBundle
 from relay_platform.errors import TransientError
 from relay_platform.sql import READ_ONLY, create_engine, migrate, translate_db_errors
-from relay_retry.adapters.tables import TRACE_PARENT_MAX, legacy_cancelled_orders, order_states, scheduled_retries
-from relay_retry.domain import OrderState, OrderStatus, ScheduledRetry, StoredRetry
+from relay_retry.adapters.tables import (
+    TRACE_PARENT_MAX,
+    integration_states,
+    legacy_cancelled_orders,
+    order_states,
+    scheduled_retries,
+)
+from relay_retry.domain import IntegrationStatus, OrderState, OrderStatus, ScheduledRetry, StoredRetry, release_times
 from relay_retry.ports import AddResult
 from relay_retry.settings import ScheduleDatabaseSettings
 
@@ -107,7 +114,9 @@ class SqlRetrySchedule:
 
     async def next_due_at(self) -> datetime | None:
         async with self._reading() as connection:
-            value = await connection.scalar(select(func.min(scheduled_retries.c.due_at)))
+            value = await connection.scalar(
+                select(func.min(scheduled_retries.c.due_at)).where(scheduled_retries.c.held.is_(False))
+            )
         return None if value is None else datetime.fromtimestamp(float(value), UTC)
 
     async def order_state(self, tenant: str, order_id: str) -> OrderState | None:
@@ -125,11 +134,21 @@ class SqlRetrySchedule:
             await connection.execute(sa.text("SELECT 1"))
         return True
 
-    async def pending(self, delivery_id: str | None = None) -> int:
-        """How many retries are waiting, in all or of one delivery (for tests and health output)."""
+    async def integration_state(self, tenant: str, integration_id: str) -> IntegrationStatus | None:
+        """The known state of one integration (for tests and operators)."""
+        async with self._reading() as connection:
+            return await SqlScheduleTransaction(
+                connection, connection.dialect.name, legacy_cancellations=self._legacy
+            ).load_integration(tenant, integration_id)
+
+    async def pending(self, delivery_id: str | None = None, *, held: bool | None = None) -> int:
+        """How many retries are waiting (held ones included), in all or of one delivery; ``held`` counts only the
+        held (True) or only the schedulable (False) ones (for tests, health output and the backlog gauge)."""
         query = select(func.count()).select_from(scheduled_retries)
         if delivery_id is not None:
             query = query.where(scheduled_retries.c.delivery_id == delivery_id)
+        if held is not None:
+            query = query.where(scheduled_retries.c.held.is_(held))
         async with self._reading() as connection:
             count = await connection.scalar(query)
         return int(count or 0)
@@ -140,7 +159,8 @@ class SqlScheduleTransaction:
 
     def __init__(self, connection: AsyncConnection, dialect: str, *, legacy_cancellations: bool) -> None:
         self._connection = connection
-        self._insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        self._postgres = dialect == "postgresql"
+        self._insert = pg_insert if self._postgres else sqlite_insert
         self._legacy = legacy_cancellations
 
     async def load_order(self, tenant: str, order_id: str) -> OrderState | None:
@@ -177,8 +197,105 @@ class SqlScheduleTransaction:
         )
         await self._connection.execute(statement)
 
-    async def insert(self, retry: ScheduledRetry, *, order_id: str | None) -> bool:
-        """Insert unless (delivery_id, attempt) is already stored; True when a row was added."""
+    async def lock_integration(self, tenant: str, integration_id: str) -> None:
+        """Serialise, per integration, a held request's store against a resume's release until this transaction
+        ends.
+
+        Without it, on PostgreSQL (READ COMMITTED) a hold could read "paused" (or no state at all) while a resume
+        commits its release of the held rows it can see, then insert its row held after that release: held while
+        the integration is active, for good. A row lock cannot cover this when the integration has no state row
+        yet (nothing to lock), so the lock is a transaction-scoped advisory lock on the integration's key, taken by
+        both sides before they read the state; the later one then reads what the earlier one committed. On SQLite
+        every writing transaction starts with ``BEGIN IMMEDIATE`` and so already runs alone.
+        """
+        if self._postgres:
+            await self._connection.execute(
+                select(
+                    func.pg_advisory_xact_lock(
+                        _INTEGRATION_LOCK_CLASS, func.hashtext(sa.literal(f"{tenant}\x1f{integration_id}"))
+                    )
+                )
+            )
+
+    async def load_integration(self, tenant: str, integration_id: str) -> IntegrationStatus | None:
+        table = integration_states
+        row = (
+            await self._connection.execute(
+                select(table.c.state, table.c.changed_at).where(
+                    table.c.tenant == tenant, table.c.integration_id == integration_id
+                )
+            )
+        ).first()
+        if row is None:
+            return None
+        if row.state not in ("active", "paused"):
+            # Only a newer version could have written it; refusing to guess keeps the row for that version.
+            raise TransientError(f"unknown integration state {row.state[:16]!r} in the retry schedule")
+        return IntegrationStatus(
+            tenant,
+            integration_id,
+            "active" if row.state == "active" else "paused",
+            datetime.fromisoformat(row.changed_at),
+        )
+
+    async def save_integration(self, state: IntegrationStatus) -> None:
+        values = {
+            "tenant": state.tenant,
+            "integration_id": state.integration_id,
+            "state": state.state,
+            "changed_at": state.changed_at.isoformat(),
+            "updated_at": datetime.now(UTC).timestamp(),
+        }
+        statement = self._insert(integration_states).values(**values)
+        statement = statement.on_conflict_do_update(
+            index_elements=[integration_states.c.tenant, integration_states.c.integration_id],
+            set_={name: statement.excluded[name] for name in ("state", "changed_at", "updated_at")},
+        )
+        await self._connection.execute(statement)
+
+    async def release_held(self, tenant: str, integration_id: str, *, now: datetime) -> int:
+        """Make every held row of the integration due from ``now``, in the order they were stored; how many."""
+        table = scheduled_retries
+        query = (
+            select(table.c.delivery_id, table.c.attempt)
+            .where(table.c.tenant == tenant, table.c.integration_id == integration_id, table.c.held.is_(True))
+            .order_by(table.c.created_at, table.c.delivery_id, table.c.attempt)
+            .with_for_update()
+        )
+        rows = (await self._connection.execute(query)).all()
+        if not rows:
+            return 0
+        release = (
+            sa.update(table)
+            .where(table.c.delivery_id == bindparam("p_delivery_id"), table.c.attempt == bindparam("p_attempt"))
+            .values(held=False, due_at=bindparam("p_due_at"))
+        )
+        await self._connection.execute(
+            release,
+            [
+                {"p_delivery_id": row.delivery_id, "p_attempt": row.attempt, "p_due_at": due.timestamp()}
+                for row, due in zip(rows, release_times(len(rows), now=now), strict=True)
+            ],
+        )
+        return len(rows)
+
+    async def insert(self, retry: ScheduledRetry, *, order_id: str | None, after_publish: bool = False) -> bool:
+        """Insert unless (delivery_id, attempt) is already stored; True when a row was added.
+
+        ``after_publish``: the row may have just been re-requested by a scheduler whose transaction (row locked,
+        not yet deleted) is still open, as with a hold for the attempt it published. ``ON CONFLICT DO NOTHING``
+        would see that row and add nothing, and the delete would then lose the request; waiting for the row's
+        lock first lets the insert see the delete (PostgreSQL; SQLite's writers run one at a time anyway).
+        """
+        if after_publish:
+            table = scheduled_retries
+            existing = await self._connection.scalar(
+                select(table.c.attempt)
+                .where(table.c.delivery_id == retry.delivery_id, table.c.attempt == retry.attempt)
+                .with_for_update()
+            )
+            if existing is not None:
+                return False
         values = {
             "delivery_id": retry.delivery_id,
             "attempt": retry.attempt,
@@ -190,6 +307,8 @@ class SqlScheduleTransaction:
             "request_json": retry.request.model_dump_json(),
             "created_at": datetime.now(UTC).timestamp(),
             "trace_parent": retry.trace_parent if _storable_trace(retry.trace_parent) else None,
+            "held": retry.held,
+            "integration_id": retry.request.integration_id,
         }
         result = await self._connection.execute(
             self._insert(scheduled_retries).values(**values).on_conflict_do_nothing()
@@ -213,7 +332,7 @@ class SqlScheduleTransaction:
             .select_from(
                 table.outerjoin(states, (states.c.tenant == table.c.tenant) & (states.c.order_id == table.c.order_id))
             )
-            .where(table.c.due_at <= now.timestamp())
+            .where(table.c.due_at <= now.timestamp(), table.c.held.is_(False))
             .order_by(table.c.due_at)
             .limit(limit)
             # Only the schedule's rows are locked (PostgreSQL cannot lock the nullable side of an outer join).
@@ -246,6 +365,8 @@ _ROW_COLUMNS = (
     scheduled_retries.c.trace_parent,
 )
 _STATUSES: frozenset[str] = frozenset(get_args(OrderStatus))
+# The advisory-lock class of ``lock_integration`` (two-key form: apart from the migrations' one-key lock).
+_INTEGRATION_LOCK_CLASS = 0x5245
 
 
 def _storable_trace(trace_parent: str | None) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text, false
 
 metadata = MetaData()
 
@@ -27,8 +27,15 @@ scheduled_retries = Table(
     # The W3C traceparent of the failed attempt's retry command: the re-request is published in that trace.
     # Nullable: rows stored before revision 0002, or outside any trace.
     Column("trace_parent", String(TRACE_PARENT_MAX), nullable=True),
+    # A request its deliverer did not attempt because the integration is paused: never due until the integration
+    # is resumed (revision 0003). The server default keeps rows of older versions, and of replicas of them still
+    # writing during a rolling upgrade, schedulable.
+    Column("held", Boolean, nullable=False, server_default=false()),
+    # The request's integration, so a resume finds its held rows. Nullable: rows stored before revision 0003.
+    Column("integration_id", String(128), nullable=True),
     Index("ix_scheduled_retries_due_at", "due_at"),
     Index("ix_scheduled_retries_order", "tenant", "order_id"),
+    Index("ix_scheduled_retries_integration", "tenant", "integration_id"),
 )
 
 # Each order's status and the `occurredAt` that set it (ISO 8601 with its own offset: exact, and any offset an
@@ -41,6 +48,19 @@ order_states = Table(
     Column("order_id", String(128), primary_key=True),
     Column("status", String(16), nullable=False),
     Column("status_at", String(64), nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+# Each integration's state (active / paused) and the `changedAt` that set it (ISO 8601 with its own offset, as
+# `order_states.status_at`), from `integrations.control.v1`; a change older than the stored one is ignored
+# (`domain.integration_state_after`). No row: no change read yet, which holds a paused request until one is.
+integration_states = Table(
+    "integration_states",
+    metadata,
+    Column("tenant", String(128), primary_key=True),
+    Column("integration_id", String(128), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("changed_at", String(64), nullable=False),
     Column("updated_at", Float, nullable=False),
 )
 

@@ -11,6 +11,9 @@ const NOT_YET = "not available on this server yet";
 const POLL_EVERY_MS = 1000;
 const POLL_FOR_MS = 60000;
 const UNSETTLED = new Set(["pending", "retrying"]);
+// After a pause or resume: the overview shows it once the association store has read it, usually within a second.
+const STATE_FIRST_LOOK_MS = 300;
+const STATE_POLL_FOR_MS = 10000;
 
 const $ = (id) => document.getElementById(id);
 
@@ -626,33 +629,155 @@ async function integrationsView(view, root) {
       loading.replaceWith(h("p", { class: "muted" }, "This tenant has no integrations."));
       return;
     }
-    loading.replaceWith(
-      h(
-        "ul",
-        { class: "int-grid" },
-        integrations.map((i) => {
-          const counts = i.counts || {};
-          const window = Number(i.windowHours) || 0;
-          return h(
-            "li",
-            { class: "panel", dataset: { integration: String(i.id ?? "") } },
-            h("div", { class: "card-head" }, h("h2", {}, idText(i.id)), badge(health(i))),
-            h("p", { class: "meta" }, h("span", {}, String(i.type ?? "")), Array.isArray(i.feeds) ? h("span", {}, `feeds: ${i.feeds.map(String).join(", ")}`) : null),
-            i.description ? h("p", {}, String(i.description)) : null,
-            h(
-              "div",
-              { class: "counts", "aria-label": window ? `Last ${window} hours` : "Recent deliveries" },
-              ["succeeded", "failed", "retrying", "pending"].map((name) => h("div", {}, h("strong", {}, String(Number(counts[name]) || 0)), h("span", {}, name))),
-            ),
-            h("p", { class: "meta" }, window ? h("span", {}, `last ${window} h`) : null, h("span", {}, "Last success ", timeText(i.lastSuccessAt)), h("span", {}, "Last failure ", timeText(i.lastFailureAt))),
-          );
-        }),
-      ),
-    );
+    loading.replaceWith(h("ul", { class: "int-grid" }, integrations.map((i) => integrationCard(view, i))));
   } catch (error) {
     if (isQuiet(error)) return;
     loading.replaceWith(failure(error, { newEndpoint: true, what: "The integrations overview" }));
   }
+}
+
+/** One integration's card: counts and health, its delivery state (a "Paused" badge, since when and why) and the
+ * Pause / Resume controls. Redrawn whole once the overview shows a change. */
+function integrationCard(view, i) {
+  const counts = i.counts || {};
+  const window = Number(i.windowHours) || 0;
+  const paused = i.state === "paused";
+  const status = h("p", { class: "status-text", role: "status" });
+  const card = h(
+    "li",
+    { class: "panel", dataset: { integration: String(i.id ?? ""), state: paused ? "paused" : "active" } },
+    h(
+      "div",
+      { class: "card-head" },
+      h("h2", {}, idText(i.id)),
+      badge(health(i)),
+      paused ? h("span", { class: "badge paused", "data-status": "paused" }, "Paused") : null,
+    ),
+    h("p", { class: "meta" }, h("span", {}, String(i.type ?? "")), Array.isArray(i.feeds) ? h("span", {}, `feeds: ${i.feeds.map(String).join(", ")}`) : null),
+    i.description ? h("p", {}, String(i.description)) : null,
+    paused
+      ? h(
+          "p",
+          { class: "paused-line" },
+          "Deliveries held since ",
+          timeText(i.stateChangedAt),
+          i.stateReason ? `. Reason: ${String(i.stateReason)}` : ". No reason given.",
+        )
+      : null,
+    h(
+      "div",
+      { class: "counts", "aria-label": window ? `Last ${window} hours` : "Recent deliveries" },
+      ["succeeded", "failed", "retrying", "pending"].map((name) => h("div", {}, h("strong", {}, String(Number(counts[name]) || 0)), h("span", {}, name))),
+    ),
+    h("p", { class: "meta" }, window ? h("span", {}, `last ${window} h`) : null, h("span", {}, "Last success ", timeText(i.lastSuccessAt)), h("span", {}, "Last failure ", timeText(i.lastFailureAt))),
+    stateControls(view, i, status),
+    status,
+  );
+  return card;
+}
+
+function stateControls(view, i, status) {
+  const id = String(i.id ?? "");
+  if (i.state === "paused") {
+    const resume = h("button", { type: "button", class: "primary", "data-action": "resume" }, "Resume");
+    resume.addEventListener("click", () => changeState(view, id, "resume", {}, [resume], status));
+    return h("div", { class: "actions" }, resume);
+  }
+  // The reason is asked for in the page (never window.prompt): a small form shown under the button.
+  const formId = `pause-form-${id}`;
+  const reasonId = `pause-reason-${id}`;
+  const pause = h("button", { type: "button", "data-action": "pause", "aria-expanded": "false", "aria-controls": formId }, "Pause");
+  const reason = h("input", { id: reasonId, name: "reason", type: "text", maxlength: "200", autocomplete: "off" });
+  const confirm = h("button", { type: "submit", class: "primary", "data-action": "confirm-pause" }, "Pause deliveries");
+  const cancel = h("button", { type: "button", "data-action": "cancel-pause" }, "Cancel");
+  const form = h(
+    "form",
+    { class: "pause-form", id: formId, hidden: true },
+    h("p", { class: "hint" }, "While paused, its deliveries are held, not attempted. Resume sends them, oldest first."),
+    h("div", { class: "field" }, h("label", { for: reasonId }, "Reason (optional)"), reason),
+    h("div", { class: "actions" }, confirm, cancel),
+  );
+  const close = () => {
+    form.hidden = true;
+    pause.setAttribute("aria-expanded", "false");
+    pause.focus();
+  };
+  pause.addEventListener("click", () => {
+    form.hidden = false;
+    pause.setAttribute("aria-expanded", "true");
+    reason.focus();
+  });
+  cancel.addEventListener("click", close);
+  form.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") close();
+  });
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = reason.value.trim();
+    changeState(view, id, "pause", text ? { reason: text } : {}, [pause, confirm, cancel], status);
+  });
+  return h("div", {}, h("div", { class: "actions" }, pause), form);
+}
+
+/** POST the pause or resume, then watch the overview until it shows the change (up to 10 s) and redraw the card. */
+async function changeState(view, id, action, body, buttons, status) {
+  const wanted = action === "pause" ? "paused" : "active";
+  for (const button of buttons) button.disabled = true;
+  status.className = "status-text";
+  status.textContent = `${action === "pause" ? "Pausing" : "Resuming"} ${id}…`;
+  let accepted;
+  try {
+    accepted = await postJson(`/api/v2/integrations/${encodeURIComponent(id)}/${action}`, body, { signal: view.signal });
+  } catch (error) {
+    if (isQuiet(error)) return;
+    for (const button of buttons) button.disabled = false;
+    status.className = "status-text error";
+    // A 403 reads "This key may not do that (...)": pausing needs the admin permission.
+    status.textContent = describe(error);
+    announce(`${action === "pause" ? "Pause" : "Resume"} failed for ${id}.`);
+    return;
+  }
+  const said = `${action === "pause" ? "Pause" : "Resume"} of ${id} accepted.`;
+  status.textContent = `${said} Waiting for the overview to show it…`;
+  announce(said);
+  watchState(view, id, wanted, String(accepted.changedAt ?? ""), { buttons, status, said });
+}
+
+function watchState(view, id, wanted, since, { buttons, status, said }) {
+  const started = performance.now();
+  let timer = 0;
+  view.onClose(() => clearTimeout(timer));
+  const tick = async () => {
+    if (!view.live) return;
+    try {
+      const body = await getJson("/api/v2/integrations", { signal: view.signal });
+      const found = (Array.isArray(body.integrations) ? body.integrations : []).find((i) => String(i.id ?? "") === id);
+      // This change or a newer one (RFC 3339 UTC texts of one shape compare as instants).
+      if (found && (found.state || "active") === wanted && (!since || String(found.stateChangedAt ?? "") >= since)) {
+        const old = status.closest("li");
+        const card = integrationCard(view, found);
+        if (old) old.replaceWith(card);
+        const text = wanted === "paused" ? `${id} is paused: its deliveries are held.` : `${id} is active: held deliveries are being sent.`;
+        card.querySelector(".status-text").textContent = text;
+        announce(text);
+        const next = card.querySelector("button[data-action=pause], button[data-action=resume]");
+        if (next) next.focus();
+        return;
+      }
+    } catch (error) {
+      if (isQuiet(error)) return;
+      status.textContent = `${said} Could not refresh the overview: ${describe(error)}`;
+      for (const button of buttons) button.disabled = false;
+      return;
+    }
+    if (performance.now() - started >= STATE_POLL_FOR_MS) {
+      status.textContent = `${said} Not shown by the overview after 10 s; reload the page to check.`;
+      for (const button of buttons) button.disabled = false;
+      return;
+    }
+    timer = setTimeout(tick, POLL_EVERY_MS);
+  };
+  timer = setTimeout(tick, STATE_FIRST_LOOK_MS);
 }
 
 // --- dead letters ----------------------------------------------------------------------------------------------
