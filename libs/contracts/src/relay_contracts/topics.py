@@ -43,3 +43,9 @@ ALL_TOPICS: Final[tuple[str, ...]] = (
     DELIVERIES_DEAD,
     INTEGRATIONS_CONTROL,
 )
+
+TOPIC_CONFIGS: Final[dict[str, dict[str, str]]] = {
+    # Compacted, never deleted by age: a deliverer that starts a year after a pause must still read it.
+    INTEGRATIONS_CONTROL: {"cleanup.policy": "compact"},
+}
+"""Topic settings other than the broker's defaults, given when the topic is created."""

@@ -44,7 +44,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from pydantic import ValidationError
 
 from relay_contracts.messages import MESSAGE_BY_TOPIC, Message, MessageDeadLettered, known_fields_only
-from relay_contracts.topics import ALL_TOPICS, DELIVERIES_DEAD
+from relay_contracts.topics import ALL_TOPICS, DELIVERIES_DEAD, TOPIC_CONFIGS
 from relay_platform.commits import partition_commit_parser
 from relay_platform.errors import PermanentError, TransientError, error_class_name
 from relay_platform.metrics import MESSAGES_CONSUMED, MESSAGES_DEAD_LETTERED, MESSAGES_FAILED
@@ -433,12 +433,17 @@ def make_broker(
 async def ensure_topics(
     bootstrap_servers: str, topics: tuple[str, ...] = ALL_TOPICS, *, partitions: int = 3, replication: int = 1
 ) -> None:
-    """Create any missing topics (idempotent); consumers joining before their topic exists wait needlessly."""
+    """Create any missing topics (idempotent; with their ``TOPIC_CONFIGS``, e.g. the control topic compacted);
+    consumers joining before their topic exists wait needlessly."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [NewTopic(t, partitions, replication) for t in topics if t not in existing]
+        missing = [
+            NewTopic(t, partitions, replication, topic_configs=TOPIC_CONFIGS.get(t, {}))
+            for t in topics
+            if t not in existing
+        ]
         if missing:
             response = await admin.create_topics(missing)
             for topic, code, message in getattr(response, "topic_errors", []):
