@@ -605,6 +605,7 @@ async def test_recent_orders_come_newest_first_a_page_at_a_time_and_only_the_ten
     )
     for order_id in ids:
         await svc.wait_order("acme", order_id, what=f"order {order_id}")
+    await svc.wait_order("globex", globex_order, what="the other tenant's order")
 
     listed: list[dict[str, Any]] = []
     status, page = await _get(svc, "/internal/v1/orders/recent", tenant="acme", limit="2")
@@ -682,10 +683,18 @@ async def test_delivery_lists_filter_by_status_integration_and_window_newest_fir
         assert status == 200, body
         return [d["deliveryId"] for d in body["deliveries"]]
 
-    async def both_failures_listed() -> bool:
-        return len(await failed()) == 2
+    async def ids_of(tenant: str, status: str) -> list[str]:
+        code, body = await _get(svc, "/internal/v1/deliveries", tenant=tenant, status=status, integration=integration)
+        assert code == 200, body
+        return [d["deliveryId"] for d in body["deliveries"]]
 
-    await eventually(both_failures_listed, what="the two final failures")
+    async def all_five_recorded() -> bool:
+        # Keyed by delivery ID, the five outcomes sit on different partitions: each is read in its own time.
+        return [len(await ids_of("acme", s)) for s in ("failed", "retrying", "succeeded")] == [2, 1, 1] and (
+            len(await ids_of("globex", "failed")) == 1
+        )
+
+    await eventually(all_five_recorded, what="the five outcomes recorded")
     assert await failed() == [newer_failure.delivery_id, older_failure.delivery_id]
     status, page = await _get(
         svc, "/internal/v1/deliveries", tenant="acme", status="failed", integration=integration, limit="1"
