@@ -2,20 +2,19 @@
 outcome (plus the retry command of a transient failure) published; a malformed request is dead-lettered and the
 next one handled."""
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+
+from delivery_harness import running_email_deliverer
 
 from relay_contracts.messages import DeliverBundle
 from relay_contracts.topics import deliveries_requested
-from relay_delivery import DelivererSettings, FetchedFile, build_deliverer_app
-from relay_delivery.testing import InMemoryDeliverer, deliver_bundle, in_memory, store_bundle
+from relay_delivery import FetchedFile
+from relay_delivery.testing import InMemoryDeliverer, deliver_bundle, store_bundle
 from relay_platform.errors import TransientError
-from relay_platform.objectstore import LocalDirectoryStore, ObjectStore
-from relay_platform.objectstore_settings import ObjectStoreSettings
-from relay_platform.settings import KafkaSettings
+from relay_platform.objectstore import LocalDirectoryStore
 from relay_platform.tenants import EmailIntegration, TenantsConfig
-from relay_testing.shared_secrets import link_settings
 
 TENANTS = TenantsConfig.model_validate(
     {"tenants": {"acme": {"recipe-prefix": "999", "integrations": [{"id": "mail", "type": "email", "to": "a@b.c"}]}}}
@@ -38,27 +37,8 @@ class Destination:
         self.delivered.append((request.delivery_id, [f.name for f in files]))
 
 
-@asynccontextmanager
-async def running(tmp_path: Path, destination: Destination) -> AsyncIterator[InMemoryDeliverer]:
-    @asynccontextmanager
-    async def open_destination(_store: ObjectStore) -> AsyncIterator[Destination]:
-        yield destination
-
-    settings = DelivererSettings(
-        kafka=KafkaSettings(transient_backoff_s=0),
-        object_store=ObjectStoreSettings(url=f"file://{tmp_path}/objects"),
-        links=link_settings(),
-        consumer_group="deliver-email",
-    )
-    app = build_deliverer_app(
-        settings,
-        integration_type="email",
-        integration_class=EmailIntegration,
-        open_destination=open_destination,
-        tenants=TENANTS,
-    )
-    async with in_memory(app) as deliverer:
-        yield deliverer
+def running(tmp_path: Path, destination: Destination) -> AbstractAsyncContextManager[InMemoryDeliverer]:
+    return running_email_deliverer(tmp_path, destination, TENANTS)
 
 
 async def test_a_request_is_attempted_once_and_its_outcome_published_keyed_by_delivery(tmp_path: Path) -> None:

@@ -4,20 +4,18 @@ state rules every deliverer keeps: newest ``changedAt`` wins, the catch-up wait 
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from delivery_harness import running_email_deliverer
+
 from relay_contracts.messages import DeliverBundle, IntegrationState, IntegrationStateChanged, delivery_key
-from relay_delivery import DelivererSettings, FetchedFile, build_deliverer_app
+from relay_delivery import FetchedFile
 from relay_delivery.states import IntegrationStates
-from relay_delivery.testing import InMemoryDeliverer, deliver_bundle, in_memory
-from relay_platform.objectstore import ObjectStore
-from relay_platform.objectstore_settings import ObjectStoreSettings
-from relay_platform.settings import KafkaSettings
+from relay_delivery.testing import InMemoryDeliverer, deliver_bundle
 from relay_platform.tenants import EmailIntegration, TenantsConfig
-from relay_testing.shared_secrets import link_settings
 
 TENANTS = TenantsConfig.model_validate(
     {
@@ -44,27 +42,8 @@ class Destination:
         self.delivered.append(request.delivery_id)
 
 
-@asynccontextmanager
-async def running(tmp_path: Path, destination: Destination) -> AsyncIterator[InMemoryDeliverer]:
-    @asynccontextmanager
-    async def open_destination(_store: ObjectStore) -> AsyncIterator[Destination]:
-        yield destination
-
-    settings = DelivererSettings(
-        kafka=KafkaSettings(transient_backoff_s=0),
-        object_store=ObjectStoreSettings(url=f"file://{tmp_path}/objects"),
-        links=link_settings(),
-        consumer_group="deliver-email",
-    )
-    app = build_deliverer_app(
-        settings,
-        integration_type="email",
-        integration_class=EmailIntegration,
-        open_destination=open_destination,
-        tenants=TENANTS,
-    )
-    async with in_memory(app) as deliverer:
-        yield deliverer
+def running(tmp_path: Path, destination: Destination) -> AbstractAsyncContextManager[InMemoryDeliverer]:
+    return running_email_deliverer(tmp_path, destination, TENANTS)
 
 
 def change(state: IntegrationState, at: datetime, integration_id: str = "mail") -> IntegrationStateChanged:

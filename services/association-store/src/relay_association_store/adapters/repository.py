@@ -127,12 +127,7 @@ class SqlStore:
         the ``ix_orders_tenant_updated_at`` index)."""
         query = sa.select(orders.c.order_id).where(orders.c.tenant == tenant)
         if after is not None:
-            query = query.where(
-                sa.or_(
-                    orders.c.updated_at < after.at,
-                    sa.and_(orders.c.updated_at == after.at, orders.c.order_id < after.key),
-                )
-            )
+            query = query.where(_older_than(after, orders.c.updated_at, orders.c.order_id))
         query = query.order_by(orders.c.updated_at.desc(), orders.c.order_id.desc()).limit(limit)
         with translate_db_errors():
             async with self._reader.connect() as connection:
@@ -147,12 +142,7 @@ class SqlStore:
         table = deliveries
         query = sa.select(table).where(*_matching(tenant, wanted))
         if after is not None:
-            query = query.where(
-                sa.or_(
-                    table.c.updated_at < after.at,
-                    sa.and_(table.c.updated_at == after.at, table.c.delivery_id < after.key),
-                )
-            )
+            query = query.where(_older_than(after, table.c.updated_at, table.c.delivery_id))
         query = query.order_by(table.c.updated_at.desc(), table.c.delivery_id.desc()).limit(limit)
         with translate_db_errors():
             async with self._reader.connect() as connection:
@@ -443,6 +433,11 @@ class SqlTransaction:
             )
         else:
             await self.connection.execute(deliveries.insert().values(delivery_id=record.delivery_id, **values))
+
+
+def _older_than(after: Cursor, at: sa.ColumnElement[datetime], key: sa.ColumnElement[str]) -> sa.ColumnElement[bool]:
+    """Rows after ``after`` in a newest-first list ordered by ``(at DESC, key DESC)``: keyset paging."""
+    return sa.or_(at < after.at, sa.and_(at == after.at, key < after.key))
 
 
 def _matching(tenant: str, wanted: DeliveryFilter) -> list[sa.ColumnElement[bool]]:

@@ -146,19 +146,9 @@ class AssociationStoreClient:
     ) -> bytes:
         """The tenant's deliveries in ``status``, newest change first (one page): the store's JSON, checked,
         unchanged."""
-        params = {"tenant": tenant, "status": status, "limit": str(limit)}
-        optional = {
-            "integration": integration,
-            "since": None if since is None else _instant(since),
-            "until": None if until is None else _instant(until),
-            "after": after,
-        }
-        params.update({name: value for name, value in optional.items() if value is not None})
-        body = await self._get(DELIVERIES_PATH, params)
-        try:
-            DeliveriesPage.model_validate_json(body)
-        except ValidationError as error:
-            raise UpstreamError("association store answered an unreadable delivery list") from error
+        body, _ = await self._delivery_list(
+            tenant, status=status, integration=integration, since=since, until=until, limit=limit, after=after
+        )
         return body
 
     async def replay_selection(
@@ -173,24 +163,47 @@ class AssociationStoreClient:
     ) -> DeliveriesPage:
         """One page of the tenant's final failures in the window that no replay re-sent yet, newest change first,
         with how many match in all; parsed."""
-        params = {
-            "tenant": tenant,
-            "status": "failed",
-            "replayed": "false",
-            "withTotal": "true",
-            "since": _instant(since),
-            "limit": str(limit),
-        }
-        optional = {"integration": integration, "until": None if until is None else _instant(until), "after": after}
-        params.update({name: value for name, value in optional.items() if value is not None})
-        body = await self._get(DELIVERIES_PATH, params)
-        try:
-            page = DeliveriesPage.model_validate_json(body)
-        except ValidationError as error:
-            raise UpstreamError("association store answered an unreadable delivery list") from error
+        _, page = await self._delivery_list(
+            tenant,
+            status="failed",
+            integration=integration,
+            since=since,
+            until=until,
+            limit=limit,
+            after=after,
+            extra={"replayed": "false", "withTotal": "true"},
+        )
         if page.total is None:
             raise UpstreamError("association store did not count the replay's selection")
         return page
+
+    async def _delivery_list(
+        self,
+        tenant: str,
+        *,
+        status: DeliveryListStatus,
+        integration: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int,
+        after: str | None,
+        extra: dict[str, str] | None = None,
+    ) -> tuple[bytes, DeliveriesPage]:
+        """One page of ``DELIVERIES_PATH``: the store's JSON as it came, and parsed (an unreadable one is an
+        ``UpstreamError``)."""
+        params = {"tenant": tenant, "status": status, "limit": str(limit), **(extra or {})}
+        optional = {
+            "integration": integration,
+            "since": None if since is None else _instant(since),
+            "until": None if until is None else _instant(until),
+            "after": after,
+        }
+        params.update({name: value for name, value in optional.items() if value is not None})
+        body = await self._get(DELIVERIES_PATH, params)
+        try:
+            return body, DeliveriesPage.model_validate_json(body)
+        except ValidationError as error:
+            raise UpstreamError("association store answered an unreadable delivery list") from error
 
     async def integration_stats(self, tenant: str, *, since_s: int) -> IntegrationStats:
         """The tenant's deliveries per integration by status, changed within ``since_s`` seconds, parsed."""

@@ -1,0 +1,10 @@
+"""Makes ``delivery_harness`` (the in-memory e-mail deliverer the unit tests share) importable."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
