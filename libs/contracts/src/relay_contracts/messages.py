@@ -220,6 +220,12 @@ class DeliverBundle(Message):
         description="When the suite accepted the event that led here: the broker timestamp of the order or recipe "
         "event record, or the manual trigger's time. Absent from older producers.",
     )
+    probe: bool = Field(
+        default=False,
+        description="Set by the retry service's destination-health probe on one held request of an integration it "
+        "paused as unhealthy: attempted although the integration is paused. A transient failure holds it again "
+        "(same attempt, not counted); a success resumes the integration.",
+    )
 
 
 # --- deliveries.outcomes.v1 ------------------------------------------------------------------------------------
@@ -308,6 +314,9 @@ class RetryDelivery(Message):
 # --- integrations.control.v1 -----------------------------------------------------------------------------------
 
 IntegrationState = Literal["active", "paused"]
+# Who changed it: an operator (pause/resume API, console), or the retry service's destination-health rules
+# (``unhealthy``: paused after consecutive failed attempts; ``recovered``: resumed after a probe delivery succeeded).
+StateChangeCause = Literal["operator", "unhealthy", "recovered"]
 
 
 def integration_key(tenant: str, integration_id: str) -> bytes:
@@ -316,7 +325,7 @@ def integration_key(tenant: str, integration_id: str) -> bytes:
 
 
 class IntegrationStateChanged(Message):
-    """An integration was paused or resumed (by an operator; later also by the destination-health rules).
+    """An integration was paused or resumed, by an operator or by the destination-health rules (``cause``).
 
     While paused, deliverers hold its delivery requests (neither attempted nor failed: the retry service keeps them);
     a resume releases them, oldest first. Readers keep, per integration, the change with the newest ``changedAt``.
@@ -332,6 +341,11 @@ class IntegrationStateChanged(Message):
         default=None, max_length=SHORT_TEXT, description="Who: the API key's name (never the key), or a service."
     )
     changed_at: UtcInstant
+    cause: StateChangeCause = Field(
+        default="operator",
+        description="operator (the API, the console), unhealthy (paused after consecutive failed attempts) or "
+        "recovered (resumed after a probe delivery succeeded). The notifier tells the failure list of the last two.",
+    )
 
     @property
     def kafka_key(self) -> bytes:

@@ -218,6 +218,28 @@ class RetryPolicy(ConfigModel):
     retry_after_cap_s: float = Field(default=600.0, ge=0)
 
 
+class HealthPolicy(ConfigModel):
+    """Destination health, per integration and opt-in (without it, every failed delivery keeps seed 000's course:
+    retried, then its failure notice).
+
+    After ``pause-after-failures`` consecutive failed attempts (transient ones: the destination did not answer, or
+    answered "later"; a success resets the count) the retry service pauses the integration as unhealthy: its new
+    deliveries are held, not attempted and not failed, and its failure list gets one notice. A probe then sends the
+    oldest held delivery, first after ``probe-interval-s``, then at doubling intervals up to ``probe-max-interval-s``;
+    the first that succeeds resumes the integration and everything held goes out, oldest first.
+    """
+
+    pause_after_failures: int = Field(ge=1, le=10_000)
+    probe_interval_s: float = Field(default=30.0, gt=0, le=86_400)
+    probe_max_interval_s: float = Field(default=600.0, gt=0, le=86_400)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> HealthPolicy:
+        if self.probe_max_interval_s < self.probe_interval_s:
+            raise ValueError("probe-max-interval-s must not be below probe-interval-s")
+        return self
+
+
 class IntegrationBase(ConfigModel):
     id: str = Field(pattern=_IDENT)
     description: str = ""
@@ -228,6 +250,7 @@ class IntegrationBase(ConfigModel):
     order_events: tuple[OrderEventType, ...] = ("linked", "created", "updated", "cancelled")
     include_temporary_recipes: bool = True
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    health: HealthPolicy | None = None
 
 
 class EmailIntegration(IntegrationBase):
