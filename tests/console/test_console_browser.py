@@ -19,11 +19,13 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from unittest import mock
 
 import pytest
+from aiokafka import AIOKafkaProducer
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -34,6 +36,8 @@ from typer.testing import CliRunner, Result
 from relay_cli import demo
 from relay_cli.dev import DevStack, discover_services
 from relay_cli.main import app as relay_cli
+from relay_contracts.messages import IntegrationStateChanged, Message
+from relay_contracts.topics import INTEGRATIONS_CONTROL
 from relay_devservers.kafka import TansuBroker
 from relay_devservers.processes import free_port
 from relay_devservers.webhooks import Reply
@@ -90,6 +94,8 @@ def _tenants_file(var: Path, ports: Mapping[str, int]) -> Path:
 class Suite:
     api: str
     stack: DevStack
+    bootstrap: str
+    loop: LoopThread
 
     def request(self, method: str, path: str, body: object = None, key: str = KEY) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode()
@@ -113,6 +119,19 @@ class Suite:
 
     def log_tail(self, lines: int = 40) -> str:
         return self.stack.log_tail(lines)
+
+    def publish(self, topic: str, message: Message, *, key: bytes) -> None:
+        """Put ``message`` straight on ``topic``, as a service would (what no public endpoint sends)."""
+
+        async def send() -> None:
+            producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap)
+            await producer.start()
+            try:
+                await producer.send_and_wait(topic, message.model_dump_json(by_alias=True).encode(), key=key)
+            finally:
+                await producer.stop()
+
+        self.loop.run(send(), timeout=30)
 
 
 def _until(check: Any, *, within: float, what: str) -> Any:
@@ -154,7 +173,7 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
             cleanup.callback(lambda: loop.run(stack.stop(), timeout=90))
             loop.run(stack.start(), timeout=120)
         loop.run(stack.wait_ready(within_s=90), timeout=100)
-        yield _seeded(Suite(f"http://127.0.0.1:{stack.api_port}", stack))
+        yield _seeded(Suite(f"http://127.0.0.1:{stack.api_port}", stack, broker.bootstrap, loop))
 
 
 def _seeded(suite: Suite) -> Suite:
@@ -544,3 +563,59 @@ def test_a_paused_integration_holds_its_deliveries_until_resumed_from_the_consol
         return [d["status"] for d in _zapier_of(suite.order(PAUSE_ORDER_ID))] == ["succeeded"]
 
     _until(succeeded, within=30, what="demo-zapier succeeded in the lookup")
+
+
+# --- destination health: an integration paused by the health rules ----------------------------------------------
+
+
+def test_an_unhealthy_pause_shows_its_own_badge_and_reason_and_the_keyboard_resumes_it(page: Page) -> None:
+    suite, integration = page.suite, "demo-azure"
+    reason = f"5 consecutive failed attempts; last: TransientError: connection refused {RUN}"
+    # What the retry service publishes after N failed attempts; sent here directly, no destination has to fail.
+    unhealthy = IntegrationStateChanged(
+        event_id=f"console-unhealthy-{RUN}",
+        tenant="demo",
+        integration_id=integration,
+        state="paused",
+        reason=reason,
+        changed_by="destination-health",
+        changed_at=datetime.now(UTC),
+        cause="unhealthy",
+    )
+    try:
+        suite.publish(INTEGRATIONS_CONTROL, unhealthy, key=unhealthy.kafka_key)
+
+        def shown_unhealthy() -> bool:
+            status, body = suite.request("GET", "/api/v2/integrations")
+            found = [i for i in body["integrations"] if i["id"] == integration] if status == 200 else []
+            return bool(found) and (found[0]["state"], found[0]["stateCause"]) == ("paused", "unhealthy")
+
+        _until(shown_unhealthy, within=20, what="the overview shows the unhealthy pause")
+        # Narrow: a phone-sized window, where the long badge must wrap inside the card.
+        page.driver.set_window_size(400, 900)
+        page.sign_in()
+        page.visible("#search-value")
+        page.driver.find_element(By.LINK_TEXT, "Integrations").click()
+        card = page.visible(f'li[data-integration="{integration}"][data-cause="unhealthy"]')
+        badge = card.find_element(By.CSS_SELECTOR, ".badge.unhealthy")
+        assert badge.text == "Unhealthy — deliveries held"
+        # Not the operator's "Paused", and no health from counts: held deliveries are not attempted.
+        assert not card.find_elements(By.CSS_SELECTOR, ".badge.paused, .badge.healthy, .badge.degraded")
+        line = card.find_element(By.CSS_SELECTOR, ".paused-line").text
+        assert reason in line
+        assert card.find_element(By.CSS_SELECTOR, ".paused-line time").get_attribute("datetime")
+        card_box, badge_box = card.rect, badge.rect
+        assert badge_box["x"] + badge_box["width"] <= card_box["x"] + card_box["width"]
+        assert page.driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+        page.driver.execute_script("arguments[0].scrollIntoView()", card)
+        page.browser.shot("unhealthy-integration-narrow")
+
+        resume = card.find_element(By.CSS_SELECTOR, "button[data-action=resume]")
+        page.driver.execute_script("arguments[0].focus()", resume)
+        page.driver.switch_to.active_element.send_keys(Keys.ENTER)
+        active = page.visible(f'li[data-integration="{integration}"][data-state="active"]', within=20)
+        assert active.get_attribute("data-cause") == "operator"
+        assert not active.find_elements(By.CSS_SELECTOR, ".badge.unhealthy")
+    finally:
+        # Never leave the demo destination held for whatever runs next on this stack (a no-op when resumed above).
+        suite.request("POST", f"/api/v2/integrations/{integration}/resume")

@@ -399,6 +399,8 @@ class Rig:
     hooks: TimedWebhookReceiver
     smtp: SmtpCapture
     sftp: AsyncsshSftp
+    # Not started until the destination-health test brings it up.
+    health_sftp: AsyncsshSftp
     s3: SeaweedS3
     s3_bucket: str
     brokers_started: list[TansuBroker] = field(default_factory=list)
@@ -503,8 +505,17 @@ async def running_rig(var: Path, s3: SeaweedS3, *, durable_broker: bool = False)
         await hooks.start()
         sftp = AsyncsshSftp(var / "sftp-root", password=SFTP_PASSWORD, port=free_port())
         cleanup.push_async_callback(sftp.stop)
+        # Down from the start, for the destination-health test: stopping a server that served would leave the
+        # deliverer's pooled connection to it open (asyncssh closes the listener only), so it would not look down.
+        health_sftp = AsyncsshSftp(var / "health-sftp-root", password=SFTP_PASSWORD, port=free_port())
+        cleanup.push_async_callback(health_sftp.stop)
         bucket = s3.create_bucket()
-        values = {"sftp_port": sftp.port, "hooks": hooks.url("").rstrip("/"), "s3_endpoint": s3.endpoint_url}
+        values = {
+            "sftp_port": sftp.port,
+            "health_sftp_port": health_sftp.port,
+            "hooks": hooks.url("").rstrip("/"),
+            "s3_endpoint": s3.endpoint_url,
+        }
         tenants = write_tenants(var / "tenants.yaml", values | {"s3_bucket": bucket})
         stack = await start_stack(var, service_env(broker.bootstrap, tenants, smtp.port, s3))
         cleanup.push_async_callback(stack.stop)
@@ -524,6 +535,7 @@ async def running_rig(var: Path, s3: SeaweedS3, *, durable_broker: bool = False)
             hooks=hooks,
             smtp=smtp,
             sftp=sftp,
+            health_sftp=health_sftp,
             s3=s3,
             s3_bucket=bucket,
             brokers_started=brokers,
@@ -550,7 +562,13 @@ async def running_outage_rig(var: Path, s3: SeaweedS3) -> AsyncIterator[OutageRi
 
         cleanup.callback(stop_brokers)
         first.start()
-        values = {"sftp_port": 1, "hooks": "http://127.0.0.1:1", "s3_endpoint": s3.endpoint_url, "s3_bucket": bucket}
+        values = {
+            "sftp_port": 1,
+            "health_sftp_port": 1,
+            "hooks": "http://127.0.0.1:1",
+            "s3_endpoint": s3.endpoint_url,
+            "s3_bucket": bucket,
+        }
         tenants = write_tenants(var / "tenants.yaml", values)
         # No SMTP server: nothing in this stack sends mail.
         env = service_env(first.bootstrap, tenants, 1, s3)

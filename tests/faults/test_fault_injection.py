@@ -421,7 +421,7 @@ CONSUMERS = {
     RECIPES_SAVED: ("association-store",),
     ORDERS_EVENTS: ("association-store", "retry"),
     INTEGRATIONS_TRIGGERED: ("association-store", "bundle-builder"),  # the store records pending deliveries
-    DELIVERIES_OUTCOMES: ("association-store", "notifier"),
+    DELIVERIES_OUTCOMES: ("association-store", "notifier", "retry"),  # retry: destination health
     DELIVERIES_RETRY: ("retry",),
     **{deliveries_requested(kind): (f"deliver-{kind}",) for kind in INTEGRATION_TYPES},
 }
@@ -524,13 +524,87 @@ async def test_fault_malformed_messages_are_dead_lettered_and_the_next_is_proces
     assert [o["orderId"] for o in orders] == ["id6001"], "the valid order event was not applied"
 
 
+# --- issue 13: destination health ---------------------------------------------------------------------------
+
+
+async def test_fault_sftp_down_is_paused_as_unhealthy_held_probed_and_resumed_once_it_is_up(rig: Rig) -> None:
+    # rig.health_sftp is not running: its port refuses connections, as a destination that is down.
+    recipe_id = new_recipe_id("111")
+    await rig.api.save_recipe("sick", recipe_id)
+
+    status, _, _ = await rig.api.link("sick", [order_line(recipe_id, "7001")])
+    assert status == 202
+    paused = await rig.smtp.wait_for_async(
+        lambda m: "sick-ops@faults.example" in m.rcpt_tos and "paused" in str(m.message["Subject"]).lower(),
+        deadline_s=60,
+    )
+    assert "Sick factory SFTP" in str(paused.message["Subject"])
+    assert "2 consecutive failed attempts" in paused.message.get_content(), paused.message.get_content()
+
+    # A later order is held, not attempted; the first one's last attempt is held too, not made and not failed.
+    status, _, _ = await rig.api.link("sick", [order_line(recipe_id, "7002")])
+    assert status == 202
+
+    async def probed_while_down() -> bool:
+        # Probes take the held request whose delivery was accepted first: order 7001's attempt 3 once it is held
+        # (its back-off is 6 s). Attempted while the server is down, it fails and is held again, not failed.
+        return any(
+            o["attempt"] == 3 and o["status"] == "retrying" and (o.get("order") or {}).get("orderNumber") == "7001"
+            for o in _outcomes(rig, "sick")
+        )
+
+    await rig.eventually(probed_while_down, within=40, what="a probe of order 7001 to fail while the server is down")
+    held = await _one_delivery(rig, "sick", "7002")
+    assert held is not None
+    # Held on arrival; at most one attempt, by a probe made before order 7001's last attempt was held.
+    assert held["status"] in ("pending", "retrying"), held
+    assert held["attempts"] <= 1, held
+    assert not [o for o in _outcomes(rig, "sick") if o["status"] == "failed"], "a held delivery failed"
+
+    account = await rig.health_sftp.start()  # back: the next probe goes through
+
+    async def delivered(number: str) -> dict[str, Any] | None:
+        found = await _one_delivery(rig, "sick", number)
+        if found and found["status"] == "failed":
+            raise AssertionError(f"the delivery failed: {found}")
+        return found if found and found["status"] == "succeeded" else None
+
+    first = await rig.eventually(lambda: delivered("7001"), within=30, what="order 7001 delivered by a probe")
+    second = await rig.eventually(lambda: delivered("7002"), within=30, what="held order 7002 delivered")
+    assert first["attempts"] == 3  # attempts 1 and 2 failed; 3 was held, probed, and went through
+    assert second["attempts"] == 1  # a hold, or a failed probe, is not counted
+    for delivery in (first, second):
+        for name in delivery["files"]:
+            assert (account.root / name).read_bytes() == _artifact(rig, name), name
+
+    async def both_successes_read() -> list[tuple[str, str]] | None:
+        found = sorted(
+            (o["occurredAt"], (o.get("order") or {}).get("orderNumber", ""))
+            for o in _outcomes(rig, "sick")
+            if o["status"] == "succeeded"
+        )
+        return found if len(found) >= 2 else None
+
+    successes = await rig.eventually(both_successes_read, within=15, what="the watcher to read both successes")
+    assert [number for _, number in successes] == ["7001", "7002"], "the order accepted first goes out first"
+
+    recovered = await rig.smtp.wait_for_async(
+        lambda m: "sick-ops@faults.example" in m.rcpt_tos and "resumed" in str(m.message["Subject"]).lower(),
+        deadline_s=30,
+    )
+    assert "Sick factory SFTP" in str(recovered.message["Subject"])
+    notices = rig.smtp.find(lambda m: "sick-ops@faults.example" in m.rcpt_tos)
+    subjects = sorted(str(m.message["Subject"]) for m in notices)
+    assert len(subjects) == 2, subjects  # one pause, one resume: no failure notice, nothing twice
+
+
 # --- the invariant: nothing left unfinished ------------------------------------------------------------------------
 
 
 async def test_fault_every_delivery_the_module_caused_has_ended(rig: Rig) -> None:
     """Runs last in this module: after every fault above, `relay audit --older-than 0` becomes empty for each tenant
     (what a test did not wait for, such as the deliveries of the dlq test's valid trigger, ends shortly after)."""
-    for tenant in ("down", "failing", "bulk", "rescheduled", "dlq", "throttled"):
+    for tenant in ("down", "failing", "bulk", "rescheduled", "dlq", "throttled", "sick"):
 
         async def ended(t: str = tenant) -> bool:
             return await rig.api.audit(t) == []

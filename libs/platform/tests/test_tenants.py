@@ -118,3 +118,49 @@ def test_duplicate_recipe_prefix_is_refused(tmp_path: Path) -> None:
     path = _write(tmp_path, 'tenants:\n  a: {recipe-prefix: "1"}\n  b: {recipe-prefix: "1"}\n')
     with pytest.raises(ConfigError, match="recipe-prefix '1' used by both"):
         load_tenants(path)
+
+
+_HEALTH = """
+tenants:
+  demo:
+    recipe-prefix: "999"
+    integrations:
+      - id: hook
+        type: zapier
+        hook-url: ${{HOOK_URL}}
+        health: {health}
+      - id: other
+        type: zapier
+        hook-url: ${{HOOK_URL}}
+"""
+
+
+def test_destination_health_is_opt_in_with_probe_defaults(tmp_path: Path) -> None:
+    tenants = load_tenants(_write(tmp_path, _HEALTH.format(health="{pause-after-failures: 4}")))
+    hook, other = tenants.integration("demo", "hook"), tenants.integration("demo", "other")
+    assert hook is not None
+    assert other is not None
+    assert hook.health is not None
+    assert (hook.health.pause_after_failures, hook.health.probe_interval_s, hook.health.probe_max_interval_s) == (
+        4,
+        30.0,
+        600.0,
+    )
+    assert other.health is None  # seed 000's course: retried, then a failure notice
+
+
+@pytest.mark.parametrize(
+    ("health", "named"),
+    [
+        ("{pause-after-failures: 0}", "health.pause-after-failures"),
+        ("{probe-interval-s: 5}", "health.pause-after-failures: Field required"),
+        ("{pause-after-failures: 3, probe-interval-s: 0}", "health.probe-interval-s"),
+        ("{pause-after-failures: 3, probe-interval-s: 60, probe-max-interval-s: 10}", "probe-max-interval-s"),
+        ("{pause-after-failures: 3, probe-interval-s: .nan}", "health.probe-interval-s"),
+        ("{pause-after-failures: 3, pause-after: 2}", "health.pause-after"),
+    ],
+)
+def test_a_bad_health_policy_is_refused_naming_the_setting(tmp_path: Path, health: str, named: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_tenants(_write(tmp_path, _HEALTH.format(health=health)))
+    assert named in str(raised.value)

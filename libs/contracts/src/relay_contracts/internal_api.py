@@ -193,7 +193,18 @@ class IntegrationStateEntry(InternalApiModel):
     integration: str = Field(description="Integration ID.")
     state: Literal["active", "paused"] = Field(description="`paused`: its deliveries are held until it is resumed.")
     changed_at: str = Field(description="RFC 3339 UTC: when it was paused or resumed.")
-    reason: str | None = Field(default=None, description="Why, in the operator's words.")
+    reason: str | None = Field(
+        default=None, description="Why, in the operator's words, or what the destination-health rules saw."
+    )
+    cause: Literal["operator", "unhealthy", "recovered"] = Field(
+        default="operator",
+        description="Who changed it: `operator` (the API, the console), `unhealthy` (paused by the destination-health "
+        "rules after consecutive failed attempts; deliveries held) or `recovered` (resumed after a probe succeeded).",
+    )
+    changed_by: str | None = Field(
+        default=None,
+        description="Who: the API key's name (never the key) or `destination-health`; null when not said.",
+    )
 
 
 class IntegrationStats(InternalApiModel):

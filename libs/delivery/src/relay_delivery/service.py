@@ -8,7 +8,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
@@ -145,16 +145,31 @@ class Deliverer(Generic[IntegrationT]):
         return integration
 
     async def handle(self, request: DeliverBundle) -> AttemptResult | HeldRequest:
-        """Hold ``request`` if its integration is paused, else attempt it (``attempt``).
+        """Hold ``request`` if its integration is paused, else attempt it (``attempt``). A probe (``request.probe``,
+        sent by the retry service's health rules) is attempted although its integration is paused.
 
         Waits first (bounded) until the control topic has been read up to where it stood at start: a restarted
         deliverer must not attempt a request of an integration paused before it started.
         """
         if self.states is not None:
             await self.states.wait_caught_up(self.control_catch_up_s)
-            if self.states.paused(request.tenant, request.integration_id):
-                return self.hold(request)
+        if request.probe:
+            # Whatever this replica's view of the control topic: the retry service keeps the request's held row,
+            # so a probe retried the ordinary way would make a second line of attempts of one delivery.
+            return self.held_again_unless_done(request, await self.attempt(request))
+        if self.states is not None and self.states.paused(request.tenant, request.integration_id):
+            return self.hold(request)
         return await self.attempt(request)
+
+    def held_again_unless_done(self, probe: DeliverBundle, result: AttemptResult) -> AttemptResult:
+        """A probe of an unhealthy integration was attempted: its outcome goes out as it is (the retry
+        service counts it, and resumes the integration on a success), but a transient failure is held again, the
+        same attempt, rather than retried: a probe spends none of the delivery's attempts. The retry service still
+        holds the request's row, so the hold adds nothing there and the request keeps its place in the line."""
+        if result.retry is None:
+            return result
+        hold = result.retry.model_copy(update={"request": probe.model_copy(update={"probe": False}), "hold": "paused"})
+        return replace(result, retry=hold)
 
     def hold(self, request: DeliverBundle) -> HeldRequest:
         """The hold command of a request of a paused integration: no attempt, no outcome."""

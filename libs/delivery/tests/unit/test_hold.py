@@ -15,6 +15,7 @@ from relay_contracts.messages import DeliverBundle, IntegrationState, Integratio
 from relay_delivery import FetchedFile
 from relay_delivery.states import IntegrationStates
 from relay_delivery.testing import InMemoryDeliverer, deliver_bundle
+from relay_platform.errors import PermanentError, TransientError
 from relay_platform.tenants import EmailIntegration, TenantsConfig
 
 TENANTS = TenantsConfig.model_validate(
@@ -113,3 +114,58 @@ async def test_the_catch_up_wait_is_bounded_and_shared() -> None:
     await states.wait_caught_up(3600)  # once passed, nobody waits again
 
     assert not states.caught_up
+
+
+class FlakyDestination(Destination):
+    """Fails each delivery with ``failure`` while it is set (a destination that is down, or refusing)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failure: Exception | None = None
+
+    async def deliver(
+        self, integration: EmailIntegration, request: DeliverBundle, files: Sequence[FetchedFile]
+    ) -> None:
+        if self.failure is not None:
+            raise self.failure
+        await super().deliver(integration, request, files)
+
+
+async def test_a_probe_is_attempted_while_paused_and_a_transient_failure_is_held_again_same_attempt(
+    tmp_path: Path,
+) -> None:
+    destination = FlakyDestination()
+    destination.failure = TransientError("connection refused")
+    probe = deliver_bundle(tenant="acme", integration_id="mail", integration_type="email", files=(), attempt=2)
+    probe = probe.model_copy(update={"probe": True})
+
+    async with running(tmp_path, destination) as deliverer:
+        deliverer.change(change("paused", datetime.now(UTC)))
+        await deliverer.publish(probe)
+        [outcome] = await deliverer.wait_for_outcomes(1)
+        [hold] = await deliverer.wait_for_retries(1)
+
+    # Attempted (the health rules count its outcome), not retried: held again, the same attempt, as a plain request.
+    assert (outcome.status, outcome.final, outcome.attempt) == ("retrying", False, 2)
+    assert (hold.hold, hold.request.attempt, hold.request.probe) == ("paused", 2, False)
+    assert hold.request.delivery_id == probe.delivery_id
+    assert destination.delivered == []
+
+
+async def test_a_probe_that_succeeds_is_delivered_and_one_refused_for_good_fails_for_good(tmp_path: Path) -> None:
+    destination = FlakyDestination()
+    good = deliver_bundle(tenant="acme", integration_id="mail", integration_type="email", files=())
+    bad = deliver_bundle(tenant="acme", integration_id="mail", integration_type="email", files=())
+
+    async with running(tmp_path, destination) as deliverer:
+        deliverer.change(change("paused", datetime.now(UTC)))
+        await deliverer.publish(good.model_copy(update={"probe": True}))
+        [delivered] = await deliverer.wait_for_outcomes(1)
+        destination.failure = PermanentError("mailbox does not exist")
+        await deliverer.publish(bad.model_copy(update={"probe": True}))
+        outcomes = await deliverer.wait_for_outcomes(2)
+
+    assert (delivered.delivery_id, delivered.status, delivered.final) == (good.delivery_id, "succeeded", True)
+    assert (outcomes[1].delivery_id, outcomes[1].status, outcomes[1].final) == (bad.delivery_id, "failed", True)
+    assert deliverer.retries == []  # neither is held again nor retried
+    assert destination.delivered == [good.delivery_id]

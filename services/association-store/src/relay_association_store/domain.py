@@ -27,6 +27,7 @@ from relay_contracts.messages import (
     OrderEventType,
     OrderLine,
     RecipeSaved,
+    StateChangeCause,
     TriggerReason,
     recipe_object_key,
     stable_id,
@@ -215,6 +216,8 @@ class IntegrationStateRecord:
     event_id: str
     reason: str | None = None
     changed_by: str | None = None
+    # Rows stored before revision 0007 read as "operator": only operators paused and resumed then.
+    cause: StateChangeCause = "operator"
 
 
 def newest_state(
@@ -232,6 +235,7 @@ def newest_state(
         event_id=change.event_id,
         reason=change.reason,
         changed_by=change.changed_by,
+        cause=change.cause,
     )
 
 

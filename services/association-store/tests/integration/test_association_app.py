@@ -863,7 +863,25 @@ async def test_pauses_and_resumes_show_in_the_stats_newest_change_first_and_per_
         "state": "paused",
         "changedAt": paused.changed_at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "reason": "hook down",
+        "cause": "operator",
+        "changedBy": "admin",
     }
+    # The destination-health rules' pause keeps its cause and who (a service, never a key).
+    unhealthy = change("acme", "paused", 3.5, "5 consecutive failed attempts").model_copy(
+        update={"cause": "unhealthy", "changed_by": "destination-health"}
+    )
+    await svc.send(INTEGRATIONS_CONTROL, unhealthy, key=unhealthy.kafka_key)
+
+    async def acme_unhealthy() -> bool:
+        return bool((await states("acme"))[integration]["cause"] == "unhealthy")
+
+    await eventually(acme_unhealthy, what="the unhealthy pause")
+    shown = (await states("acme"))[integration]
+    assert (shown["state"], shown["changedBy"], shown["reason"]) == (
+        "paused",
+        "destination-health",
+        "5 consecutive failed attempts",
+    )
     resumed = change("acme", "active", 4)
     await svc.send(INTEGRATIONS_CONTROL, resumed, key=resumed.kafka_key)
 
@@ -872,4 +890,5 @@ async def test_pauses_and_resumes_show_in_the_stats_newest_change_first_and_per_
 
     await eventually(acme_resumed, what="the resume")
     assert (await states("acme"))[integration]["reason"] is None
+    assert (await states("acme"))[integration]["cause"] == "operator"
     assert (await states("globex"))[integration]["state"] == "paused"

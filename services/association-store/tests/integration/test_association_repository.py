@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 from relay_association_store import service
 from relay_association_store.adapters import tables
 from relay_association_store.adapters.repository import MIGRATIONS, SqlStore
-from relay_contracts.messages import stable_id
+from relay_contracts.messages import IntegrationStateChanged, stable_id
 from relay_devservers.processes import free_port
 from relay_platform.errors import TransientError
 from relay_platform.tenants import TenantsConfig
@@ -391,5 +391,56 @@ async def test_upgrade_from_0002_keeps_existing_orders_without_a_trace(
         assert old is not None
         assert new is not None
         assert (old.status, old.trace_parent, new.trace_parent) == ("cancelled", None, FIRST_TRACE)
+    finally:
+        await sql.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_upgrade_from_0006_reads_existing_states_as_operator_changes_and_keeps_new_causes(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, tenants: TenantsConfig
+) -> None:
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path}/old.db"
+    else:
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        url = server.create_database(f"upgrade_{uuid.uuid4().hex[:12]}")
+    sql = SqlStore.open(url)
+    stamp = at(1) if backend == "postgresql" else at(1).replace(tzinfo=None)
+    try:
+        async with sql.engine.begin() as connection:
+            await connection.run_sync(_upgrade, "0006")
+            await connection.execute(
+                sa.text(
+                    "INSERT INTO integration_states (tenant, integration_id, state, reason, changed_by, changed_at, "
+                    "event_id, recorded_at) VALUES ('acme', 'orders-sftp', 'paused', 'hook down', 'admin', :at, "
+                    "'e-old', :at)"
+                ),
+                {"at": stamp},
+            )
+        await sql.migrate()
+        [old] = await service.integration_states(sql, "acme")
+        assert (old.state, old.reason, old.changed_by, old.cause) == ("paused", "hook down", "admin", "operator")
+        unhealthy = IntegrationStateChanged(
+            event_id=unique("e"),
+            tenant="acme",
+            integration_id="orders-zapier",
+            state="paused",
+            reason="5 consecutive failed attempts; last: TransientError: connection refused",
+            changed_by="destination-health",
+            changed_at=at(2),
+            cause="unhealthy",
+        )
+        await service.record_integration_state(unhealthy, tenants, sql)
+        recovered = unhealthy.model_copy(update={"event_id": unique("e"), "state": "active", "reason": None})
+        await service.record_integration_state(
+            recovered.model_copy(update={"changed_at": at(3), "cause": "recovered"}), tenants, sql
+        )
+        kept = {
+            s.integration_id: (s.state, s.cause, s.changed_by) for s in await service.integration_states(sql, "acme")
+        }
+        assert kept == {
+            "orders-sftp": ("paused", "operator", "admin"),
+            "orders-zapier": ("active", "recovered", "destination-health"),
+        }
     finally:
         await sql.close()

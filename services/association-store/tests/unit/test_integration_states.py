@@ -62,3 +62,23 @@ async def test_a_change_for_an_unknown_tenant_stores_nothing(tenants: TenantsCon
     store = MemoryStore()
     assert await service.record_integration_state(change("paused", at(1), tenant="nobody"), tenants, store) is None
     assert store.states == {}
+
+
+async def test_the_cause_and_who_are_kept_with_the_state_and_an_operator_change_defaults_to_operator(
+    tenants: TenantsConfig,
+) -> None:
+    store = MemoryStore()
+    reason = "5 consecutive failed attempts; last: TransientError: connection refused"
+    unhealthy = change("paused", at(1), reason=reason, changed_by="destination-health", cause="unhealthy")
+    await service.record_integration_state(unhealthy, tenants, store)
+    [kept] = await store.integration_states("acme")
+    assert (kept.state, kept.cause, kept.changed_by, kept.reason) == (
+        "paused",
+        "unhealthy",
+        "destination-health",
+        reason,
+    )
+    # An operator's resume (no cause said: the message's default) replaces the cause with its own.
+    await service.record_integration_state(change("active", at(2), changed_by="admin"), tenants, store)
+    [kept] = await store.integration_states("acme")
+    assert (kept.state, kept.cause, kept.changed_by) == ("active", "operator", "admin")

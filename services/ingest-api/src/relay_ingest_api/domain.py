@@ -729,6 +729,8 @@ def integrations_overview(tenant: Tenant, stats: IntegrationStats, *, hours: int
                 state=changed.state if changed else "active",
                 state_changed_at=changed.changed_at if changed else None,
                 state_reason=changed.reason if changed else None,
+                state_cause=changed.cause if changed else "operator",
+                state_changed_by=changed.changed_by if changed else None,
             )
         )
     return IntegrationsOverview(integrations=overview)

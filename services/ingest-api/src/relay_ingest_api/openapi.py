@@ -509,7 +509,10 @@ def openapi_document(
                 "names, addresses, notification lists or secrets), with its deliveries by status whose last change "
                 "is within the last `hours` (zeros when it has none), its last success and final failure, and its "
                 "delivery `state` (`paused` after a pause, with `stateChangedAt` and `stateReason`; `active` "
-                "otherwise).",
+                "otherwise) and `stateCause`: `operator` for a pause or resume by an operator, `unhealthy` when the "
+                "destination-health rules paused it after consecutive failed attempts (its deliveries are held; an "
+                "operator may resume it), `recovered` when a probe delivery succeeded and resumed it; "
+                "`stateChangedBy` names the API key's name or `destination-health`, never a key.",
                 "security": _SECURED,
                 "parameters": [
                     {

@@ -22,7 +22,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from relay_contracts.messages import ID_TEXT, Feed, IntegrationState
+from relay_contracts.messages import ID_TEXT, Feed, IntegrationState, StateChangeCause
 from relay_contracts.types import ID_PATTERN, check_id_text, check_utc_instant
 
 # The pattern documents the rule (no control characters, U+FFFD or lone surrogates, not blank); check_id_text is it.
@@ -241,6 +241,18 @@ class IntegrationOverview(ApiModel):
         default=None, description="RFC 3339 UTC of its last pause or resume; null when it never had one."
     )
     state_reason: str | None = Field(default=None, description="Why it was last paused or resumed, if said.")
+    state_cause: StateChangeCause = Field(
+        default="operator",
+        description="Why `state` last changed: `operator` (a pause or resume by the API or the console; also when it "
+        "never changed), `unhealthy` (paused by the destination-health rules after consecutive failed attempts: its "
+        "deliveries are held and probed; an operator may resume it) or `recovered` (resumed after a probe delivery "
+        "succeeded).",
+    )
+    state_changed_by: str | None = Field(
+        default=None,
+        description="Who last paused or resumed it: the API key's name (never the key) or `destination-health`; "
+        "null when it never changed or it was not said.",
+    )
 
 
 class IntegrationsOverview(ApiModel):

@@ -310,6 +310,8 @@ async def test_integrations_merge_the_config_with_the_stores_counts(client: Clie
         "state": "active",
         "stateChangedAt": None,
         "stateReason": None,
+        "stateCause": "operator",
+        "stateChangedBy": None,
     }
     assert raw["type"] == "zapier"
     assert raw["feeds"] == ["recipe"]
@@ -325,7 +327,9 @@ async def test_integrations_never_show_hosts_addresses_or_secrets(client: Client
         assert bit not in text
     expected = {"id", "type", "description", "feeds", "enabled", "counts", "windowHours", "lastSuccessAt"}
     for integration in json.loads(text)["integrations"]:
-        assert set(integration) == expected | {"lastFailureAt", "state", "stateChangedAt", "stateReason"}
+        assert set(integration) == expected | {
+            "lastFailureAt", "state", "stateChangedAt", "stateReason", "stateCause", "stateChangedBy",
+        }  # fmt: skip
 
 
 async def test_integrations_take_the_window_in_hours(client: Client, world: World) -> None:

@@ -173,6 +173,44 @@ async def test_the_overview_shows_each_integrations_state_from_the_store(client:
     }
 
 
+async def test_the_overview_passes_why_and_by_whom_each_state_last_changed(client: Client, world: World) -> None:
+    since = "2026-12-01T10:00:00.000Z"
+    reason = "5 consecutive failed attempts; last: TransientError: connection refused"
+    world.associations.states = [
+        IntegrationStateEntry(
+            integration="demo-email",
+            state="paused",
+            changed_at=since,
+            reason=reason,
+            cause="unhealthy",
+            changed_by="destination-health",
+        ),
+        IntegrationStateEntry(
+            integration="demo-both",
+            state="active",
+            changed_at=since,
+            cause="recovered",
+            changed_by="destination-health",
+        ),
+        # A store entry without them (an older replica's answer): an operator's change, by nobody named.
+        IntegrationStateEntry.model_validate({"integration": "demo-off", "state": "paused", "changedAt": since}),
+    ]
+
+    response = await client.get("/api/v2/integrations", headers=WRITER)
+
+    assert response.status == 200, await response.text()
+    shown = {
+        i["id"]: (i["state"], i["stateCause"], i["stateChangedBy"], i["stateReason"])
+        for i in (await response.json())["integrations"]
+    }
+    assert shown == {
+        "demo-email": ("paused", "unhealthy", "destination-health", reason),
+        "demo-raw": ("active", "operator", None, None),
+        "demo-both": ("active", "recovered", "destination-health", None),
+        "demo-off": ("paused", "operator", None, None),
+    }
+
+
 async def test_an_integration_given_two_states_by_the_store_is_a_502(client: Client, world: World) -> None:
     at = "2026-12-01T10:00:00.000Z"
     world.associations.states = [

@@ -104,7 +104,7 @@ def test_console_reads_document_their_parameters_and_answers() -> None:
     shown = document["components"]["schemas"]["IntegrationOverview"]["properties"]
     assert set(shown) == {
         "id", "type", "description", "feeds", "enabled", "counts", "windowHours", "lastSuccessAt", "lastFailureAt",
-        "state", "stateChangedAt", "stateReason",
+        "state", "stateChangedAt", "stateReason", "stateCause", "stateChangedBy",
     }  # fmt: skip
 
 

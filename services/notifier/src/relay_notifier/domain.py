@@ -1,4 +1,5 @@
-"""Which notice a delivery outcome deserves, what it says, and the e-mail that carries it; no I/O."""
+"""Which notice a delivery outcome or an integration's state change deserves, what it says, and the e-mail that
+carries it; no I/O."""
 
 from __future__ import annotations
 
@@ -8,23 +9,28 @@ from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 from typing import Literal
 
-from relay_contracts.messages import DeliveryAttempted, stable_id
+from relay_contracts.messages import DeliveryAttempted, IntegrationStateChanged, stable_id
 from relay_platform.redact import redact_secrets
 from relay_platform.tenants import IntegrationBase, TenantsConfig
 
 SUBJECT_TAG = "[Recipe Relay]"
 _MAX_ERROR_TEXT = 1000
 
-NoticeKind = Literal["failure", "success"]
+# The sent table stores the kind as String(16), no CHECK: a new kind needs no migration while it stays that short.
+NoticeKind = Literal["failure", "success", "unhealthy", "recovered"]
 
 
 @dataclass(frozen=True, slots=True)
 class Notice:
-    """One e-mail to send; ``notice_id`` is the same for every redelivery of the same outcome."""
+    """One e-mail to send; ``notice_id`` is the same for every redelivery of the same outcome or change.
+
+    ``about`` is what it is about: the delivery ID of an outcome's notice, the event ID of an integration's state
+    change (kept in the sent table's ``delivery_id`` column, which keeps its first name).
+    """
 
     notice_id: str
     kind: NoticeKind
-    delivery_id: str
+    about: str
     recipients: tuple[str, ...]
     subject: str
     body: str
@@ -58,7 +64,7 @@ def notice_for(outcome: DeliveryAttempted, tenants: TenantsConfig) -> Notice | N
     return Notice(
         notice_id=notice_id(outcome),
         kind=kind,
-        delivery_id=outcome.delivery_id,
+        about=outcome.delivery_id,
         recipients=recipients,
         subject=subject,
         body=body,
@@ -144,6 +150,91 @@ def _success_body(outcome: DeliveryAttempted, integration: IntegrationBase) -> s
     if outcome.files:
         lines += ["", "Files:", *(f"  {name}" for name in outcome.files)]
     lines += ["", "-- Recipe Relay"]
+    return "\n".join(lines) + "\n"
+
+
+def change_notice_id(change: IntegrationStateChanged) -> str:
+    """The same for every redelivery of one state change: at most one notice per change."""
+    return stable_id(change.event_id, change.cause)
+
+
+# The destination-health rules publish only these pairs; a record where cause and state disagree tells no one.
+_CHANGE_KINDS: dict[tuple[str, str], NoticeKind] = {
+    ("unhealthy", "paused"): "unhealthy",
+    ("recovered", "active"): "recovered",
+}
+
+
+def notice_for_change(change: IntegrationStateChanged, tenants: TenantsConfig) -> Notice | None:
+    """The notice for an integration paused as unhealthy or resumed as recovered, to its failure list; ``None``
+    for an operator's change (the operator knows), an unknown tenant or integration, or an empty list.
+
+    Each change is told once (``change_notice_id``), not only the newest: a redelivered old "unhealthy" read after
+    its "recovered" (a restart before the commit) may still send its notice once, late. That is accepted: the
+    notice says when it happened, and holding state here to suppress it would buy little.
+    """
+    kind = _CHANGE_KINDS.get((change.cause, change.state))
+    if kind is None:
+        return None
+    integration = tenants.integration(change.tenant, change.integration_id)
+    if integration is None or not integration.failure_notification_list:
+        return None
+    return Notice(
+        notice_id=change_notice_id(change),
+        kind=kind,
+        about=change.event_id,
+        recipients=integration.failure_notification_list,
+        subject=_change_subject(integration, kind),
+        body=_change_body(change, integration, kind),
+    )
+
+
+def _change_subject(integration: IntegrationBase, kind: NoticeKind) -> str:
+    if kind == "unhealthy":
+        subject = f"{SUBJECT_TAG} Integration paused: {_label(integration)} — destination unhealthy"
+    else:
+        subject = f"{SUBJECT_TAG} Integration resumed: {_label(integration)} — destination answering again"
+    return " ".join(subject.split())[:250]
+
+
+def _change_body(change: IntegrationStateChanged, integration: IntegrationBase, kind: NoticeKind) -> str:
+    # The reason was scrubbed by the retry service; scrubbed again here (defence in depth, as the failure body).
+    # The integration's settings (hosts, URLs, addresses) are never named: the label and ID are enough to act.
+    reason = redact_secrets(" ".join((change.reason or "").split())) or "not given"
+    if kind == "unhealthy":
+        opening = [
+            f"The integration {_label(integration)!r} was paused automatically after too many failed delivery "
+            "attempts in a row to its destination.",
+        ]
+        meaning = [
+            "What this means:",
+            "  New deliveries to this integration are held: not attempted and not failed. Nothing is lost.",
+            "  Recipe Relay tries the destination again with the oldest held delivery, at growing intervals. When",
+            "  one succeeds the integration resumes by itself and everything held goes out, oldest first.",
+            "  Once the destination is fixed you can also resume it yourself, in the console's Integrations page or",
+            f"  with POST /api/v2/integrations/{integration.id}/resume.",
+        ]
+    else:
+        opening = [
+            f"The integration {_label(integration)!r} is active again: a delivery to its destination succeeded.",
+        ]
+        meaning = [
+            "What this means:",
+            "  The deliveries held while it was paused are going out now, oldest first; new ones go out as usual.",
+        ]
+    lines = [
+        *opening,
+        "",
+        f"Integration:  {_label(integration)}",
+        f"  id:         {integration.id}",
+        f"Tenant:       {change.tenant}",
+        f"Reason:       {reason[:_MAX_ERROR_TEXT]}",
+        f"When:         {change.changed_at.isoformat(timespec='seconds')}",
+        "",
+        *meaning,
+        "",
+        "-- Recipe Relay",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -1,5 +1,5 @@
-"""Composition root of the notifier: the outcome consumer, the SMTP client and the sent-notices table, opened once
-per process."""
+"""Composition root of the notifier: the consumer of outcomes and integration state changes, the SMTP client and
+the sent-notices table, opened once per process."""
 
 from __future__ import annotations
 
@@ -73,6 +73,7 @@ def create_app(
         specification=AsyncAPI(
             title="Recipe Relay notifier",
             version="1.0.0",
-            description="E-mails one success or failure notice per finished delivery to the integration's lists.",
+            description="E-mails one success or failure notice per finished delivery to the integration's lists, "
+            "and one to its failure list when destination health pauses it or it recovers.",
         ),
     )

@@ -18,7 +18,8 @@ class Mailer(Protocol):
 
 
 class SentNotices(Protocol):
-    """The notices already sent (``adapters.sent.SqlSentNotices``), so a redelivered outcome mails no one twice."""
+    """The notices already sent (``adapters.sent.SqlSentNotices``), so a redelivered outcome or state change mails
+    no one twice."""
 
     async def was_sent(self, notice_id: str) -> bool: ...
 

@@ -1,4 +1,5 @@
-"""The notifier on a real broker and a real SMTP server (aiosmtpd, with AUTH): one notice per finished delivery."""
+"""The notifier on a real broker and a real SMTP server (aiosmtpd, with AUTH): one notice per finished delivery,
+and one per integration paused as unhealthy (read from the real control topic)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,15 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 
-from relay_contracts.messages import DeliveryAttempted, DeliveryStatus, OrderLine
-from relay_contracts.topics import DELIVERIES_OUTCOMES, IntegrationType
+from relay_contracts.messages import (
+    DeliveryAttempted,
+    DeliveryStatus,
+    IntegrationStateChanged,
+    OrderLine,
+    StateChangeCause,
+    stable_id,
+)
+from relay_contracts.topics import DELIVERIES_OUTCOMES, INTEGRATIONS_CONTROL, IntegrationType
 from relay_devservers.smtp import CapturedMail, SmtpCapture
 from relay_notifier.main import create_app
 from relay_notifier.settings import NotifierSmtpSettings, Settings
@@ -60,6 +68,19 @@ def outcome(
     )
 
 
+def state_change(cause: StateChangeCause, *, tenant: str = "nt") -> IntegrationStateChanged:
+    return IntegrationStateChanged(
+        event_id=uuid.uuid4().hex,
+        tenant=tenant,
+        integration_id="ops-hook",
+        state="active" if cause == "recovered" else "paused",
+        reason="5 consecutive failed attempts; last: TransientError: connection refused",
+        changed_by="ops-key" if cause == "operator" else "destination-health",
+        changed_at=datetime.now(UTC),
+        cause=cause,
+    )
+
+
 @dataclass
 class Outcomes:
     producer: AIOKafkaProducer
@@ -78,9 +99,27 @@ class Outcomes:
     def mails(self, message: DeliveryAttempted) -> list[CapturedMail]:
         return self.smtp.find(lambda mail: about(mail, message))
 
+    async def publish_change(self, change: IntegrationStateChanged) -> None:
+        await self.producer.send_and_wait(INTEGRATIONS_CONTROL, change.model_dump_json().encode(), key=change.kafka_key)
+
+    async def settle_changes(self, tenant: str) -> None:
+        """Publish a noticed change of ``tenant``'s ops-hook (its partition) and wait for its e-mail: every change
+        of that integration before it is done."""
+        sentinel = state_change("recovered", tenant=tenant)
+        await self.publish_change(sentinel)
+        await self.smtp.wait_for_async(lambda mail: telling(mail, sentinel), deadline_s=30)
+
+    def change_mails(self, change: IntegrationStateChanged) -> list[CapturedMail]:
+        return self.smtp.find(lambda mail: telling(mail, change))
+
 
 def about(mail: CapturedMail, message: DeliveryAttempted) -> bool:
     return message.delivery_id in mail.data.decode(errors="replace")
+
+
+def telling(mail: CapturedMail, change: IntegrationStateChanged) -> bool:
+    # The body names the integration, not the change: its notice is known by the Message-ID derived from it.
+    return stable_id(change.event_id, change.cause) in str(mail.message["Message-ID"])
 
 
 @pytest.fixture(scope="module")
@@ -192,6 +231,28 @@ async def test_outcomes_that_are_not_final_or_have_no_list_send_nothing(outcomes
 
     assert outcomes.mails(retrying) == []
     assert outcomes.mails(quiet) == []
+
+
+async def test_unhealthy_pause_sends_one_notice_to_that_integrations_failure_list(outcomes: Outcomes) -> None:
+    paused = state_change("unhealthy")
+    # The same integration ID in another tenant, paused by an operator: nobody is told.
+    operator = state_change("operator", tenant="nt2")
+    await outcomes.publish_change(operator)
+    await outcomes.publish_change(paused)
+    await outcomes.publish_change(paused)  # a redelivery
+    await outcomes.settle_changes("nt")
+    await outcomes.settle_changes("nt2")
+
+    [mail] = outcomes.change_mails(paused)
+    assert sorted(mail.rcpt_tos) == ["oncall@example.com", "ops@example.com"]
+    assert mail.message["Subject"] == "[Recipe Relay] Integration paused: Factory Zapier hook — destination unhealthy"
+    body = mail.message.get_content()
+    assert "5 consecutive failed attempts; last: TransientError: connection refused" in body
+    assert "POST /api/v2/integrations/ops-hook/resume" in body
+    assert outcomes.change_mails(operator) == []
+    # nt2's list heard only its sentinel recovery, never the operator's pause.
+    to_nt2 = outcomes.smtp.find(lambda mail: "ops@tenant2.example" in mail.rcpt_tos)
+    assert [m.message["Subject"].split(":")[0] for m in to_nt2] == ["[Recipe Relay] Integration resumed"]
 
 
 async def test_notice_is_sent_once_the_smtp_server_is_back(outcomes: Outcomes, smtp: SmtpCapture) -> None:

@@ -1,5 +1,6 @@
-"""The notifier's routing table on FastStream's in-memory broker: exactly one notice per final outcome, to the
-right list, however often the outcome is read; a malformed outcome is dead-lettered and the next one handled."""
+"""The notifier's routing table on FastStream's in-memory broker: exactly one notice per final outcome or
+unhealthy/recovered change, to the right list, however often it is read; a malformed outcome or change is
+dead-lettered and the next one handled."""
 
 from __future__ import annotations
 
@@ -12,8 +13,15 @@ from pathlib import Path
 
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 
-from relay_contracts.messages import DeliveryAttempted, DeliveryStatus, MessageDeadLettered, OrderLine
-from relay_contracts.topics import DELIVERIES_DEAD, DELIVERIES_OUTCOMES, IntegrationType
+from relay_contracts.messages import (
+    DeliveryAttempted,
+    DeliveryStatus,
+    IntegrationStateChanged,
+    MessageDeadLettered,
+    OrderLine,
+    StateChangeCause,
+)
+from relay_contracts.topics import DELIVERIES_DEAD, DELIVERIES_OUTCOMES, INTEGRATIONS_CONTROL, IntegrationType
 from relay_notifier import handlers
 from relay_notifier.adapters.sent import SqlSentNotices
 from relay_notifier.ports import NotifierPorts
@@ -52,6 +60,19 @@ def outcome(
     )
 
 
+def state_change(cause: StateChangeCause, *, tenant: str = "nt") -> IntegrationStateChanged:
+    return IntegrationStateChanged(
+        event_id=uuid.uuid4().hex,
+        tenant=tenant,
+        integration_id="ops-hook",
+        state="active" if cause == "recovered" else "paused",
+        reason="5 consecutive failed attempts; last: TransientError: connection refused",
+        changed_by="destination-health",
+        changed_at=datetime(2026, 11, 22, 12, 0, tzinfo=UTC),
+        cause=cause,
+    )
+
+
 class Mailbox:
     def __init__(self) -> None:
         self.sent: list[EmailMessage] = []
@@ -61,6 +82,9 @@ class Mailbox:
 
     def about(self, message: DeliveryAttempted) -> list[EmailMessage]:
         return [mail for mail in self.sent if message.delivery_id in mail.get_content()]
+
+    def subjects(self) -> list[str]:
+        return [str(mail["Subject"]) for mail in self.sent]
 
 
 @asynccontextmanager
@@ -127,3 +151,33 @@ async def test_a_malformed_outcome_is_dead_lettered_and_the_next_one_is_handled(
     assert letter.source_topic == DELIVERIES_OUTCOMES
     assert letter.reason.startswith("invalid message")
     assert len(mailbox.about(failed)) == 1
+
+
+async def test_an_unhealthy_pause_and_its_recovery_are_each_mailed_once_and_an_operator_change_not_at_all(
+    tmp_path: Path,
+) -> None:
+    paused, resumed, operator = state_change("unhealthy"), state_change("recovered"), state_change("operator")
+
+    async with notifier(tmp_path) as (broker, mailbox, dead):
+        for message in (paused, paused, operator, resumed, resumed):
+            await broker.publish(message, INTEGRATIONS_CONTROL, key=message.kafka_key)
+
+    assert dead == []
+    assert mailbox.subjects() == [
+        "[Recipe Relay] Integration paused: Factory Zapier hook — destination unhealthy",
+        "[Recipe Relay] Integration resumed: Factory Zapier hook — destination answering again",
+    ]
+    assert {mail["To"] for mail in mailbox.sent} == {"ops@example.com, oncall@example.com"}
+
+
+async def test_a_malformed_state_change_is_dead_lettered_and_the_next_one_is_handled(tmp_path: Path) -> None:
+    paused = state_change("unhealthy")
+
+    async with notifier(tmp_path) as (broker, mailbox, dead):
+        await broker.publish({"eventId": "e-1", "tenant": "nt", "cause": "bored"}, INTEGRATIONS_CONTROL)
+        await broker.publish(paused, INTEGRATIONS_CONTROL, key=paused.kafka_key)
+
+    [letter] = dead
+    assert letter.source_topic == INTEGRATIONS_CONTROL
+    assert letter.reason.startswith("invalid message")
+    assert len(mailbox.sent) == 1

@@ -23,7 +23,7 @@ CREATE TABLE sent_notices (
 
 def notice(notice_id: str) -> Notice:
     return Notice(
-        notice_id=notice_id, kind="failure", delivery_id="d-1", recipients=("ops@example.com",), subject="s", body="b"
+        notice_id=notice_id, kind="failure", about="d-1", recipients=("ops@example.com",), subject="s", body="b"
     )
 
 

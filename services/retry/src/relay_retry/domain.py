@@ -10,7 +10,7 @@ import base64
 import json
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -25,11 +25,13 @@ from relay_contracts.messages import (
     OrderEventOccurred,
     OrderEventType,
     RetryDelivery,
+    StateChangeCause,
     delivery_key,
+    stable_id,
 )
 from relay_contracts.topics import deliveries_requested
 from relay_platform.redact import redact_secrets
-from relay_platform.tenants import RetryPolicy, TenantsConfig
+from relay_platform.tenants import HealthPolicy, RetryPolicy, TenantsConfig
 
 SERVICE = "retry"
 _MAX_REASON = 4000
@@ -140,10 +142,15 @@ class IntegrationStatus:
     integration_id: str
     state: IntegrationState
     changed_at: datetime
+    cause: StateChangeCause = "operator"
 
     @property
     def active(self) -> bool:
         return self.state == "active"
+
+    @property
+    def paused_as_unhealthy(self) -> bool:
+        return self.state == "paused" and self.cause == "unhealthy"
 
 
 # --- back-off --------------------------------------------------------------------------------------------------
@@ -411,7 +418,11 @@ def integration_state_after(
     if current is not None and change.changed_at <= current.changed_at:
         return None
     return IntegrationStatus(
-        tenant=change.tenant, integration_id=change.integration_id, state=change.state, changed_at=change.changed_at
+        tenant=change.tenant,
+        integration_id=change.integration_id,
+        state=change.state,
+        changed_at=change.changed_at,
+        cause=change.cause,
     )
 
 
@@ -462,3 +473,145 @@ def invalid_command_give_up(raw: bytes, detail: str, *, now: datetime) -> GiveUp
         error_message=message[:_MAX_ERROR_MESSAGE],
     )
     return GiveUp(outcome=outcome)
+
+
+# --- destination health ---------------------------------------------------------------------------------------
+
+# ``changedBy`` of the changes the health rules publish (never an operator's key name).
+HEALTH_ACTOR = "destination-health"
+_MAX_REASON_TEXT = 200
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrationHealth:
+    """What the health rules know of one integration (opt-in, ``HealthPolicy``): its consecutive failed attempts,
+    and while they hold it paused as unhealthy, since when and when the next probe is due."""
+
+    tenant: str
+    integration_id: str
+    consecutive_failures: int = 0
+    last_error: str | None = None
+    unhealthy_since: datetime | None = None
+    probes: int = 0
+    next_probe_at: datetime | None = None
+
+    @property
+    def unhealthy(self) -> bool:
+        return self.unhealthy_since is not None
+
+    def healthy(self) -> IntegrationHealth:
+        """Back to no failures, not unhealthy, no probe due."""
+        return IntegrationHealth(self.tenant, self.integration_id)
+
+
+@dataclass(frozen=True, slots=True)
+class HealthDecision:
+    """The health row to keep, and the state change to publish first (before the row is saved), if any."""
+
+    health: IntegrationHealth
+    change: IntegrationStateChanged | None = None
+
+
+ProbeStep = Literal["probe", "postpone", "clear", "recover"]
+
+
+def probe_interval_s(policy: HealthPolicy, probes_sent: int) -> float:
+    """How long after a probe the next is due: ``probe-interval-s``, doubling per probe, capped."""
+    return min(policy.probe_interval_s * 2.0 ** min(probes_sent, 32), policy.probe_max_interval_s)
+
+
+def health_after_outcome(
+    current: IntegrationHealth | None,
+    outcome: DeliveryAttempted,
+    policy: HealthPolicy,
+    state: IntegrationStatus | None,
+    *,
+    now: datetime,
+) -> HealthDecision | None:
+    """The integration's health after one attempt's outcome, or ``None`` when nothing changes.
+
+    Only transient failures count (``retrying``: the destination did not answer, or answered "later"): a permanent
+    one is about the request or the configuration, which holding deliveries would not mend, and a retry service's
+    own final failure repeats an attempt already counted. A success resets the count, and resumes an integration
+    the rules paused (the probe, or an attempt that was in flight, went through).
+    """
+    health = current or IntegrationHealth(outcome.tenant, outcome.integration_id)
+    if outcome.status == "succeeded":
+        if health.unhealthy:
+            reason = f"delivery {outcome.delivery_id} attempt {outcome.attempt} succeeded; held deliveries released"
+            return HealthDecision(health.healthy(), _change(outcome, "active", "recovered", reason, now=now))
+        if health.consecutive_failures == 0:
+            return None
+        return HealthDecision(health.healthy())
+    if outcome.status != "retrying":
+        return None
+    failures = health.consecutive_failures + 1
+    last_error = redact_secrets(f"{outcome.error_class or 'Error'}: {outcome.error_message or ''}".rstrip(": "))
+    counted = replace(health, consecutive_failures=failures, last_error=last_error[:_MAX_REASON_TEXT])
+    already_paused = state is not None and not state.active
+    if health.unhealthy or failures < policy.pause_after_failures or already_paused:
+        # Paused by an operator already: no second pause, and no probe (the operator resumes it).
+        return HealthDecision(counted)
+    reason = f"{failures} consecutive failed attempts; last: {last_error}"
+    return HealthDecision(
+        replace(
+            counted,
+            unhealthy_since=now,
+            probes=0,
+            next_probe_at=now + timedelta(seconds=probe_interval_s(policy, 0)),
+        ),
+        _change(outcome, "paused", "unhealthy", reason, now=now),
+    )
+
+
+def probe_step(health: IntegrationHealth, policy: HealthPolicy | None, state: IntegrationStatus | None) -> ProbeStep:
+    """What a due probe of an unhealthy integration does.
+
+    ``recover``: the tenant config no longer asks for health rules, so the pause they made is lifted. ``postpone``:
+    our own pause has not been read back from the control topic yet (no state, or an older one). ``clear``: someone
+    changed the state since (an operator resumed or paused it), so the rules let go. ``probe``: send the oldest held
+    delivery.
+    """
+    if policy is None:
+        return "recover"
+    since = health.unhealthy_since
+    if state is None or (since is not None and state.changed_at < since):
+        return "postpone"
+    if not state.paused_as_unhealthy:
+        return "clear"
+    return "probe"
+
+
+def health_released(health: IntegrationHealth, *, now: datetime) -> IntegrationStateChanged:
+    """The resume of an integration whose health rules were turned off while they held it paused."""
+    reason = "destination health is no longer configured for this integration; held deliveries released"
+    return IntegrationStateChanged(
+        event_id=stable_id("health", health.tenant, health.integration_id, "released", now.isoformat()),
+        tenant=health.tenant,
+        integration_id=health.integration_id,
+        state="active",
+        cause="recovered",
+        reason=reason,
+        changed_by=HEALTH_ACTOR,
+        changed_at=now,
+    )
+
+
+def _change(
+    outcome: DeliveryAttempted, state: IntegrationState, cause: StateChangeCause, reason: str, *, now: datetime
+) -> IntegrationStateChanged:
+    # The ID comes from the outcome that decided it: a redelivered outcome decides the same again (its transaction
+    # was not committed), and the notifier's one notice per event ID holds.
+    event_id = stable_id(
+        "health", outcome.tenant, outcome.integration_id, cause, outcome.delivery_id, str(outcome.attempt)
+    )
+    return IntegrationStateChanged(
+        event_id=event_id,
+        tenant=outcome.tenant,
+        integration_id=outcome.integration_id,
+        state=state,
+        cause=cause,
+        reason=reason[:_MAX_REASON_TEXT],
+        changed_by=HEALTH_ACTOR,
+        changed_at=now,
+    )

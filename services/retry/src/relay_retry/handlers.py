@@ -1,7 +1,7 @@
-"""Kafka routing table: one consumer for the retry commands, the order events and the integrations' states, one
-handler per topic, each
-calling one use case. The use cases publish their final outcomes through the ``Outbox`` port themselves (see
-``service``), so the handlers have nothing left to publish."""
+"""Kafka routing table: one consumer for the retry commands, the order events, the integrations' states and the
+delivery outcomes (destination health), one handler per topic, each calling one use case. The use cases publish
+their final outcomes through the ``Outbox`` port themselves (see ``service``), so the handlers have nothing left to
+publish."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Annotated
 from faststream import Context
 from faststream.kafka import KafkaMessage, KafkaRouter
 
-from relay_contracts.messages import IntegrationStateChanged, OrderEventOccurred
-from relay_contracts.topics import DELIVERIES_RETRY, INTEGRATIONS_CONTROL, ORDERS_EVENTS
+from relay_contracts.messages import DeliveryAttempted, IntegrationStateChanged, OrderEventOccurred
+from relay_contracts.topics import DELIVERIES_OUTCOMES, DELIVERIES_RETRY, INTEGRATIONS_CONTROL, ORDERS_EVENTS
 from relay_platform.settings import KafkaSettings
 from relay_platform.subscriber import on_topic, subscribe
 from relay_platform.telemetry import current_traceparent
@@ -27,8 +27,9 @@ an invalid command whose `request` can still be read ends that delivery with a f
 dead-lettered; a request held because its integration is paused (`hold`) is kept, same attempt, until a resume.
 `{ORDERS_EVENTS}` (OrderEventOccurred): track each order's status by occurredAt; a cancelled order's pending retries
 end with a final failure. `{INTEGRATIONS_CONTROL}` (IntegrationStateChanged): track each integration's state by
-changedAt; a resume releases its held requests, oldest first. Malformed messages go to `deliveries.dead.v1` with
-the reason."""
+changedAt; a resume releases its held requests, oldest first. `{DELIVERIES_OUTCOMES}` (DeliveryAttempted): for
+integrations with a health policy, count consecutive transient failures; pause one as unhealthy at the limit, and
+resume it when an attempt (its probe) succeeds. Malformed messages go to `deliveries.dead.v1` with the reason."""
 
 
 def build_router(kafka: KafkaSettings, *, group_id: str) -> KafkaRouter:
@@ -41,6 +42,7 @@ def build_router(kafka: KafkaSettings, *, group_id: str) -> KafkaRouter:
         DELIVERIES_RETRY,
         ORDERS_EVENTS,
         INTEGRATIONS_CONTROL,
+        DELIVERIES_OUTCOMES,
         kafka=kafka,
         group_id=group_id,
         title="retry:consume",
@@ -65,5 +67,11 @@ def build_router(kafka: KafkaSettings, *, group_id: str) -> KafkaRouter:
     async def on_integration_state(change: IntegrationStateChanged, ports: Ports) -> None:
         if await service.record_integration_state(change, schedule=ports.schedule, now=datetime.now(UTC)):
             ports.wake.notify()
+
+    @consumer(filter=on_topic(DELIVERIES_OUTCOMES))
+    async def on_delivery_outcome(outcome: DeliveryAttempted, ports: Ports) -> None:
+        await service.record_outcome(
+            outcome, tenants=ports.tenants, schedule=ports.schedule, outbox=ports.outbox, now=datetime.now(UTC)
+        )
 
     return router

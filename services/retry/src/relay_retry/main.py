@@ -46,6 +46,7 @@ def create_app(
         batch_size=settings.batch_size,
         idle_recheck_s=settings.idle_recheck_s,
         error_backoff_s=settings.error_backoff_s,
+        tenants=tenants,
     )
     ports = RetryPorts(tenants=tenants, schedule=schedule, outbox=outbox, wake=scheduler, jitter=settings.jitter)
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
+from relay_contracts.messages import IntegrationStateChanged
 from relay_platform.tenants import TenantsConfig
-from relay_retry.domain import GiveUp, IntegrationStatus, OrderState, ScheduledRetry, StoredRetry
+from relay_retry.domain import GiveUp, IntegrationHealth, IntegrationStatus, OrderState, ScheduledRetry, StoredRetry
 
 AddStatus = Literal["added", "duplicate", "order_cancelled"]
 
@@ -47,6 +48,22 @@ class ScheduleTransaction(Protocol):
         """Make the integration's held rows due from ``now``, oldest stored first; returns how many."""
         ...
 
+    async def load_health(self, tenant: str, integration_id: str) -> IntegrationHealth | None: ...
+
+    async def save_health(self, health: IntegrationHealth) -> None: ...
+
+    async def due_probes(self, now: datetime, limit: int) -> Sequence[IntegrationHealth]:
+        """Unhealthy integrations whose probe is due, earliest first (locked; another replica's are skipped)."""
+        ...
+
+    async def oldest_held(self, tenant: str, integration_id: str) -> StoredRetry | None:
+        """The integration's held request stored first, or ``None``."""
+        ...
+
+    async def delete_held(self, delivery_id: str, attempt: int) -> bool:
+        """Remove that held row (its delivery ended); True when there was one."""
+        ...
+
     async def insert(self, retry: ScheduledRetry, *, order_id: str | None, after_publish: bool = False) -> bool:
         """Store ``retry`` unless (delivery_id, attempt) is already stored; True when a row was added."""
         ...
@@ -76,6 +93,10 @@ class RetrySchedule(Protocol):
 
     async def next_due_at(self) -> datetime | None: ...
 
+    async def next_probe_at(self) -> datetime | None:
+        """When the earliest probe of an unhealthy integration is due."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class PublishFailure:
@@ -96,6 +117,10 @@ class Outbox(Protocol):
 
     async def requests(self, due: Sequence[ScheduledRetry]) -> Sequence[PublishFailure | None]:
         """Re-request each delivery; per retry ``None`` once confirmed, or why it was not."""
+        ...
+
+    async def state_changes(self, changes: Sequence[IntegrationStateChanged]) -> None:
+        """Publish pauses and resumes of the health rules; returns once confirmed, else ``TransientError``."""
         ...
 
 

@@ -1,5 +1,6 @@
-"""The scheduler: the retry service's background task. Each round is the use case ``service.publish_due``; between
-rounds it sleeps until the next retry is due or a new one arrives (``notify``)."""
+"""The scheduler: the retry service's background task. Each round is the use cases ``service.publish_due`` and
+``service.probe_unhealthy``; between rounds it sleeps until the next retry or probe is due or a new retry arrives
+(``notify``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from relay_platform.errors import TransientError
+from relay_platform.tenants import TenantsConfig
 from relay_retry import service
 from relay_retry.ports import Outbox, RetrySchedule
 
@@ -34,6 +36,7 @@ class Scheduler:
         idle_recheck_s: float = 5.0,
         error_backoff_s: float = 1.0,
         clock: Callable[[], datetime] | None = None,
+        tenants: TenantsConfig | None = None,
     ) -> None:
         self._schedule = schedule
         self._outbox = outbox
@@ -42,6 +45,8 @@ class Scheduler:
         self._error_backoff_s = error_backoff_s
         self._clock = clock or _utcnow
         self._wake = asyncio.Event()
+        # None: no probes (schedulers built for the retry rules alone, as in older tests).
+        self._tenants = tenants
 
     def notify(self) -> None:
         """A retry was added: look at the schedule again now."""
@@ -57,9 +62,21 @@ class Scheduler:
                 )
                 if published:
                     logger.info("%d due retries re-requested or ended", published)
+                if self._tenants is not None:
+                    await service.probe_unhealthy(
+                        self._clock(),
+                        self._batch_size,
+                        tenants=self._tenants,
+                        schedule=self._schedule,
+                        outbox=self._outbox,
+                    )
                 if published >= self._batch_size:
                     continue
                 next_due = await self._schedule.next_due_at()
+                if self._tenants is not None:
+                    next_probe = await self._schedule.next_probe_at()
+                    if next_probe is not None:
+                        next_due = next_probe if next_due is None else min(next_due, next_probe)
             except TransientError as error:
                 logger.warning("scheduler round failed, trying again in %gs: %s", self._error_backoff_s, error)
                 await self._sleep(self._error_backoff_s)

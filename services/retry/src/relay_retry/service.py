@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
-from relay_contracts.messages import IntegrationStateChanged, OrderEventOccurred, RetryDelivery
+from relay_contracts.messages import DeliveryAttempted, IntegrationStateChanged, OrderEventOccurred, RetryDelivery
 from relay_platform.errors import TransientError
-from relay_platform.tenants import RetryPolicy, TenantsConfig
+from relay_platform.tenants import HealthPolicy, RetryPolicy, TenantsConfig
 from relay_retry import domain
-from relay_retry.domain import GiveUp, ScheduledRetry
+from relay_retry.domain import GiveUp, IntegrationHealth, ScheduledRetry
 from relay_retry.ports import AddResult, Outbox, RetryPorts, RetrySchedule
 
 logger = logging.getLogger("relay.retry")
@@ -195,6 +195,12 @@ async def record_integration_state(change: IntegrationStateChanged, *, schedule:
         released = 0
         if state is not None and state.active:
             released = await tx.release_held(change.tenant, change.integration_id, now=now)
+            if changed is not None:
+                # A resume (an operator's, or the health rules' own) starts the failure count again: the next
+                # pause takes a full ``pause-after-failures`` more, and no probe is left due.
+                health = await tx.load_health(change.tenant, change.integration_id)
+                if health is not None and (health.unhealthy or health.consecutive_failures):
+                    await tx.save_health(health.healthy())
     if changed is not None or released:
         logger.info(
             "integration %s/%s %s (at %s): %d held requests released",
@@ -205,6 +211,112 @@ async def record_integration_state(change: IntegrationStateChanged, *, schedule:
             released,
         )
     return released
+
+
+# --- deliveries.outcomes.v1: destination health ---------------------------------------------------------------
+
+
+async def record_outcome(
+    outcome: DeliveryAttempted, *, tenants: TenantsConfig, schedule: RetrySchedule, outbox: Outbox, now: datetime
+) -> IntegrationStateChanged | None:
+    """Count the attempt towards its integration's health (``domain.health_after_outcome``), for integrations whose
+    tenant config asks for it; publish the pause (``unhealthy``) or resume (``recovered``) the count decides.
+
+    A final outcome also removes the delivery's held row of the same attempt: a probe that went out while the row
+    stayed held (so it keeps its place in the line) has ended, delivered or failed for good. Returns the change
+    published, if any. Outcomes of other integrations cost no database round trip.
+    """
+    integration = tenants.integration(outcome.tenant, outcome.integration_id)
+    policy = integration.health if integration is not None else None
+    if policy is None:
+        return None
+    async with schedule.transaction() as tx:
+        await tx.lock_integration(outcome.tenant, outcome.integration_id)
+        if outcome.final:
+            await tx.delete_held(outcome.delivery_id, outcome.attempt)
+        current = await tx.load_health(outcome.tenant, outcome.integration_id)
+        state = await tx.load_integration(outcome.tenant, outcome.integration_id)
+        decision = domain.health_after_outcome(current, outcome, policy, state, now=now)
+        if decision is None:
+            return None
+        if decision.change is not None:
+            # Confirmed before the row is saved: a crash in between decides (and publishes, same event ID) again.
+            await outbox.state_changes([decision.change])
+        await tx.save_health(decision.health)
+    if decision.change is not None:
+        log = logger.warning if decision.change.cause == "unhealthy" else logger.info
+        log(
+            "integration %s/%s %s by the destination-health rules: %s",
+            outcome.tenant,
+            outcome.integration_id,
+            "paused" if decision.change.state == "paused" else "resumed",
+            decision.change.reason,
+        )
+    return decision.change
+
+
+async def probe_unhealthy(
+    now: datetime, limit: int, *, tenants: TenantsConfig, schedule: RetrySchedule, outbox: Outbox
+) -> int:
+    """Send a probe for each unhealthy integration whose probe is due: its oldest held request, marked ``probe`` so
+    the deliverer attempts it although the integration is paused. The row stays held (keeping its place in the
+    line) until the probe's final outcome removes it; a transient failure holds the request again, same attempt.
+
+    Also lets go of integrations someone else resumed or paused since, and resumes those whose health rules were
+    turned off. Returns how many integrations were looked at; ``TransientError`` when the broker did not confirm.
+    """
+    sent: list[tuple[IntegrationHealth, HealthPolicy, ScheduledRetry]] = []
+    confirmed: list[tuple[IntegrationHealth, ScheduledRetry]] = []
+    unsent = 0
+    async with schedule.transaction() as tx:
+        due = await tx.due_probes(now, limit)
+        if not due:
+            return 0
+        changes = []
+        for health in due:
+            integration = tenants.integration(health.tenant, health.integration_id)
+            policy = integration.health if integration is not None else None
+            state = await tx.load_integration(health.tenant, health.integration_id)
+            step = domain.probe_step(health, policy, state)
+            if step == "recover" or policy is None:
+                changes.append(domain.health_released(health, now=now))
+                await tx.save_health(health.healthy())
+                continue
+            if step == "clear":
+                await tx.save_health(health.healthy())
+                continue
+            held = await tx.oldest_held(health.tenant, health.integration_id) if step == "probe" else None
+            if held is None or held.retry is None:
+                # Our pause not read back yet, or nothing held to try (no delivery since): look again later.
+                # An unreadable row is ended when it is released, not probed.
+                later = now + timedelta(seconds=domain.probe_interval_s(policy, health.probes))
+                await tx.save_health(replace(health, next_probe_at=later))
+                continue
+            probe = replace(held.retry, request=held.retry.request.model_copy(update={"probe": True}), due_at=now)
+            sent.append((health, policy, probe))
+        if changes:
+            await outbox.state_changes(changes)
+        results = await outbox.requests([probe for _, _, probe in sent]) if sent else []
+        for (health, policy, probe), result in zip(sent, results, strict=True):
+            if result is not None:
+                # Not confirmed: stays due, tried again next round (the error is raised once the rest is saved).
+                unsent += 1
+                continue
+            wait = domain.probe_interval_s(policy, health.probes + 1)
+            await tx.save_health(replace(health, probes=health.probes + 1, next_probe_at=now + timedelta(seconds=wait)))
+            confirmed.append((health, probe))
+    for health, probe in confirmed:
+        logger.info(
+            "probe %d of unhealthy integration %s/%s: delivery %s attempt %d sent",
+            health.probes + 1,
+            health.tenant,
+            health.integration_id,
+            probe.delivery_id,
+            probe.attempt,
+        )
+    if unsent:
+        raise TransientError(f"{unsent} probes could not be sent; they stay due")
+    return len(due)
 
 
 # --- orders.events.v1 ------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from relay_contracts.messages import (
     DeliverBundle,
+    DeliveryAttempted,
     IntegrationState,
     IntegrationStateChanged,
     OrderEventOccurred,
@@ -21,6 +23,7 @@ from relay_contracts.messages import (
     OrderLine,
     RetryDelivery,
 )
+from relay_platform.tenants import load_tenants
 from relay_retry import service
 from relay_retry.adapters.schedule import SqlRetrySchedule
 from relay_retry.domain import ORDER_CANCELLED, GiveUp, IntegrationStatus, ScheduledRetry
@@ -56,8 +59,12 @@ class Outbox:
 
     def __init__(self) -> None:
         self.finals: list[GiveUp] = []
+        self.changes: list[IntegrationStateChanged] = []
         self.requested: list[str] = []
         self.before_requests: Callable[[], Awaitable[None]] | None = None
+
+    async def state_changes(self, changes: Sequence[IntegrationStateChanged]) -> None:
+        self.changes.extend(changes)
 
     async def final(self, give_ups: Sequence[GiveUp]) -> None:
         self.finals.extend(give_ups)
@@ -305,3 +312,48 @@ async def test_a_hold_racing_the_resume_waits_for_it_and_is_due_on_postgres(
     assert handled.scheduled is not None
     assert not handled.scheduled.held
     assert hold.request.delivery_id in await due_ids(first, datetime.now(UTC) + timedelta(seconds=2))
+
+
+# --- destination health ----------------------------------------------------------------------------------------
+
+HEALTH_TENANTS = load_tenants(Path(__file__).parent.parent / "tenants.yaml")
+
+
+async def test_health_is_counted_across_replicas_and_a_due_probe_is_sent_by_one_of_them_on_postgres(
+    replicas: tuple[SqlRetrySchedule, SqlRetrySchedule],
+) -> None:
+    first, second = replicas
+    now = datetime.now(UTC)
+    outbox = Outbox()
+
+    def failed_attempt() -> DeliveryAttempted:
+        request = scheduled(0, tenant="rt2").request.model_copy(update={"integration_id": "flaky-hook"})
+        return DeliveryAttempted.of(
+            request, status="retrying", final=False, occurred_at=now, error_class="TransientError", error_message="503"
+        )
+
+    decided = [
+        await service.record_outcome(failed_attempt(), tenants=HEALTH_TENANTS, schedule=replica, outbox=outbox, now=now)
+        for replica in (first, second, first)
+    ]
+    assert decided[:2] == [None, None]
+    paused = decided[2]
+    assert paused is not None
+    assert (paused.state, paused.cause) == ("paused", "unhealthy")
+    await service.record_integration_state(paused, schedule=second, now=now)
+    hold = hold_of("rt2")
+    hold = hold.model_copy(update={"request": hold.request.model_copy(update={"integration_id": "flaky-hook"})})
+    await service.hold_request(hold, schedule=first, outbox=outbox, now=now)
+
+    due = now + timedelta(seconds=0.2)
+    async with first.transaction() as tx:
+        assert [h.integration_id for h in await tx.due_probes(due, 10)] == ["flaky-hook"]
+        # Locked by the first replica's round: the second skips it rather than probing the same delivery.
+        assert await service.probe_unhealthy(due, 10, tenants=HEALTH_TENANTS, schedule=second, outbox=outbox) == 0
+    assert await service.probe_unhealthy(due, 10, tenants=HEALTH_TENANTS, schedule=first, outbox=outbox) == 1
+    [probe] = outbox.requested
+    assert probe == hold.request.delivery_id
+    health = await second.health("rt2", "flaky-hook")
+    assert health is not None
+    assert (health.probes, health.consecutive_failures) == (1, 3)
+    assert await second.next_probe_at() == due + timedelta(seconds=0.4)

@@ -35,7 +35,11 @@ class Outbox:
 
     def __init__(self) -> None:
         self.finals: list[GiveUp] = []
+        self.changes: list[IntegrationStateChanged] = []
         self.requested: list[ScheduledRetry] = []
+
+    async def state_changes(self, changes: Sequence[IntegrationStateChanged]) -> None:
+        self.changes.extend(changes)
 
     async def final(self, give_ups: Sequence[GiveUp]) -> None:
         self.finals.extend(give_ups)

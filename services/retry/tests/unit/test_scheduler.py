@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from relay_contracts.messages import DeliverBundle, OrderLine
+from relay_contracts.messages import DeliverBundle, IntegrationStateChanged, OrderLine
 from relay_platform.errors import TransientError
 from relay_retry import service
 from relay_retry.adapters.schedule import SqlRetrySchedule
@@ -52,6 +52,7 @@ class Recorder:
     def __init__(self) -> None:
         self.published: list[tuple[float, ScheduledRetry]] = []
         self.finals: list[GiveUp] = []
+        self.changes: list[IntegrationStateChanged] = []
         self.fail_next = 0
         self.changed = asyncio.Event()
 
@@ -62,6 +63,9 @@ class Recorder:
         self.published.extend((time.monotonic(), retry) for retry in due)
         self.changed.set()
         return [None for _ in due]
+
+    async def state_changes(self, changes: Sequence[IntegrationStateChanged]) -> None:
+        self.changes.extend(changes)
 
     async def final(self, give_ups: Sequence[GiveUp]) -> None:
         self.finals.extend(give_ups)

@@ -53,7 +53,7 @@ async def test_the_migrations_make_exactly_the_tables_the_adapter_uses(tmp_path:
 
     assert schema_differences(database) == []
     with sqlite3.connect(database) as raw:
-        assert raw.execute("SELECT version_num FROM alembic_version_retry").fetchall() == [("0003",)]
+        assert raw.execute("SELECT version_num FROM alembic_version_retry").fetchall() == [("0004",)]
 
 
 async def test_a_database_of_the_version_before_migrations_is_adopted_with_its_rows(tmp_path: Path) -> None:
@@ -94,7 +94,7 @@ async def test_a_database_of_the_version_before_migrations_is_adopted_with_its_r
 
     assert schema_differences(database) == []
     with sqlite3.connect(database) as raw:
-        assert raw.execute("SELECT version_num FROM alembic_version_retry").fetchall() == [("0003",)]
+        assert raw.execute("SELECT version_num FROM alembic_version_retry").fetchall() == [("0004",)]
 
 
 def migrated_to(database: Path, revision: str) -> None:
@@ -130,5 +130,24 @@ async def test_an_upgrade_from_0002_keeps_every_stored_retry_schedulable(tmp_pat
 
     assert schema_differences(database) == []
     with sqlite3.connect(database) as raw:
-        assert raw.execute("SELECT version_num FROM alembic_version_retry").fetchall() == [("0003",)]
+        assert raw.execute("SELECT version_num FROM alembic_version_retry").fetchall() == [("0004",)]
         assert raw.execute("SELECT held, integration_id FROM scheduled_retries").fetchall() == [(0, None)]
+
+
+async def test_an_upgrade_from_0003_reads_every_stored_state_as_an_operators(tmp_path: Path) -> None:
+    database = tmp_path / "retry.db"
+    migrated_to(database, "0003")
+    with sqlite3.connect(database) as raw:
+        raw.execute(
+            "INSERT INTO integration_states (tenant, integration_id, state, changed_at, updated_at)"
+            " VALUES ('rt', 'fast-hook', 'paused', '2026-12-01T10:00:00+00:00', 0.0)"
+        )
+
+    async with SqlRetrySchedule.open(f"sqlite+aiosqlite:///{database}") as schedule:
+        state = await schedule.integration_state("rt", "fast-hook")
+        assert state is not None
+        assert (state.state, state.cause, state.paused_as_unhealthy) == ("paused", "operator", False)
+        assert await schedule.health("rt", "fast-hook") is None
+        assert await schedule.next_probe_at() is None
+
+    assert schema_differences(database) == []

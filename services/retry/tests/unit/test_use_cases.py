@@ -19,7 +19,14 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
 )
 
-from relay_contracts.messages import DeliverBundle, OrderEventOccurred, OrderEventType, OrderLine, RetryDelivery
+from relay_contracts.messages import (
+    DeliverBundle,
+    IntegrationStateChanged,
+    OrderEventOccurred,
+    OrderEventType,
+    OrderLine,
+    RetryDelivery,
+)
 from relay_platform.errors import TransientError
 from relay_platform.tenants import load_tenants
 from relay_retry import service
@@ -37,9 +44,13 @@ class Outbox:
 
     def __init__(self) -> None:
         self.finals: list[GiveUp] = []
+        self.changes: list[IntegrationStateChanged] = []
         self.requested: list[ScheduledRetry] = []
         self.refuse: dict[str, PublishFailure] = {}
         self.finals_fail = False
+
+    async def state_changes(self, changes: Sequence[IntegrationStateChanged]) -> None:
+        self.changes.extend(changes)
 
     async def final(self, give_ups: Sequence[GiveUp]) -> None:
         if self.finals_fail:

@@ -281,6 +281,8 @@ async def get_integration_stats(request: web.Request) -> web.Response:
                     state=state.state,
                     changed_at=_rfc3339(state.changed_at),
                     reason=state.reason,
+                    cause=state.cause,
+                    changed_by=state.changed_by,
                 )
                 for state in states
             ],

@@ -48,7 +48,7 @@ from relay_association_store.domain import (
     attempt_log,
 )
 from relay_contracts.internal_api import ORDERS_PAGE_SIZE, OrderLookupField
-from relay_contracts.messages import IntegrationState
+from relay_contracts.messages import IntegrationState, StateChangeCause
 from relay_contracts.topics import IntegrationType
 from relay_platform import sql
 from relay_platform.sql import READ_ONLY, create_engine, translate_db_errors
@@ -386,6 +386,7 @@ class SqlTransaction:
             "state": record.state,
             "reason": record.reason,
             "changed_by": record.changed_by,
+            "cause": record.cause,
             "changed_at": record.changed_at,
             "event_id": record.event_id,
             "recorded_at": datetime.now(UTC),
@@ -550,6 +551,7 @@ def _integration_state(row: Row[Any]) -> IntegrationStateRecord:
         event_id=row.event_id,
         reason=row.reason,
         changed_by=row.changed_by,
+        cause=cast("StateChangeCause", row.cause),
     )
 
 

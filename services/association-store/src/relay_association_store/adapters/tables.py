@@ -137,7 +137,7 @@ delivery_attempts = sa.Table(
     sa.Column("recorded_at", UtcDateTime, nullable=False),
 )
 
-# Each integration's delivery state, as last paused or resumed (revision 0006): the newest ``changed_at`` per
+# Each integration's delivery state, as last paused or resumed (revisions 0006, 0007): the newest ``changed_at`` per
 # integration is kept; an integration without a row is active.
 integration_states = sa.Table(
     "integration_states",
@@ -150,4 +150,6 @@ integration_states = sa.Table(
     sa.Column("changed_at", UtcDateTime, nullable=False),
     sa.Column("event_id", sa.String(ID), nullable=False),
     sa.Column("recorded_at", UtcDateTime, nullable=False),
+    # Revision 0007: operator, unhealthy or recovered; rows from before read as operator (the server default).
+    sa.Column("cause", sa.String(16), nullable=False, server_default="operator"),
 )

@@ -1,4 +1,4 @@
-"""The record of notices already sent (SQL), so a redelivered outcome does not mail anyone twice."""
+"""The record of notices already sent (SQL), so a redelivered outcome or state change does not mail anyone twice."""
 
 from __future__ import annotations
 
@@ -50,7 +50,8 @@ class SqlSentNotices:
             self._insert(sent_notices)
             .values(
                 notice_id=notice.notice_id,
-                delivery_id=notice.delivery_id,
+                # The column keeps its first name; it holds what the notice is about (a delivery or change ID).
+                delivery_id=notice.about,
                 kind=notice.kind,
                 sent_at=datetime.now(UTC).timestamp(),
             )

@@ -14,8 +14,8 @@ from typing import Any
 from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker
 
-from relay_contracts.messages import delivery_key
-from relay_contracts.topics import DELIVERIES_DEAD, DELIVERIES_OUTCOMES
+from relay_contracts.messages import IntegrationStateChanged, delivery_key
+from relay_contracts.topics import DELIVERIES_DEAD, DELIVERIES_OUTCOMES, INTEGRATIONS_CONTROL
 from relay_platform.broker import DEAD_LETTER_REASON_HEADER, PERMANENT_KAFKA_ERRORS
 from relay_platform.errors import TransientError
 from relay_platform.telemetry import continuing_trace
@@ -100,6 +100,19 @@ class KafkaOutbox:
                 for retry in due
             ]
         )
+
+    async def state_changes(self, changes: Sequence[IntegrationStateChanged]) -> None:
+        """Each change on the control topic, keyed by its integration (so one integration's changes stay in order
+        and compaction keeps the newest); ``TransientError`` unless every one is confirmed."""
+        results = await _settle(
+            [self._broker.publish(change, INTEGRATIONS_CONTROL, key=change.kafka_key) for change in changes]
+        )
+        failures = [failure for failure in results if failure is not None]
+        if failures:
+            raise TransientError(
+                f"cannot publish {len(failures)} integration state changes: "
+                f"{failures[0].error_class}: {failures[0].detail}"
+            )
 
 
 async def _in_trace(trace_parent: str | None, publish: Callable[[], Awaitable[Any]]) -> Any:

@@ -25,17 +25,26 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from relay_contracts.messages import DeliverBundle
+from relay_contracts.messages import DeliverBundle, StateChangeCause
 from relay_platform.errors import TransientError
 from relay_platform.sql import READ_ONLY, create_engine, migrate, translate_db_errors
 from relay_retry.adapters.tables import (
     TRACE_PARENT_MAX,
+    integration_health,
     integration_states,
     legacy_cancelled_orders,
     order_states,
     scheduled_retries,
 )
-from relay_retry.domain import IntegrationStatus, OrderState, OrderStatus, ScheduledRetry, StoredRetry, release_times
+from relay_retry.domain import (
+    IntegrationHealth,
+    IntegrationStatus,
+    OrderState,
+    OrderStatus,
+    ScheduledRetry,
+    StoredRetry,
+    release_times,
+)
 from relay_retry.ports import AddResult
 from relay_retry.settings import ScheduleDatabaseSettings
 
@@ -118,6 +127,19 @@ class SqlRetrySchedule:
                 select(func.min(scheduled_retries.c.due_at)).where(scheduled_retries.c.held.is_(False))
             )
         return None if value is None else datetime.fromtimestamp(float(value), UTC)
+
+    async def next_probe_at(self) -> datetime | None:
+        """When the earliest probe of an unhealthy integration is due (``None``: none is unhealthy)."""
+        async with self._reading() as connection:
+            value = await connection.scalar(select(func.min(integration_health.c.next_probe_at)))
+        return _instant(value)
+
+    async def health(self, tenant: str, integration_id: str) -> IntegrationHealth | None:
+        """The known health of one integration (for tests and operators)."""
+        async with self._reading() as connection:
+            return await SqlScheduleTransaction(
+                connection, connection.dialect.name, legacy_cancellations=self._legacy
+            ).load_health(tenant, integration_id)
 
     async def order_state(self, tenant: str, order_id: str) -> OrderState | None:
         """The known status of one order (for tests and operators)."""
@@ -221,7 +243,7 @@ class SqlScheduleTransaction:
         table = integration_states
         row = (
             await self._connection.execute(
-                select(table.c.state, table.c.changed_at).where(
+                select(table.c.state, table.c.changed_at, table.c.cause).where(
                     table.c.tenant == tenant, table.c.integration_id == integration_id
                 )
             )
@@ -236,6 +258,8 @@ class SqlScheduleTransaction:
             integration_id,
             "active" if row.state == "active" else "paused",
             datetime.fromisoformat(row.changed_at),
+            # An unknown cause (a newer version's) is not guessed at either: only "unhealthy" lets probes run.
+            cast(StateChangeCause, row.cause) if row.cause in _CAUSES else "operator",
         )
 
     async def save_integration(self, state: IntegrationStatus) -> None:
@@ -245,13 +269,74 @@ class SqlScheduleTransaction:
             "state": state.state,
             "changed_at": state.changed_at.isoformat(),
             "updated_at": datetime.now(UTC).timestamp(),
+            "cause": state.cause,
         }
         statement = self._insert(integration_states).values(**values)
         statement = statement.on_conflict_do_update(
             index_elements=[integration_states.c.tenant, integration_states.c.integration_id],
-            set_={name: statement.excluded[name] for name in ("state", "changed_at", "updated_at")},
+            set_={name: statement.excluded[name] for name in ("state", "changed_at", "updated_at", "cause")},
         )
         await self._connection.execute(statement)
+
+    async def load_health(self, tenant: str, integration_id: str) -> IntegrationHealth | None:
+        table = integration_health
+        row = (
+            await self._connection.execute(
+                select(table).where(table.c.tenant == tenant, table.c.integration_id == integration_id)
+            )
+        ).first()
+        return None if row is None else _health(row)
+
+    async def save_health(self, health: IntegrationHealth) -> None:
+        values = {
+            "tenant": health.tenant,
+            "integration_id": health.integration_id,
+            "consecutive_failures": health.consecutive_failures,
+            "last_error": health.last_error[:200] if health.last_error is not None else None,
+            "unhealthy_since": _seconds(health.unhealthy_since),
+            "probes": health.probes,
+            "next_probe_at": _seconds(health.next_probe_at),
+            "updated_at": datetime.now(UTC).timestamp(),
+        }
+        statement = self._insert(integration_health).values(**values)
+        statement = statement.on_conflict_do_update(
+            index_elements=[integration_health.c.tenant, integration_health.c.integration_id],
+            set_={name: statement.excluded[name] for name in values if name not in ("tenant", "integration_id")},
+        )
+        await self._connection.execute(statement)
+
+    async def due_probes(self, now: datetime, limit: int) -> list[IntegrationHealth]:
+        """Unhealthy integrations whose probe is due, earliest first; rows another replica holds are skipped."""
+        table = integration_health
+        query = (
+            select(table)
+            .where(table.c.next_probe_at <= now.timestamp())
+            .order_by(table.c.next_probe_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return [_health(row) for row in (await self._connection.execute(query)).all()]
+
+    async def oldest_held(self, tenant: str, integration_id: str) -> StoredRetry | None:
+        """The integration's held request stored first (the one a probe sends), or ``None``."""
+        table = scheduled_retries
+        row = (
+            await self._connection.execute(
+                select(*_ROW_COLUMNS)
+                .where(table.c.tenant == tenant, table.c.integration_id == integration_id, table.c.held.is_(True))
+                .order_by(table.c.created_at, table.c.delivery_id, table.c.attempt)
+                .limit(1)
+            )
+        ).first()
+        return None if row is None else _stored(row, order=None)
+
+    async def delete_held(self, delivery_id: str, attempt: int) -> bool:
+        """Remove the held row ``(delivery_id, attempt)`` (its delivery ended); True when there was one."""
+        table = scheduled_retries
+        result = await self._connection.execute(
+            delete(table).where(table.c.delivery_id == delivery_id, table.c.attempt == attempt, table.c.held.is_(True))
+        )
+        return bool(result.rowcount)
 
     async def release_held(self, tenant: str, integration_id: str, *, now: datetime) -> int:
         """Make every held row of the integration due from ``now``, in the order they were stored; how many."""
@@ -305,7 +390,7 @@ class SqlScheduleTransaction:
             "recipe_id": retry.request.recipe_id,
             "due_at": retry.due_at.timestamp(),
             "request_json": retry.request.model_dump_json(),
-            "created_at": datetime.now(UTC).timestamp(),
+            "created_at": _line_position(retry),
             "trace_parent": retry.trace_parent if _storable_trace(retry.trace_parent) else None,
             "held": retry.held,
             "integration_id": retry.request.integration_id,
@@ -365,14 +450,46 @@ _ROW_COLUMNS = (
     scheduled_retries.c.trace_parent,
 )
 _STATUSES: frozenset[str] = frozenset(get_args(OrderStatus))
+_CAUSES: frozenset[str] = frozenset(get_args(StateChangeCause))
 # The advisory-lock class of ``lock_integration`` (two-key form: apart from the migrations' one-key lock).
 _INTEGRATION_LOCK_CLASS = 0x5245
+
+
+def _line_position(retry: ScheduledRetry) -> float:
+    """``created_at``, by which held rows are released (and probed) oldest first: for a held row, when its delivery
+    was accepted, so an order whose last attempt was held after a later order's first one still goes out first; for
+    any other row (and a held row of a producer without those times), when it is stored."""
+    now = datetime.now(UTC).timestamp()
+    if not retry.held:
+        return now
+    accepted = retry.request.accepted_at or retry.request.requested_at
+    return min(accepted.timestamp(), now)
 
 
 def _storable_trace(trace_parent: str | None) -> bool:
     """Only what fits the column is kept: a longer value (a future traceparent version) is dropped rather than
     failing the insert, and the retry is published in a new trace instead."""
     return trace_parent is not None and len(trace_parent) <= TRACE_PARENT_MAX
+
+
+def _seconds(instant: datetime | None) -> float | None:
+    return None if instant is None else instant.timestamp()
+
+
+def _instant(value: object) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(float(cast(float, value)), UTC)
+
+
+def _health(row: Any) -> IntegrationHealth:
+    return IntegrationHealth(
+        tenant=row.tenant,
+        integration_id=row.integration_id,
+        consecutive_failures=row.consecutive_failures,
+        last_error=row.last_error,
+        unhealthy_since=_instant(row.unhealthy_since),
+        probes=row.probes,
+        next_probe_at=_instant(row.next_probe_at),
+    )
 
 
 def _status(value: str) -> OrderStatus:

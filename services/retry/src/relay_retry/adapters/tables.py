@@ -23,6 +23,7 @@ scheduled_retries = Table(
     # Seconds since the epoch (UTC): compared and ordered the same way on every database.
     Column("due_at", Float, nullable=False),
     Column("request_json", Text, nullable=False),
+    # When the row was stored; for a held row, when its delivery was accepted (the order held rows go out in).
     Column("created_at", Float, nullable=False),
     # The W3C traceparent of the failed attempt's retry command: the re-request is published in that trace.
     # Nullable: rows stored before revision 0002, or outside any trace.
@@ -62,6 +63,27 @@ integration_states = Table(
     Column("state", String(16), nullable=False),
     Column("changed_at", String(64), nullable=False),
     Column("updated_at", Float, nullable=False),
+    # Who made the change: operator, unhealthy or recovered (revision 0004). The server default reads rows of older
+    # versions as an operator's, which they were.
+    Column("cause", String(16), nullable=False, server_default="operator"),
+)
+
+# Destination health (revision 0004), for integrations whose tenant config asks for it: consecutive transient
+# failed attempts, and while the health rules hold the integration paused as unhealthy, since when and when the
+# next probe is due. Times are seconds since the epoch (UTC), compared in SQL like `scheduled_retries.due_at`.
+integration_health = Table(
+    "integration_health",
+    metadata,
+    Column("tenant", String(128), primary_key=True),
+    Column("integration_id", String(128), primary_key=True),
+    Column("consecutive_failures", Integer, nullable=False),
+    # Scrubbed of secrets, like every error the deliverers publish.
+    Column("last_error", String(200), nullable=True),
+    Column("unhealthy_since", Float, nullable=True),
+    Column("probes", Integer, nullable=False),
+    Column("next_probe_at", Float, nullable=True),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_integration_health_next_probe_at", "next_probe_at"),
 )
 
 # The table older versions kept (cancelled orders only, stamped with the wall-clock time the cancellation was

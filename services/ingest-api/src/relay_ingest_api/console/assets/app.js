@@ -636,34 +636,56 @@ async function integrationsView(view, root) {
   }
 }
 
-/** One integration's card: counts and health, its delivery state (a "Paused" badge, since when and why) and the
- * Pause / Resume controls. Redrawn whole once the overview shows a change. */
+/** One integration's card: counts and health, its delivery state and the Pause / Resume controls. Paused by an
+ * operator: a "Paused" badge, since when and why. Paused by the destination-health rules (`stateCause`
+ * "unhealthy"): an "Unhealthy — deliveries held" badge instead of the count-derived health, the reason and since
+ * when; an operator may still resume it by hand. Redrawn whole once the overview shows a change. */
 function integrationCard(view, i) {
   const counts = i.counts || {};
   const window = Number(i.windowHours) || 0;
   const paused = i.state === "paused";
+  const cause = String(i.stateCause ?? "operator");
+  const unhealthy = paused && cause === "unhealthy";
   const status = h("p", { class: "status-text", role: "status" });
   const card = h(
     "li",
-    { class: "panel", dataset: { integration: String(i.id ?? ""), state: paused ? "paused" : "active" } },
+    { class: "panel", dataset: { integration: String(i.id ?? ""), state: paused ? "paused" : "active", cause } },
     h(
       "div",
       { class: "card-head" },
       h("h2", {}, idText(i.id)),
-      badge(health(i)),
-      paused ? h("span", { class: "badge paused", "data-status": "paused" }, "Paused") : null,
+      // Held deliveries are not attempted, so the counts no longer tell its health: the state says it.
+      unhealthy ? null : badge(health(i)),
+      unhealthy
+        ? h("span", { class: "badge unhealthy", "data-status": "unhealthy" }, "Unhealthy — deliveries held")
+        : paused
+          ? h("span", { class: "badge paused", "data-status": "paused" }, "Paused")
+          : null,
     ),
     h("p", { class: "meta" }, h("span", {}, String(i.type ?? "")), Array.isArray(i.feeds) ? h("span", {}, `feeds: ${i.feeds.map(String).join(", ")}`) : null),
     i.description ? h("p", {}, String(i.description)) : null,
-    paused
-      ? h(
-          "p",
-          { class: "paused-line" },
-          "Deliveries held since ",
-          timeText(i.stateChangedAt),
-          i.stateReason ? `. Reason: ${String(i.stateReason)}` : ". No reason given.",
-        )
-      : null,
+    unhealthy
+      ? [
+          h(
+            "p",
+            { class: "paused-line unhealthy-line" },
+            "Paused by destination health; deliveries held since ",
+            timeText(i.stateChangedAt),
+            i.stateReason ? `. Reason: ${String(i.stateReason)}` : ". No reason given.",
+          ),
+          h("p", { class: "hint" }, "It resumes by itself once a probe delivery succeeds; Resume sends them now."),
+        ]
+      : paused
+        ? h(
+            "p",
+            { class: "paused-line" },
+            "Deliveries held since ",
+            timeText(i.stateChangedAt),
+            i.stateReason ? `. Reason: ${String(i.stateReason)}` : ". No reason given.",
+          )
+        : cause === "recovered"
+          ? h("p", { class: "paused-line muted" }, "Resumed automatically after a probe delivery succeeded, ", timeText(i.stateChangedAt), ".")
+          : null,
     h(
       "div",
       { class: "counts", "aria-label": window ? `Last ${window} hours` : "Recent deliveries" },
