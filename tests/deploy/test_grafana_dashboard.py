@@ -26,6 +26,8 @@ METRICS = frozenset(
         "relay_order_to_delivered_seconds_bucket",
         "relay_http_requests_total",
         "relay_http_request_duration_seconds_bucket",
+        "relay_integrations_unhealthy",
+        "relay_deliveries_held_total",
     }
 )
 # Labels the queries select or group by; `job` and `le` come from Prometheus and prometheus-client themselves.
@@ -79,7 +81,7 @@ def test_the_panels_cover_what_operators_watch() -> None:
     for quantile in ("0.5", "0.99"):
         assert f"histogram_quantile({quantile}, sum by (le) (rate(relay_order_to_delivered_seconds_bucket" in joined
     titles = " ".join(panel["title"].lower() for panel in PANELS)
-    for words in ("destination", "failure rate", "retry backlog", "lag", "order to delivered", "http"):
+    for words in ("destination", "failure rate", "retry backlog", "lag", "order to delivered", "http", "unhealthy"):
         assert words in titles
 
 

@@ -80,7 +80,7 @@ ALL_SERVICES = ("ingest-api", *KAFKA_SERVICES)
 OWN_FAMILIES = {
     "ingest-api": {"relay_http_requests", "relay_http_request_duration_seconds"},
     "bundle-builder": {"relay_bundle_build_seconds"},
-    "retry": {"relay_retry_backlog"},
+    "retry": {"relay_retry_backlog", "relay_integrations_unhealthy"},
     **{
         service: {"relay_delivery_attempts", "relay_delivery_duration_seconds", "relay_order_to_delivered_seconds"}
         for service in KAFKA_SERVICES

@@ -78,6 +78,11 @@ ORDER_TO_DELIVERED: Final = Histogram(
 # Deliveries waiting for their next attempt, held ones of paused integrations included: a growing backlog is a
 # destination down (or the scheduler stuck), or an integration left paused.
 RETRY_BACKLOG: Final = Gauge("relay_retry_backlog", "Deliveries waiting in the retry schedule.")
+# How many integrations the destination-health rules hold paused as unhealthy right now (no labels: the IDs are
+# customer data; the console's Integrations page names them).
+INTEGRATIONS_UNHEALTHY: Final = Gauge(
+    "relay_integrations_unhealthy", "Integrations paused as unhealthy by the destination-health rules."
+)
 
 # --- bundle-builder --------------------------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from relay_platform.app import service_app
 from relay_platform.broker import make_broker
-from relay_platform.metrics import RETRY_BACKLOG
+from relay_platform.metrics import INTEGRATIONS_UNHEALTHY, RETRY_BACKLOG
 from relay_platform.tenants import TenantsConfig, load_tenants
 from relay_retry import handlers
 from relay_retry.adapters.outbox import KafkaOutbox
@@ -59,6 +59,7 @@ def create_app(
     async def refresh_backlog() -> None:
         # One COUNT per scrape (Prometheus scrapes every 15-30 s): cheaper than keeping a count in every round.
         RETRY_BACKLOG.set(await schedule.pending())
+        INTEGRATIONS_UNHEALTHY.set(await schedule.unhealthy())
 
     return service_app(
         broker,

@@ -134,6 +134,16 @@ class SqlRetrySchedule:
             value = await connection.scalar(select(func.min(integration_health.c.next_probe_at)))
         return _instant(value)
 
+    async def unhealthy(self) -> int:
+        """How many integrations the health rules hold paused as unhealthy (the ops port's gauge)."""
+        query = (
+            select(func.count())
+            .select_from(integration_health)
+            .where(integration_health.c.unhealthy_since.is_not(None))
+        )
+        async with self._reading() as connection:
+            return int(await connection.scalar(query) or 0)
+
     async def health(self, tenant: str, integration_id: str) -> IntegrationHealth | None:
         """The known health of one integration (for tests and operators)."""
         async with self._reading() as connection:
