@@ -541,11 +541,24 @@ def test_a_paused_integration_holds_its_deliveries_until_resumed_from_the_consol
             order = _until(others_succeeded, within=90, what="the order's other integrations succeeded")
         except AssertionError as error:
             raise AssertionError(f"{error}\n--- stack log:\n{suite.log_tail()}") from None
-        # Held: neither attempted nor failed, and nothing reached the hook for this order.
+        # Held: neither attempted nor failed, and nothing reached the hook for this order; the lookup says why.
         assert [(d["status"], d["attempts"]) for d in _zapier_of(order)] == [("pending", 0)]
+        assert [(d["held"], d["heldCause"]) for d in _zapier_of(order)] == [(True, "operator")]
         texts = [r.body.decode(errors="replace") for r in hooks.requests_to(HOOK_PATH)[before:]]
         assert not any(PAUSE_ORDER_ID in text for text in texts)
 
+        # Review Recent Orders: the held delivery's status has a "Held" badge saying why; the others none.
+        page.driver.find_element(By.LINK_TEXT, "Review Recent Orders").click()
+        row = page.card(PAUSE_ORDER_ID).find_element(By.CSS_SELECTOR, 'tr[data-integration="demo-zapier"]')
+        held = row.find_element(By.CSS_SELECTOR, '[data-field="held"][data-cause="operator"]')
+        assert held.find_element(By.CSS_SELECTOR, ".badge.held").text == "Held"
+        assert "integration paused — not attempted until resumed" in held.text
+        assert len(page.card(PAUSE_ORDER_ID).find_elements(By.CSS_SELECTOR, ".badge.held")) == 1
+        page.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", row)
+        page.browser.shot("held-delivery-in-recent-orders")
+
+        page.driver.find_element(By.LINK_TEXT, "Integrations").click()
+        paused = page.visible('li[data-integration="demo-zapier"][data-state="paused"]')
         paused.find_element(By.CSS_SELECTOR, "button[data-action=resume]").click()
         active = page.visible('li[data-integration="demo-zapier"][data-state="active"]', within=20)
         assert not active.find_elements(By.CSS_SELECTOR, ".badge.paused")

@@ -384,6 +384,7 @@ async def http_session() -> AsyncIterator[aiohttp.ClientSession]:
 # --- the rigs -----------------------------------------------------------------------------------------------------
 
 SFTP_PASSWORD = "faults-sftp-pw"  # a throwaway test server's password
+SHOPIFY_SECRET = "faults-shopify-webhook-secret"  # the "hostile" tenant's Shopify webhook secret (tests only)
 
 
 @dataclass
@@ -467,6 +468,7 @@ def service_env(bootstrap: str, tenants_file: Path, smtp_port: int, s3: SeaweedS
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "RELAY_TENANTS_FILE": str(tenants_file),
         "FAULTS_SFTP_PASSWORD": SFTP_PASSWORD,
+        "FAULTS_SHOPIFY_SECRET": SHOPIFY_SECRET,
         "FAULTS_S3_ACCESS_KEY": s3.access_key,
         "FAULTS_S3_SECRET_KEY": s3.secret_key,
         "NOTIFIER_SMTP_HOST": "127.0.0.1",

@@ -123,6 +123,9 @@ class DevStack:
             "OBJECT_STORE_URL": os.environ.get("OBJECT_STORE_URL", f"file://{self.var / 'objects'}"),
             "LINKS_PUBLIC_BASE_URL": f"http://127.0.0.1:{self.api_port}",
             "LINKS_SIGNING_KEY": os.environ.get("LINKS_SIGNING_KEY") or self._secret("link-signing-key"),
+            # The demo tenant's Shopify webhook secret (config/dev.yaml), for a store pointed at `make run`.
+            "DEMO_SHOPIFY_WEBHOOK_SECRET": os.environ.get("DEMO_SHOPIFY_WEBHOOK_SECRET")
+            or self._secret("shopify-webhook-secret"),
             "INGEST_API_PORT": str(self.api_port),
             "INGEST_API_ASSOCIATION_STORE_URL": f"http://127.0.0.1:{association_port}",
             "INGEST_API_ASSOCIATION_STORE_TOKEN": association_token,

@@ -21,6 +21,7 @@ from relay_cli import audit as deliveries_audit
 from relay_cli import dlq as dead_letters
 from relay_cli import replay as bulk
 from relay_cli.dev import run_dev
+from relay_cli.sync import sync_app
 from relay_cli.trigger import DEFAULT_API_URL, Criterion, TriggerFailedError, trigger_integrations
 from relay_platform.tenants import ConfigError, hash_api_key, load_tenants
 
@@ -29,6 +30,7 @@ keys = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(keys, name="keys")
 dlq = typer.Typer(help="Dead letters (deliveries.dead.v1): list and replay.", no_args_is_help=True)
 app.add_typer(dlq, name="dlq")
+app.add_typer(sync_app, name="sync")
 
 REASON_WIDTH = 60
 

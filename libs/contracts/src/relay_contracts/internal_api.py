@@ -18,6 +18,9 @@ order's last applied event, then order ID); ``next`` is an opaque cursor passed 
 console's "Dead letters" and the replay's selection; ``replayed=false`` leaves out those a bulk replay already
 re-triggered; ``withTotal=true`` adds how many match in all.
 
+Each delivery in these three answers says whether it is ``held``: not ended while its integration is paused (read
+from the tenant's integration states when answering, never stored with the delivery), and why (``heldCause``).
+
 ``GET /internal/v1/integrations/stats?tenant=<t>[&sinceS=<s>]`` -> ``IntegrationStats``: per integration, its
 deliveries by status changed within the window, and the delivery state (active / paused) of each integration that
 was ever paused or resumed (its newest change; the others are active).
@@ -64,6 +67,8 @@ MAX_ATTEMPT_LOG = 50
 """Attempts listed per delivery (the newest); a delivery has three by default, a replayed one a few more."""
 DeliveryListStatus = Literal["failed", "retrying", "pending", "succeeded"]
 DELIVERY_LIST_STATUSES: tuple[DeliveryListStatus, ...] = get_args(DeliveryListStatus)
+HeldCause = Literal["operator", "unhealthy"]
+"""Why a delivery is held: its integration was paused by an operator, or by the destination-health rules."""
 DEFAULT_AUDIT_LIMIT = 100
 MAX_AUDIT_LIMIT = 1000
 TRACEPARENT_LENGTH = 55
@@ -110,6 +115,16 @@ class FoundDelivery(InternalApiModel):
     updated_at: str | None = Field(default=None, description="RFC 3339 UTC: the delivery's last change.")
     attempt_log: list[AttemptEntry] = Field(
         default_factory=list, description=f"Its attempts, oldest first (the newest {MAX_ATTEMPT_LOG})."
+    )
+    held: bool = Field(
+        default=False,
+        description="True when it has not ended (`pending` or `retrying`) and its integration is paused now: it is "
+        "not attempted until the integration is resumed (or, paused as unhealthy, until a probe succeeds).",
+    )
+    held_cause: HeldCause | None = Field(
+        default=None,
+        description="Why it is held: `operator` (paused by the API or the console) or `unhealthy` (paused by the "
+        "destination-health rules after consecutive failed attempts); null when not held.",
     )
 
 
@@ -166,6 +181,16 @@ class ListedDelivery(InternalApiModel):
     item_id: str | None = Field(default=None, description="The order line it was made for, when known.")
     replayed_by: str | None = Field(
         default=None, description="The trigger ID of the bulk replay that re-triggered it; null when not replayed."
+    )
+    held: bool = Field(
+        default=False,
+        description="True when it has not ended (`pending` or `retrying`) and its integration is paused now: it is "
+        "not attempted until the integration is resumed (or, paused as unhealthy, until a probe succeeds).",
+    )
+    held_cause: HeldCause | None = Field(
+        default=None,
+        description="Why it is held: `operator` (paused by the API or the console) or `unhealthy` (paused by the "
+        "destination-health rules after consecutive failed attempts); null when not held.",
     )
 
 

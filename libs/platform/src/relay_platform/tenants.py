@@ -323,6 +323,21 @@ class RateLimit(ConfigModel):
     burst: int = Field(default=100, ge=1)
 
 
+class ShopifySettings(ConfigModel):
+    """The tenant's Shopify store, which sends its order webhooks to
+    ``POST /api/v2/integrations/shopify/<tenant>/webhooks`` (orders/create, orders/updated, orders/cancelled,
+    refunds/create), each signed with ``webhook-secret`` (the Shopify app's client secret: an ``${ENV}`` reference).
+
+    Only line items whose ``recipe-property`` (a line-item property, such as the customizer's ``_recipeId``) holds a
+    recipe ID or a recipe link are tracked; the rest of the order (customer, addresses, payment, notes) is discarded.
+    A delivery whose ``X-Shopify-Triggered-At`` is older than ``max-age-h`` is refused (Shopify retries for 48 h).
+    """
+
+    webhook_secret: SecretSetting
+    recipe_property: str = Field(default="_recipeId", min_length=1, max_length=255)
+    max_age_h: float = Field(default=72.0, gt=0, le=24 * 30)
+
+
 class Tenant(ConfigModel):
     recipe_prefix: str = Field(pattern=r"^[A-Za-z0-9]{1,16}$")
     recipe_read: Literal["public", "key"] = "public"
@@ -334,6 +349,8 @@ class Tenant(ConfigModel):
     # The topic this tenant's OMS publishes order events to (default ``oms.<tenant>.orders.v1``); events read
     # there belong to this tenant whatever their payload says. Production locks it down with Kafka ACLs.
     oms_topic: str | None = Field(default=None, pattern=OMS_TOPIC_PATTERN)
+    # Native Shopify order webhooks (seed 002's prebuilt integrations); absent: the webhook route answers 401.
+    shopify: ShopifySettings | None = None
     integrations: tuple[Integration, ...] = ()
 
     @model_validator(mode="after")

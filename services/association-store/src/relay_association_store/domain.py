@@ -11,12 +11,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal
 
-from relay_contracts.internal_api import MAX_ATTEMPT_LOG, MAX_CURSOR_TEXT, DeliveryListStatus
+from relay_contracts.internal_api import MAX_ATTEMPT_LOG, MAX_CURSOR_TEXT, DeliveryListStatus, HeldCause
 from relay_contracts.messages import (
     DeliveryAttempted,
     IntegrationState,
@@ -183,6 +183,8 @@ class DeliveryFilter:
 class RecentOrders:
     orders: tuple[OrderView, ...]
     next: Cursor | None
+    # Delivery ID -> why it is held, for those of the page held now (``held_deliveries``).
+    held: Mapping[str, HeldCause] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +192,7 @@ class DeliveryList:
     deliveries: tuple[DeliveryRecord, ...]
     next: Cursor | None
     total: int | None = None
+    held: Mapping[str, HeldCause] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,12 +242,35 @@ def newest_state(
     )
 
 
+def unsettled(delivery: DeliveryRecord) -> bool:
+    """Not ended: triggered with no outcome yet, or waiting for its next attempt."""
+    return not delivery.final and delivery.status in ("pending", "retrying")
+
+
+def held_deliveries(
+    deliveries: Iterable[DeliveryRecord], states: Iterable[IntegrationStateRecord]
+) -> dict[str, HeldCause]:
+    """Delivery ID -> why it is held, for each of ``deliveries`` not ended whose integration is paused now (in
+    ``states``, the stored state of the same tenant's integrations). Derived when read, never stored: a resume
+    clears it at once, and the delivery log's own rules (ordering, finality) are untouched."""
+    # Keyed by tenant too: another tenant's paused integration of the same ID never holds this tenant's deliveries.
+    paused = {(state.tenant, state.integration_id): state.cause for state in states if state.state == "paused"}
+    held: dict[str, HeldCause] = {}
+    for delivery in deliveries:
+        cause = paused.get((delivery.tenant, delivery.integration_id))
+        if cause is not None and unsettled(delivery):
+            # A pause is the operator's or the health rules'; "recovered" only ever comes with a resume.
+            held[delivery.delivery_id] = "unhealthy" if cause == "unhealthy" else "operator"
+    return held
+
+
 @dataclass(frozen=True, slots=True)
 class OrderPage:
     """One page of an order lookup; ``next`` (the page's last order ID) asks for the following page."""
 
     orders: tuple[OrderView, ...]
     next: str | None
+    held: Mapping[str, HeldCause] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

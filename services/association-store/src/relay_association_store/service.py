@@ -9,6 +9,7 @@ use cases return what they published or stored. The rules themselves are in ``do
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -28,6 +29,7 @@ from relay_association_store.domain import (
     check_own_recipes,
     check_recipe_saved,
     delivery_list_page,
+    held_deliveries,
     mark_replayed,
     merge_delivery,
     merge_recipe,
@@ -38,9 +40,10 @@ from relay_association_store.domain import (
     recent_orders_page,
     recipe_trigger,
     require_tenant,
+    unsettled,
 )
 from relay_association_store.ports import AuditQueries, OrderQueries, Publish, Store
-from relay_contracts.internal_api import MAX_AUDIT_LIMIT, ORDERS_PAGE_SIZE, OrderLookupField
+from relay_contracts.internal_api import MAX_AUDIT_LIMIT, ORDERS_PAGE_SIZE, HeldCause, OrderLookupField
 from relay_contracts.messages import (
     DeliveryAttempted,
     IntegrationStateChanged,
@@ -182,7 +185,9 @@ async def find_orders(
     """A page of ``tenant``'s orders by order number, order ID or a recipe on one of their items, by order ID;
     ``after`` is the previous page's ``next``."""
     found = await queries.find_orders(tenant, by, value, after=after, limit=page_size + 1)
-    return order_page(found, page_size)
+    page = order_page(found, page_size)
+    held = await _held(queries, tenant, (delivery for view in page.orders for delivery in view.deliveries))
+    return replace(page, held=held)
 
 
 async def audit_deliveries(
@@ -199,7 +204,9 @@ async def audit_deliveries(
 async def recent_orders(queries: OrderQueries, tenant: str, *, after: Cursor | None, limit: int) -> RecentOrders:
     """The console's "Review Recent Orders": ``tenant``'s orders, newest last event first, a page at a time."""
     found = await queries.recent_orders(tenant, after=after, limit=limit + 1)
-    return recent_orders_page(found, limit)
+    page = recent_orders_page(found, limit)
+    held = await _held(queries, tenant, (delivery for view in page.orders for delivery in view.deliveries))
+    return replace(page, held=held)
 
 
 async def list_deliveries(
@@ -215,6 +222,7 @@ async def list_deliveries(
     replay), newest change first, a page at a time; ``with_total`` counts every match too."""
     found = await queries.list_deliveries(tenant, wanted, after=after, limit=limit + 1)
     page = delivery_list_page(found, limit)
+    page = replace(page, held=await _held(queries, tenant, page.deliveries))
     if with_total:
         page = replace(page, total=await queries.count_deliveries(tenant, wanted))
     return page
@@ -230,3 +238,12 @@ async def integration_tallies(
 async def integration_states(queries: OrderQueries, tenant: str) -> list[IntegrationStateRecord]:
     """Each of ``tenant``'s integrations ever paused or resumed, with its newest change (by integration ID)."""
     return await queries.integration_states(tenant)
+
+
+async def _held(queries: OrderQueries, tenant: str, deliveries: Iterable[DeliveryRecord]) -> dict[str, HeldCause]:
+    """Which of a page's deliveries are held now: one read of the tenant's integration states per page (a handful
+    of rows), and none when nothing on the page is still waiting (a page of final failures, say)."""
+    waiting = [delivery for delivery in deliveries if unsettled(delivery)]
+    if not waiting:
+        return {}
+    return held_deliveries(waiting, await queries.integration_states(tenant))

@@ -366,6 +366,8 @@ async def test_delivery_outcomes_are_recorded_and_shown_by_the_internal_api(svc:
         "attempts": 2,
         "lastError": "TimeoutError: connect timed out",
         "files": ["1001_ID_x_R_ACME-1_Ticket.pdf"],
+        "held": False,  # final: never held, whatever the integration's state
+        "heldCause": None,
     }
 
 

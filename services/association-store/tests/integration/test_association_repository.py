@@ -23,8 +23,9 @@ from association_store_factories import (
 from sqlalchemy.engine import Connection
 
 from relay_association_store import service
-from relay_association_store.adapters import tables
+from relay_association_store.adapters import http, tables
 from relay_association_store.adapters.repository import MIGRATIONS, SqlStore
+from relay_association_store.domain import DeliveryFilter, OrderPage, RecentOrders
 from relay_contracts.messages import IntegrationStateChanged, stable_id
 from relay_devservers.processes import free_port
 from relay_platform.errors import TransientError
@@ -444,3 +445,80 @@ async def test_upgrade_from_0006_reads_existing_states_as_operator_changes_and_k
         }
     finally:
         await sql.close()
+
+
+def _pause(integration: str, minutes: float, *, tenant: str = "acme", **fields: str) -> IntegrationStateChanged:
+    return IntegrationStateChanged(
+        event_id=unique("state"),
+        tenant=tenant,
+        integration_id=integration,
+        state="paused",
+        changed_at=at(minutes),
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+async def test_waiting_deliveries_of_a_paused_integration_read_as_held_until_it_is_resumed(
+    store: SqlStore, tenants: TenantsConfig
+) -> None:
+    order_id = unique("O")
+    await service.record_order_event(
+        order_event("linked", order_id, [("ACME-1", "i1", 1)], order_number=unique("H")), tenants, store, Published()
+    )
+    # Pending: orders-sftp and orders-zapier; then a retrying and a final (failed) orders-sftp delivery.
+    trigger = triggered(("orders-sftp", "orders-zapier"), order_id=order_id)
+    await service.record_trigger(trigger, tenants, store, now=at(0))
+    pending = stable_id(trigger.trigger_id, "orders-sftp")
+    zapier = stable_id(trigger.trigger_id, "orders-zapier")
+    retrying, failed = unique("d-retrying"), unique("d-failed")
+    for outcome in (
+        delivery_attempted(retrying, recipe_id="ACME-1", order_id=order_id, attempt=1, status="retrying", final=False),
+        delivery_attempted(failed, recipe_id="ACME-1", order_id=order_id, attempt=2, status="failed", final=True),
+    ):
+        await service.record_delivery_outcome(outcome, store)
+    unhealthy = _pause("orders-sftp", 10, reason="5 consecutive failed attempts", cause="unhealthy")
+    await service.record_integration_state(unhealthy, tenants, store)
+    # Another tenant's pause of an integration with the same ID as acme's orders-zapier.
+    await service.record_integration_state(_pause("orders-zapier", 10, tenant="globex"), tenants, store)
+
+    def wire(page: OrderPage | RecentOrders) -> dict[str, tuple[bool, str | None]]:
+        [order] = [http.found_order(view, page.held) for view in page.orders if view.order.order_id == order_id]
+        return {d.delivery_id or "": (d.held, d.held_cause) for d in order.deliveries}
+
+    expected = {
+        pending: (True, "unhealthy"),
+        retrying: (True, "unhealthy"),
+        failed: (False, None),
+        zapier: (False, None),
+    }
+    found = await service.find_orders(store, "acme", "orderId", order_id)
+    assert wire(found) == expected
+    recent = await service.recent_orders(store, "acme", after=None, limit=50)
+    assert wire(recent) == expected
+    listed = await service.list_deliveries(store, "acme", DeliveryFilter(status="retrying"), after=None, limit=50)
+    [entry] = [
+        http.listed_delivery(d, listed.held.get(d.delivery_id)) for d in listed.deliveries if d.delivery_id == retrying
+    ]
+    assert entry.model_dump(mode="json", by_alias=True)["held"] is True
+    assert entry.model_dump(mode="json", by_alias=True)["heldCause"] == "unhealthy"
+    dead = await service.list_deliveries(store, "acme", DeliveryFilter(status="failed"), after=None, limit=50)
+    assert dead.held == {}
+
+    # An operator's pause of orders-zapier holds its delivery too, saying so.
+    await service.record_integration_state(_pause("orders-zapier", 11, changed_by="admin"), tenants, store)
+    found = await service.find_orders(store, "acme", "orderId", order_id)
+    assert wire(found)[zapier] == (True, "operator")
+
+    # A resume (here: recovered after a probe) clears it at once; nothing about the deliveries was written.
+    resumed = IntegrationStateChanged(
+        event_id=unique("state"),
+        tenant="acme",
+        integration_id="orders-sftp",
+        state="active",
+        changed_at=at(12),
+        cause="recovered",
+        changed_by="destination-health",
+    )
+    await service.record_integration_state(resumed, tenants, store)
+    found = await service.find_orders(store, "acme", "orderId", order_id)
+    assert wire(found) == {**expected, pending: (False, None), retrying: (False, None), zapier: (True, "operator")}

@@ -3,15 +3,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from aiohttp import web
 
 from relay_ingest_api import domain, service
 from relay_ingest_api.http import (
     authorize,
+    client_address,
     content_disposition,
     credentials,
     json_response,
     ports,
+    read_body,
     read_json,
     read_optional_json,
     recipe_cache_control,
@@ -159,6 +163,21 @@ async def post_trigger(request: web.Request) -> web.Response:
         idempotency_key=idempotency_key,
         max_fanout=settings(request).max_trigger_fanout,
         link_traces=link_order_traces,
+    )
+    return json_response(accepted, 202)
+
+
+@routes.post("/api/v2/integrations/shopify/{tenant}/webhooks")
+async def post_shopify_webhook(request: web.Request) -> web.Response:
+    # No API key: the sender is authenticated by the HMAC of the raw body under the tenant's webhook secret.
+    body = await read_body(request)
+    accepted = await service.receive_shopify_webhook(
+        ports(request),
+        request.match_info["tenant"],
+        request.headers,
+        body,
+        client=client_address(request),
+        now=datetime.now(UTC),
     )
     return json_response(accepted, 202)
 

@@ -69,6 +69,11 @@ async def read_optional_json(request: web.Request) -> object | None:
     return parse_json(raw) if raw.strip() else None
 
 
+async def read_body(request: web.Request) -> bytes:
+    """The raw body, at most ``max_body`` bytes (413): for a signature computed over the exact bytes."""
+    return await _read_body(request)
+
+
 async def _read_body(request: web.Request) -> bytes:
     limit = settings(request).max_body
     if request.content_length is not None and request.content_length > limit:

@@ -50,11 +50,16 @@ from relay_ingest_api.schemas import (
     RecipeCreated,
     ReplayAccepted,
     ReplayRequest,
+    ShopifyAccepted,
     TriggerRequest,
     TriggersAccepted,
 )
 
 _REF = "#/components/schemas/{model}"
+_HELD_NOTE = (
+    "A delivery not ended (`pending`, `retrying`) whose integration is paused now has `held: true` and says why in "
+    "`heldCause` (`operator` or `unhealthy`): it is not attempted until the integration is resumed."
+)
 _SECURED: list[dict[str, list[str]]] = [{"apiKeyQuery": []}, {"bearerAuth": []}]
 
 _ERRORS = {
@@ -100,6 +105,7 @@ def _model_schemas() -> dict[str, Any]:
         (ReplayAccepted, "serialization"),
         (IntegrationStateRequest, "validation"),
         (IntegrationStateAccepted, "serialization"),
+        (ShopifyAccepted, "serialization"),
     ]
     _, top = models_json_schema(models, ref_template=_REF)
     schemas: dict[str, Any] = top["$defs"]
@@ -249,6 +255,76 @@ def _state_change(state: str) -> dict[str, Any]:
                 "404",
                 "413",
                 "429",
+                "503",
+            ),
+        }
+    }
+
+
+def _shopify_webhook() -> dict[str, Any]:
+    """``POST /api/v2/integrations/shopify/{tenant}/webhooks``."""
+
+    def header(name: str, description: str, *, required: bool = True) -> dict[str, Any]:
+        return {
+            "name": name,
+            "in": "header",
+            "required": required,
+            "description": description,
+            "schema": {"type": "string"},
+        }
+
+    return {
+        "post": {
+            "operationId": "receiveShopifyWebhook",
+            "summary": "Receive a Shopify order webhook (orders/create, orders/updated, orders/cancelled, "
+            "refunds/create).",
+            "description": "Point the store's order webhooks here (JSON format). No API key: the delivery is "
+            "authenticated by `X-Shopify-Hmac-Sha256`, the HMAC-SHA256 of the raw body under the tenant's "
+            "`shopify.webhook-secret`; an unknown tenant, a tenant without Shopify and a wrong or missing signature "
+            "all get the same 401 (repeated failures from one client: 429). Only the order ID and number, line item "
+            "IDs, quantities (`current_quantity`), the recipe ID from the line-item property `shopify.recipe-property` "
+            "(an ID or a recipe link; items without it are ignored, items naming another tenant's recipe are left out "
+            "and counted) and the event time (`updated_at`, `cancelled_at`, the refund's `created_at`) are read; "
+            "everything else (customer, addresses, e-mails, phones, payment, notes, IP) is discarded unread. A "
+            "resend of a delivery (same `X-Shopify-Webhook-Id`) is the same event downstream, and an older event "
+            "never overwrites newer state. A refund of every recipe item makes the order `refunded`; a partial one "
+            "updates quantities. Other topics are acknowledged and ignored.",
+            "security": [],
+            "parameters": [
+                {
+                    "name": "tenant",
+                    "in": "path",
+                    "required": True,
+                    "description": "The tenant whose store sends the webhook.",
+                    "schema": {"type": "string", "pattern": INTEGRATION_ID_PATTERN},
+                },
+                header("X-Shopify-Hmac-Sha256", "Base64 HMAC-SHA256 of the raw body under the webhook secret."),
+                header("X-Shopify-Topic", "orders/create, orders/updated, orders/cancelled or refunds/create."),
+                header("X-Shopify-Webhook-Id", "The delivery's ID, the same for each retry (1-128 visible ASCII)."),
+                header(
+                    "X-Shopify-Triggered-At",
+                    "When Shopify triggered the delivery (RFC 3339); older than `shopify.max-age-h` (72 h) is refused.",
+                    required=False,
+                ),
+            ],
+            "requestBody": {
+                "required": True,
+                "description": "Shopify's order (or refund) payload, as Shopify sends it.",
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            },
+            "responses": _responses(
+                {
+                    "202": {
+                        "description": "Handled: the order event is durably published, or nothing was to be recorded "
+                        "(`ignored` says why).",
+                        "content": _json_content("ShopifyAccepted"),
+                    }
+                },
+                "400",
+                "401",
+                "413",
+                "429",
+                "502",
                 "503",
             ),
         }
@@ -423,7 +499,7 @@ def openapi_document(
                 "summary": "The caller's tenant's orders by order number, order ID or recipe ID.",
                 "security": _SECURED,
                 "description": f"At most {ORDERS_PAGE_SIZE} orders per page, by order ID; `next` in the answer, "
-                "passed back as `after`, gives the following page.",
+                "passed back as `after`, gives the following page. " + _HELD_NOTE,
                 "parameters": [
                     *lookup_params,
                     {
@@ -450,7 +526,7 @@ def openapi_document(
                 "operationId": "recentOrders",
                 "summary": "The caller's tenant's orders, newest first (by their last event), a page at a time.",
                 "description": "Needs the order-tracking permission; the tenant is the API key's. `next` in the "
-                "answer, passed back as `after`, gives the following page.",
+                "answer, passed back as `after`, gives the following page. " + _HELD_NOTE,
                 "security": _SECURED,
                 "parameters": _page_params("orders"),
                 "responses": _responses(
@@ -616,6 +692,7 @@ def openapi_document(
                 ),
             }
         },
+        "/api/v2/integrations/shopify/{tenant}/webhooks": _shopify_webhook(),
         "/api/v2/integrations/{integrationId}/pause": _state_change("paused"),
         "/api/v2/integrations/{integrationId}/resume": _state_change("active"),
         "/api/v2/admin/audit": {

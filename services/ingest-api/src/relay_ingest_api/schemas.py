@@ -292,3 +292,17 @@ class IntegrationStateAccepted(ApiModel):
     integration_id: str
     state: IntegrationState
     changed_at: str = Field(description="RFC 3339 UTC: when the change was made (the newest change wins).")
+
+
+class ShopifyAccepted(ApiModel):
+    """The answer to a Shopify order webhook (any 2xx tells Shopify the delivery arrived)."""
+
+    accepted: int = Field(ge=0, le=1, description="Order events published (durably) for this delivery: 0 or 1.")
+    ignored_items: int = Field(
+        default=0, ge=0, description="Line items whose recipe property names no recipe of this tenant: left out."
+    )
+    ignored: Literal["topic", "no_recipe_items", "order_unknown"] | None = Field(
+        default=None,
+        description="Why nothing was published: a topic this API does not handle, no line item with one of the "
+        "tenant's recipes, or a refund of an order never recorded (the orders/updated that follows carries it).",
+    )

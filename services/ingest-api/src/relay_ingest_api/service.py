@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from relay_contracts.internal_api import OrderLookupField
-from relay_contracts.messages import IntegrationState, IntegrationsTriggered, recipe_object_key
+from relay_contracts.messages import IntegrationState, IntegrationsTriggered, OrderItem, recipe_object_key
 from relay_contracts.recipe import RecipeLimits
 from relay_contracts.topics import INTEGRATIONS_CONTROL, INTEGRATIONS_TRIGGERED, ORDERS_EVENTS, RECIPES_SAVED
-from relay_ingest_api import domain
+from relay_ingest_api import domain, shopify
 from relay_ingest_api.domain import (
     ForbiddenError,
     NotFoundError,
@@ -26,6 +27,7 @@ from relay_ingest_api.domain import (
     TriggerTarget,
     UnauthorizedError,
 )
+from relay_ingest_api.jsonbody import parse_json
 from relay_ingest_api.ports import Outgoing, Ports, RenderedPdf, RenderKey, StoreRefusedQueryError
 from relay_ingest_api.schemas import (
     Accepted,
@@ -33,11 +35,12 @@ from relay_ingest_api.schemas import (
     IntegrationStateAccepted,
     RecipeCreated,
     ReplayAccepted,
+    ShopifyAccepted,
     TriggersAccepted,
 )
-from relay_platform.errors import TransientError
+from relay_platform.errors import PermanentError, TransientError
 from relay_platform.objectstore import ObjectNotFoundError
-from relay_platform.tenants import KeyMatch, Permission, Tenant, TenantsConfig
+from relay_platform.tenants import ApiKey, KeyMatch, Permission, ShopifySettings, Tenant, TenantsConfig
 
 logger = logging.getLogger("relay.ingest_api")
 
@@ -449,3 +452,91 @@ async def _object_store_up(ports: Ports) -> bool:
     except TransientError:
         return False
     return True
+
+
+# --- Shopify order webhooks ------------------------------------------------------------------------------------
+
+# The webhook sender's own rate-limit bucket in its tenant's ``rate-limit`` (it presents no API key).
+_SHOPIFY_SENDER = ApiKey(name="shopify-webhooks", sha256="0" * 64, permissions=("order-tracking",))
+
+
+async def receive_shopify_webhook(
+    ports: Ports, tenant_id: str, headers: Mapping[str, str], body: bytes, *, client: str, now: datetime
+) -> ShopifyAccepted:
+    """``POST /api/v2/integrations/shopify/{tenant}/webhooks``: one signed Shopify delivery becomes at most one
+    order event of ``tenant_id``, with only its non-personal fields (``shopify``).
+
+    The tenant is the one whose webhook secret verifies the raw body: an unknown tenant, one without Shopify, and a
+    wrong or missing signature all get the same 401, counted against the client (in a bucket of its own) like an
+    unknown API key. Nothing of the body is read before that, and nothing of it is logged.
+    """
+    # Counted apart from unknown API keys: a store with a rotated secret must not lock its own OMS out of the API.
+    sender = f"shopify-webhook:{client}"
+    ports.failed_keys.check(sender)
+    tenant = ports.tenants.tenant(tenant_id)
+    config = tenant.shopify if tenant is not None else None
+    if (
+        tenant is None
+        or config is None
+        or not shopify.signature_valid(_webhook_secret(tenant_id, config), body, headers.get(shopify.SIGNATURE_HEADER))
+    ):
+        ports.failed_keys.failed(sender)
+        raise UnauthorizedError("unauthorized", "the webhook signature does not verify")
+    ports.key_limits.check(KeyMatch(tenant_id, tenant, _SHOPIFY_SENDER))
+    delivery = shopify.delivery_of(headers, now=now, max_age=timedelta(hours=config.max_age_h))
+    if delivery.topic is None:
+        return ShopifyAccepted(accepted=0, ignored="topic")
+    document = parse_json(body)
+
+    def owns(recipe_id: str) -> bool:
+        return ports.tenants.owns_recipe(tenant_id, recipe_id)
+
+    if delivery.topic == "refunds/create":
+        refund = shopify.parse_refund(document, recipe_property=config.recipe_property, owns=owns)
+        known = await _known_order(ports, tenant_id, refund.order_id) if refund.refunded else None
+        event = shopify.refund_event(tenant_id, delivery, refund, known)
+        ignored_items = refund.ignored
+        why: Literal["no_recipe_items", "order_unknown"] = "order_unknown" if refund.refunded else "no_recipe_items"
+    else:
+        order = shopify.parse_order(document, recipe_property=config.recipe_property, owns=owns)
+        event = shopify.order_event(tenant_id, delivery, order)
+        ignored_items, why = order.ignored, "no_recipe_items"
+    if event is None:
+        logger.info(
+            "shopify %s delivery %s for %s: nothing to record (%s)", delivery.topic, delivery.webhook_id, tenant_id, why
+        )
+        return ShopifyAccepted(accepted=0, ignored_items=ignored_items, ignored=why)
+    await ports.publisher.publish([Outgoing(ORDERS_EVENTS, event, event.kafka_key)])
+    logger.info(
+        "shopify %s delivery %s for %s: order %s %s (%d items)",
+        delivery.topic,
+        delivery.webhook_id,
+        tenant_id,
+        event.order_id,
+        event.type,
+        len(event.items or ()),
+    )
+    return ShopifyAccepted(accepted=1, ignored_items=ignored_items)
+
+
+def _webhook_secret(tenant_id: str, config: ShopifySettings) -> str:
+    try:
+        return config.webhook_secret.resolve().get_secret_value()
+    except PermanentError:
+        # A deployment mistake, not the sender's: 503, so Shopify keeps retrying until the secret is set.
+        logger.error("the Shopify webhook secret of tenant %s is not set in the environment", tenant_id)  # noqa: TRY400
+        raise TransientError(f"the Shopify webhooks of tenant {tenant_id} are not configured") from None
+
+
+async def _known_order(ports: Ports, tenant_id: str, order_id: str) -> shopify.KnownOrder | None:
+    """The refunded order as the association store knows it (its number, its items), or ``None``."""
+    async for page in ports.associations.all_orders(tenant_id, "orderId", order_id):
+        for order in page.orders:
+            if order.order_id == order_id:
+                items = [
+                    OrderItem(recipe_id=i.recipe_id, item_id=i.item_id, item_quantity=i.item_quantity)
+                    for i in order.items
+                ]
+                return shopify.KnownOrder(order_number=order.order_number, items=items)
+        break
+    return None

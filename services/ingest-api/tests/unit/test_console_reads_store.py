@@ -194,3 +194,26 @@ async def test_an_unreachable_store_is_503_with_retry_after(path: str) -> None:
         assert response.status == 503
         assert response.headers["Retry-After"] == "4"
         assert (await response.json())["error"] == "unavailable"
+
+
+async def test_held_deliveries_are_relayed_with_their_cause_byte_for_byte(client: Client, stub: StoreStub) -> None:
+    held = {
+        "deliveryId": "d-held",
+        "integration": "demo-raw",
+        "type": "zapier",
+        "recipeId": "999-a",
+        "trigger": "order_linked",
+        "status": "pending",
+        "attempts": 0,
+        "held": True,
+        "heldCause": "unhealthy",
+    }
+    settled = {**held, "deliveryId": "d-done", "status": "succeeded", "attempts": 1, "held": False, "heldCause": None}
+    order = {"orderId": "o3", "orderNumber": "1003", "items": [], "deliveries": [held, settled]}
+    body = json.dumps({"orders": [order], "next": None}, indent=1).encode()
+    stub.answers = {RECENT_ORDERS_PATH: (200, body)}
+    response = await client.get("/api/v2/orders/recent", headers=DEMO)
+    assert response.status == 200
+    assert await response.read() == body
+    shown = (await response.json())["orders"][0]["deliveries"]
+    assert [(d["held"], d["heldCause"]) for d in shown] == [(True, "unhealthy"), (False, None)]

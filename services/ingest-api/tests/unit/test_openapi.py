@@ -47,7 +47,8 @@ def test_schemathesis_loads_every_operation() -> None:
     assert ("POST", "/api/v2/deliveries/replay") in operations
     assert ("POST", "/api/v2/integrations/{integrationId}/pause") in operations
     assert ("POST", "/api/v2/integrations/{integrationId}/resume") in operations
-    assert len(operations) == 18
+    assert ("POST", "/api/v2/integrations/shopify/{tenant}/webhooks") in operations
+    assert len(operations) == 19
 
 
 def test_security_schemes_are_apikey_query_and_bearer() -> None:
@@ -116,3 +117,32 @@ def test_pause_and_resume_need_admin_and_say_they_stop_deliveries() -> None:
         assert operation["requestBody"]["required"] is False
         assert set(operation["responses"]) >= {"202", "400", "401", "403", "404"}
     assert "stops every delivery" in paths["/api/v2/integrations/{integrationId}/pause"]["post"]["description"]
+
+
+def test_deliveries_of_the_lookup_and_the_lists_document_held_and_its_cause() -> None:
+    schemas = _document()["components"]["schemas"]
+    for model in ("FoundDelivery", "ListedDelivery"):
+        properties = schemas[model]["properties"]
+        assert properties["held"]["type"] == "boolean"
+        assert properties["held"]["default"] is False
+        assert "paused" in properties["held"]["description"]
+        causes = next(option for option in properties["heldCause"]["anyOf"] if option.get("type") == "string")
+        assert causes["enum"] == ["operator", "unhealthy"]
+        assert "destination-health" in properties["heldCause"]["description"]
+    paths = _document()["paths"]
+    for path in ("/api/v2/orders", "/api/v2/orders/recent"):
+        assert "`held: true`" in paths[path]["get"]["description"]
+
+
+def test_the_shopify_webhook_is_signed_not_keyed_and_documents_its_headers() -> None:
+    operation = _document()["paths"]["/api/v2/integrations/shopify/{tenant}/webhooks"]["post"]
+    assert operation["security"] == []
+    headers = {p["name"]: p["required"] for p in operation["parameters"] if p["in"] == "header"}
+    assert headers == {
+        "X-Shopify-Hmac-Sha256": True,
+        "X-Shopify-Topic": True,
+        "X-Shopify-Webhook-Id": True,
+        "X-Shopify-Triggered-At": False,
+    }
+    assert set(operation["responses"]) == {"202", "400", "401", "413", "429", "502", "503"}
+    assert "discarded" in operation["description"]

@@ -67,8 +67,11 @@ def attempt_entry(attempt: domain.AttemptRecord) -> api.AttemptEntry:
 
 
 def found_delivery(
-    delivery: domain.DeliveryRecord, attempts: tuple[domain.AttemptRecord, ...] = ()
+    delivery: domain.DeliveryRecord,
+    attempts: tuple[domain.AttemptRecord, ...] = (),
+    held: api.HeldCause | None = None,
 ) -> api.FoundDelivery:
+    """``held``: why the delivery is held now (its integration is paused), ``None`` when it is not."""
     return api.FoundDelivery(
         delivery_id=delivery.delivery_id,
         integration=delivery.integration_id,
@@ -81,11 +84,15 @@ def found_delivery(
         files=list(delivery.files),
         updated_at=_rfc3339(delivery.updated_at),
         attempt_log=[attempt_entry(attempt) for attempt in attempts],
+        held=held is not None,
+        held_cause=held,
     )
 
 
-def found_order(view: domain.OrderView) -> api.FoundOrder:
+def found_order(view: domain.OrderView, held: Mapping[str, api.HeldCause] | None = None) -> api.FoundOrder:
+    """``held``: delivery ID -> why it is held, for the held deliveries (of the page)."""
     order = view.order
+    held = held or {}
     return api.FoundOrder(
         order_id=order.order_id,
         order_number=order.order_number,
@@ -95,7 +102,8 @@ def found_order(view: domain.OrderView) -> api.FoundOrder:
             for item in sorted(order.items.values(), key=lambda item: item.item_id)
         ],
         deliveries=[
-            found_delivery(delivery, view.attempts.get(delivery.delivery_id, ())) for delivery in view.deliveries
+            found_delivery(delivery, view.attempts.get(delivery.delivery_id, ()), held.get(delivery.delivery_id))
+            for delivery in view.deliveries
         ],
         trace_parent=order.trace_parent,
         updated_at=_rfc3339(order.updated_at),
@@ -121,7 +129,7 @@ async def get_orders(request: web.Request) -> web.Response:
         page = await service.find_orders(request.app[STORE], tenant, by, value, after=after)
     except RelayError:
         return _unavailable()
-    return _answer(api.OrdersPage(orders=[found_order(view) for view in page.orders], next=page.next))
+    return _answer(api.OrdersPage(orders=[found_order(view, page.held) for view in page.orders], next=page.next))
 
 
 def _tenant(query: Mapping[str, str]) -> str:
@@ -177,13 +185,14 @@ async def get_recent_orders(request: web.Request) -> web.Response:
         return _unavailable()
     return _answer(
         api.OrdersPage(
-            orders=[found_order(view) for view in page.orders],
+            orders=[found_order(view, page.held) for view in page.orders],
             next=domain.encode_cursor(page.next) if page.next is not None else None,
         )
     )
 
 
-def listed_delivery(delivery: domain.DeliveryRecord) -> api.ListedDelivery:
+def listed_delivery(delivery: domain.DeliveryRecord, held: api.HeldCause | None = None) -> api.ListedDelivery:
+    """``held``: why the delivery is held now (its integration is paused), ``None`` when it is not."""
     return api.ListedDelivery(
         delivery_id=delivery.delivery_id,
         order_id=delivery.order_id,
@@ -199,6 +208,8 @@ def listed_delivery(delivery: domain.DeliveryRecord) -> api.ListedDelivery:
         updated_at=_rfc3339(delivery.updated_at),
         item_id=delivery.item_id,
         replayed_by=delivery.replayed_by,
+        held=held is not None,
+        held_cause=held,
     )
 
 
@@ -239,7 +250,7 @@ async def get_deliveries(request: web.Request) -> web.Response:
         return _unavailable()
     return _answer(
         api.DeliveriesPage(
-            deliveries=[listed_delivery(delivery) for delivery in page.deliveries],
+            deliveries=[listed_delivery(delivery, page.held.get(delivery.delivery_id)) for delivery in page.deliveries],
             next=domain.encode_cursor(page.next) if page.next is not None else None,
             total=page.total,
         )

@@ -366,7 +366,7 @@ function deliveriesTable(deliveries) {
             h("td", {}, idText(d.integration)),
             h("td", {}, String(d.type ?? "")),
             h("td", {}, String(d.trigger ?? "")),
-            h("td", {}, badge(d.status)),
+            h("td", {}, badge(d.status), heldBadge(d)),
             h("td", { class: "num", "data-field": "attempts" }, String(Number(d.attempts) || 0)),
             h("td", { class: "error-cell" }, d.lastError ? String(d.lastError) : h("span", { class: "muted" }, "—")),
             h(
@@ -381,6 +381,27 @@ function deliveriesTable(deliveries) {
         ),
       ),
     ),
+  );
+}
+
+const HELD_TEXT = {
+  operator: "integration paused — not attempted until resumed",
+  unhealthy: "destination unhealthy — held until a probe succeeds or it is resumed",
+};
+
+/**
+ * "Held" next to the status of a delivery the store marks `held` (not ended, its integration paused now). The why is
+ * visible text, not only a title: a title reaches neither the keyboard nor a touch screen.
+ */
+function heldBadge(d) {
+  if (d.held !== true) return null;
+  const cause = d.heldCause === "unhealthy" ? "unhealthy" : "operator";
+  return h(
+    "span",
+    { class: "held", "data-field": "held", "data-cause": cause },
+    " ",
+    h("span", { class: "badge held", "data-status": "held", title: HELD_TEXT[cause] }, "Held"),
+    h("span", { class: "held-why" }, HELD_TEXT[cause]),
   );
 }
 
