@@ -35,27 +35,22 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import aiohttp
 import typer
-from pydantic import (
-    AfterValidator,
-    AwareDatetime,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    StrictInt,
-    StrictStr,
-    ValidationError,
-)
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from relay_cli.trigger import DEFAULT_API_URL, api_error_message
-from relay_contracts.messages import ID_TEXT
-from relay_contracts.types import check_id_text, check_utc_instant
+from relay_contracts.oms_api import (
+    ASSOCIATION_FIELDS,
+    LIFECYCLE_FIELDS,
+    LIFECYCLE_ITEM_FIELDS,
+    OrderAssociation,
+    OrderLifecycleEvent,
+)
 
 ASSOCIATIONS_PATH = "/api/v2/recipe/order"
 EVENTS_PATH = "/api/v2/orders/events"
@@ -95,63 +90,9 @@ class SyncFailedError(Exception):
         self.exit_code = exit_code
 
 
-# --- the API's shapes, checked line by line before sending ----------------------------------------------------
-# A copy of relay_ingest_api.schemas (the CLI cannot import a service): should they drift, the API's 400 still
-# names the line through its pointer.
+# --- the API's shapes (relay_contracts.oms_api, the very models the API validates with), line by line --------
 
-ASSOCIATION_FIELDS = frozenset({"recipeId", "orderNumber", "orderId", "itemId", "itemQuantity"})
-LIFECYCLE_FIELDS = frozenset({"eventId", "type", "orderId", "orderNumber", "items", "occurredAt"})
-LIFECYCLE_ITEM_FIELDS = frozenset({"recipeId", "itemId", "itemQuantity"})
 CSV_REQUIRED = ("recipeId", "orderNumber", "itemId", "itemQuantity")
-
-Id = Annotated[StrictStr, Field(min_length=1, max_length=ID_TEXT), AfterValidator(check_id_text)]
-
-
-def _json_integer(value: object) -> object:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-Quantity = Annotated[StrictInt, Field(ge=0, le=1_000_000), BeforeValidator(_json_integer)]
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})", re.ASCII)
-
-
-def _rfc3339_text(value: object) -> object:
-    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
-        raise ValueError("must be an RFC 3339 date-time with a time zone, e.g. 2025-01-31T12:00:00Z")
-    return value
-
-
-Rfc3339 = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(check_utc_instant)]
-
-
-class _Wire(BaseModel):
-    # Field names are the wire's camelCase ones: a problem's location reads like the API's pointer.
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class _Association(_Wire):
-    recipeId: Id  # noqa: N815
-    orderNumber: Id  # noqa: N815
-    orderId: Id | None = None  # noqa: N815
-    itemId: Id  # noqa: N815
-    itemQuantity: Quantity  # noqa: N815
-
-
-class _LifecycleItem(_Wire):
-    recipeId: Id  # noqa: N815
-    itemId: Id  # noqa: N815
-    itemQuantity: Quantity  # noqa: N815
-
-
-class _LifecycleEvent(_Wire):
-    eventId: Id | None = None  # noqa: N815
-    type: Literal["created", "updated", "cancelled", "refunded", "returned"]
-    orderId: Id  # noqa: N815
-    orderNumber: Id  # noqa: N815
-    items: Annotated[list[_LifecycleItem], Field(max_length=1000)] | None = None
-    occurredAt: Rfc3339  # noqa: N815
 
 
 # --- reading the file -----------------------------------------------------------------------------------------
@@ -253,7 +194,7 @@ def check_record(line: int, record: object) -> Row | Rejection:
                 for item in items
             ]
     try:
-        (_Association if kind == "association" else _LifecycleEvent).model_validate(body)
+        (OrderAssociation if kind == "association" else OrderLifecycleEvent).model_validate(body)
     except ValidationError as error:
         return Rejection(line, _validation_reason(error))
     return Row(line, kind, body)

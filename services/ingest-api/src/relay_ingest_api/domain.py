@@ -52,6 +52,15 @@ from relay_contracts.messages import (
     recipe_object_key,
     stable_id,
 )
+from relay_contracts.oms_api import (
+    ASSOCIATION_FIELDS,
+    LIFECYCLE_FIELDS,
+    LIFECYCLE_ITEM_FIELDS,
+    LifecycleItem,
+    OrderAssociation,
+    OrderLifecycleEvent,
+    Rfc3339,
+)
 from relay_contracts.recipe import RECIPE_LIMITS, RecipeLimits, recipe_bound_problems, validate_recipe
 from relay_contracts.types import UtcInstant, check_id_text
 from relay_ingest_api.schemas import (
@@ -60,22 +69,13 @@ from relay_ingest_api.schemas import (
     IntegrationsOverview,
     IntegrationStateAccepted,
     IntegrationStateRequest,
-    LifecycleItem,
-    OrderAssociation,
-    OrderLifecycleEvent,
     Problem,
     ReplayedDelivery,
     ReplayRequest,
-    Rfc3339,
     TriggerRequest,
     TriggerSummary,
 )
 from relay_platform.tenants import Tenant, integration_type
-
-# Seed 002: only non-personal metadata survives; everything else is dropped before it is published or logged.
-ASSOCIATION_FIELDS = frozenset({"recipeId", "orderNumber", "orderId", "itemId", "itemQuantity"})
-LIFECYCLE_FIELDS = frozenset({"eventId", "type", "orderId", "orderNumber", "items", "occurredAt"})
-LIFECYCLE_ITEM_FIELDS = frozenset({"recipeId", "itemId", "itemQuantity"})
 
 BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
 RECIPE_ID_RANDOM_LENGTH = 16

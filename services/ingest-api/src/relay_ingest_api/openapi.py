@@ -26,6 +26,7 @@ from relay_contracts.internal_api import (
     DeliveriesPage,
     OrdersPage,
 )
+from relay_contracts.oms_api import OrderAssociation, OrderLifecycleEvent
 from relay_contracts.recipe import RECIPE_LIMITS, RecipeLimits, recipe_schema
 from relay_contracts.types import ID_PATTERN
 from relay_ingest_api.domain import (
@@ -44,8 +45,6 @@ from relay_ingest_api.schemas import (
     IntegrationsOverview,
     IntegrationStateAccepted,
     IntegrationStateRequest,
-    OrderAssociation,
-    OrderLifecycleEvent,
     Readiness,
     RecipeCreated,
     ReplayAccepted,
