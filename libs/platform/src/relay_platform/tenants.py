@@ -336,6 +336,9 @@ class ShopifySettings(ConfigModel):
     webhook_secret: SecretSetting
     recipe_property: str = Field(default="_recipeId", min_length=1, max_length=255)
     max_age_h: float = Field(default=72.0, gt=0, le=24 * 30)
+    # When set, a delivery must also name this shop in ``X-Shopify-Shop-Domain`` (the secret alone authenticates
+    # the sender; this catches a secret shared by two stores of one app pointed at the wrong tenant).
+    shop_domain: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,253}$")
 
 
 class Tenant(ConfigModel):

@@ -479,6 +479,7 @@ async def receive_shopify_webhook(
         tenant is None
         or config is None
         or not shopify.signature_valid(_webhook_secret(tenant_id, config), body, headers.get(shopify.SIGNATURE_HEADER))
+        or not shopify.shop_matches(config.shop_domain, headers)
     ):
         ports.failed_keys.failed(sender)
         raise UnauthorizedError("unauthorized", "the webhook signature does not verify")

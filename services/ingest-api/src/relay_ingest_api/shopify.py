@@ -32,6 +32,7 @@ TOPIC_HEADER = "X-Shopify-Topic"
 SIGNATURE_HEADER = "X-Shopify-Hmac-Sha256"
 WEBHOOK_ID_HEADER = "X-Shopify-Webhook-Id"
 TRIGGERED_AT_HEADER = "X-Shopify-Triggered-At"
+SHOP_DOMAIN_HEADER = "X-Shopify-Shop-Domain"
 
 _ID_MAX = 128
 _MAX_QUANTITY = 1_000_000
@@ -57,6 +58,11 @@ def signature_valid(secret: str, body: bytes, presented: str | None) -> bool:
         return False
     expected = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest())
     return hmac.compare_digest(expected, presented.strip().encode("utf-8", errors="replace"))
+
+
+def shop_matches(expected: str | None, headers: Mapping[str, str]) -> bool:
+    """Whether the delivery names the configured shop (any shop when none is configured); case-insensitive."""
+    return expected is None or headers.get(SHOP_DOMAIN_HEADER, "").strip().lower() == expected.lower()
 
 
 @dataclass(frozen=True, slots=True)

@@ -296,16 +296,28 @@ async def test_the_other_tenants_webhook_reads_its_own_recipe_property_and_prefi
     document["line_items"][3]["properties"] = [{"name": "recipe", "value": "777-AcmeCap"}]
     body = json.dumps(document).encode()
 
+    headers = signed(body, "orders/create", secret=ACME_SECRET)
+    headers["X-Shopify-Shop-Domain"] = "ACME-shop.myshopify.com"  # acme's configured shop, in another case
     async with await _client(world) as client:
-        response = await client.post(
-            "/api/v2/integrations/shopify/acme/webhooks",
-            data=body,
-            headers=signed(body, "orders/create", secret=ACME_SECRET),
-        )
+        response = await client.post("/api/v2/integrations/shopify/acme/webhooks", data=body, headers=headers)
+        assert response.status == 202, await response.text()
 
-    assert response.status == 202, await response.text()
     [event] = events(world)
     assert (event.tenant, items(event)) == ("acme", [("777-AcmeCap", "703073504", 1)])
+
+
+async def test_a_tenant_bound_to_its_shop_refuses_another_shops_signed_delivery(world: World) -> None:
+    body = fixture("orders_create.json")
+    headers = signed(body, "orders/create", secret=ACME_SECRET)  # names pii-shop.myshopify.com
+    async with await _client(world) as client:
+        response = await client.post("/api/v2/integrations/shopify/acme/webhooks", data=body, headers=headers)
+        missing = await client.post(
+            "/api/v2/integrations/shopify/acme/webhooks",
+            data=body,
+            headers={k: v for k, v in headers.items() if k != "X-Shopify-Shop-Domain"},
+        )
+    assert (response.status, missing.status) == (401, 401)
+    assert world.publisher.published == []
 
 
 async def test_signature_failures_are_throttled_per_client(client: Client) -> None:
