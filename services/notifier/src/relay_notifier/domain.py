@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 from typing import Literal
@@ -151,6 +152,17 @@ def _success_body(outcome: DeliveryAttempted, integration: IntegrationBase) -> s
         lines += ["", "Files:", *(f"  {name}" for name in outcome.files)]
     lines += ["", "-- Recipe Relay"]
     return "\n".join(lines) + "\n"
+
+
+# A pause or recovery older than this is no longer news: a consumer group new to the compacted control topic (a
+# second deployment, a sent table started afresh) reads every integration's last change again, and must not mail
+# lists about an outage that ended long ago.
+CHANGE_NEWS_WINDOW = timedelta(hours=6)
+
+
+def is_news(change: IntegrationStateChanged, now: datetime) -> bool:
+    """Whether ``change`` is recent enough to tell anyone about."""
+    return now - change.changed_at <= CHANGE_NEWS_WINDOW
 
 
 def change_notice_id(change: IntegrationStateChanged) -> str:

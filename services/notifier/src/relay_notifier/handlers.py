@@ -5,6 +5,7 @@ is committed after it returns."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from faststream import Context
@@ -48,6 +49,6 @@ def build_router(settings: Settings) -> KafkaRouter:
 
     @consumer(filter=on_topic(INTEGRATIONS_CONTROL))
     async def on_integration_state_changed(change: IntegrationStateChanged, ports: Ports) -> None:
-        await service.notify_state_change(change, ports)
+        await service.notify_state_change(change, ports, now=datetime.now(UTC))
 
     return router

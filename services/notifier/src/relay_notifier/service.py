@@ -4,9 +4,10 @@ recovered, becomes at most one e-mail, recorded once the server took it."""
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from relay_contracts.messages import DeliveryAttempted, IntegrationStateChanged
-from relay_notifier.domain import Notice, build_email, notice_for, notice_for_change
+from relay_notifier.domain import Notice, build_email, is_news, notice_for, notice_for_change
 from relay_notifier.ports import NotifierPorts
 
 logger = logging.getLogger("relay.notifier")
@@ -29,9 +30,19 @@ async def notify_outcome(outcome: DeliveryAttempted, ports: NotifierPorts) -> No
     return notice
 
 
-async def notify_state_change(change: IntegrationStateChanged, ports: NotifierPorts) -> Notice | None:
+async def notify_state_change(change: IntegrationStateChanged, ports: NotifierPorts, *, now: datetime) -> Notice | None:
     """Send the notice an integration's state change deserves (``domain.notice_for_change``: paused as unhealthy,
-    resumed as recovered) unless it was sent already; the notice sent, or ``None``."""
+    resumed as recovered) unless it was sent already or is no longer news (``domain.is_news``); the notice sent, or
+    ``None``."""
+    if not is_news(change, now):
+        logger.info(
+            "state change %s of %s/%s is %s old: no notice",
+            change.event_id,
+            change.tenant,
+            change.integration_id,
+            now - change.changed_at,
+        )
+        return None
     notice = notice_for_change(change, ports.tenants)
     if notice is None or not await _send_once(notice, ports):
         return None

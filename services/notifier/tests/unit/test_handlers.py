@@ -68,7 +68,7 @@ def state_change(cause: StateChangeCause, *, tenant: str = "nt") -> IntegrationS
         state="active" if cause == "recovered" else "paused",
         reason="5 consecutive failed attempts; last: TransientError: connection refused",
         changed_by="destination-health",
-        changed_at=datetime(2026, 11, 22, 12, 0, tzinfo=UTC),
+        changed_at=datetime.now(UTC),
         cause=cause,
     )
 

@@ -4,7 +4,7 @@ and that a redelivered change sends nothing twice."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -146,13 +146,25 @@ async def test_a_redelivered_change_is_mailed_once_and_each_change_once() -> Non
     ports = NotifierPorts(tenants=TENANTS, from_address="relay@relay.example", mailer=mailer, sent=sent)
     paused, resumed = change(), change("recovered")
 
-    assert await notify_state_change(paused, ports) is not None
-    assert await notify_state_change(paused, ports) is None
-    assert await notify_state_change(resumed, ports) is not None
-    assert await notify_state_change(change("operator"), ports) is None
+    at = paused.changed_at + timedelta(minutes=1)
+    assert await notify_state_change(paused, ports, now=at) is not None
+    assert await notify_state_change(paused, ports, now=at) is None
+    assert await notify_state_change(resumed, ports, now=at) is not None
+    assert await notify_state_change(change("operator"), ports, now=at) is None
 
     assert [mail["Subject"].split(":")[0] for mail in mailer.sent] == [
         "[Recipe Relay] Integration paused",
         "[Recipe Relay] Integration resumed",
     ]
     assert sent.ids == {stable_id(paused.event_id, "unhealthy"), stable_id(resumed.event_id, "recovered")}
+
+
+async def test_a_change_older_than_the_news_window_mails_no_one() -> None:
+    """A group new to the compacted control topic reads every integration's last change again: old news stays old."""
+    mailer, sent = FakeMailer(), FakeSent()
+    ports = NotifierPorts(tenants=TENANTS, from_address="relay@relay.example", mailer=mailer, sent=sent)
+    paused = change()
+
+    assert await notify_state_change(paused, ports, now=paused.changed_at + timedelta(hours=7)) is None
+    assert await notify_state_change(paused, ports, now=paused.changed_at + timedelta(hours=5)) is not None
+    assert len(mailer.sent) == 1

@@ -480,6 +480,10 @@ def invalid_command_give_up(raw: bytes, detail: str, *, now: datetime) -> GiveUp
 # ``changedBy`` of the changes the health rules publish (never an operator's key name).
 HEALTH_ACTOR = "destination-health"
 _MAX_REASON_TEXT = 200
+# Outcomes older than this say nothing about the destination now, and are not counted. It matters most once: a
+# consumer group new to deliveries.outcomes.v1 (the upgrade that brings these rules) starts at its beginning, and
+# replaying months of history must not pause and resume integrations (and mail their lists) today.
+HEALTH_WINDOW = timedelta(minutes=15)
 
 
 @dataclass(frozen=True, slots=True)
@@ -533,8 +537,11 @@ def health_after_outcome(
     Only transient failures count (``retrying``: the destination did not answer, or answered "later"): a permanent
     one is about the request or the configuration, which holding deliveries would not mend, and a retry service's
     own final failure repeats an attempt already counted. A success resets the count, and resumes an integration
-    the rules paused (the probe, or an attempt that was in flight, went through).
+    the rules paused (the probe, or an attempt that was in flight, went through). An outcome older than
+    ``HEALTH_WINDOW`` is history, not health: ignored.
     """
+    if now - outcome.occurred_at > HEALTH_WINDOW:
+        return None
     health = current or IntegrationHealth(outcome.tenant, outcome.integration_id)
     if outcome.status == "succeeded":
         if health.unhealthy:

@@ -306,3 +306,16 @@ async def test_health_turned_off_while_unhealthy_resumes_the_integration(
     resumed = outbox.changes[-1]
     assert (resumed.state, resumed.cause, resumed.integration_id) == ("active", "recovered", "flaky-hook")
     assert outbox.requested == []
+
+
+async def test_outcomes_older_than_the_window_are_history_not_health(schedule: SqlRetrySchedule) -> None:
+    """A group new to the outcomes topic reads it from the beginning: months of old failures pause nothing."""
+    outbox = Outbox()
+    for _ in range(5):
+        old = await seen(schedule, outbox, outcome(request(), "retrying"), at=NOW + timedelta(minutes=16))
+        assert old is None
+    assert outbox.changes == []
+    assert await schedule.health("rt", "flaky-hook") is None
+    for _ in range(3):
+        fresh = await seen(schedule, outbox, outcome(request(), "retrying"), at=NOW + timedelta(minutes=14))
+    assert fresh is not None  # within the window, counted as ever
