@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import getpass
 import json
 import math
-import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -15,11 +13,11 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from relay_cli import audit as deliveries_audit
 from relay_cli import dlq as dead_letters
 from relay_cli import replay as bulk
+from relay_cli.batches import GracefulStop, batch_progress, show_wait
 from relay_cli.dev import run_dev
 from relay_cli.sync import sync_app
 from relay_cli.trigger import DEFAULT_API_URL, Criterion, TriggerFailedError, trigger_integrations
@@ -304,46 +302,13 @@ async def _run_replay(
     api: str, api_key: str, selection: bulk.Selection, *, rate: float, batch: int, expected: int
 ) -> bulk.ReplaySummary:
     """The batches with a progress bar on a terminal; Ctrl-C once stops after the current batch, twice at once."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
     console = Console(stderr=True)
     done = bulk.ReplaySummary()
-
-    def interrupted() -> None:
-        if stop.is_set() and task is not None:
-            task.cancel()
-            return
-        stop.set()
-        console.print("Stopping after the current batch (Ctrl-C again to stop at once).")
-
-    try:
-        loop.add_signal_handler(signal.SIGINT, interrupted)
-        handled = True
-    except (ValueError, RuntimeError, NotImplementedError):
-        handled = False  # not the main thread (tests) or no signal support: Ctrl-C is a plain KeyboardInterrupt
-
-    async def sleep(seconds: float) -> None:
-        # A pacing or Retry-After wait ends early when a stop is asked for: nothing is in flight then.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), seconds)
-
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        disable=not console.is_terminal,  # piped or in CI: the summary lines say it all
-    )
+    progress = batch_progress(console)
     bar = progress.add_task("Replaying", total=expected)
 
     def on_wait(seconds: float, why: str) -> None:
-        text = f"{why}: waiting {seconds:g} s to send the batch again"
-        if progress.disable:
-            typer.echo(text, err=True)
-        else:
-            progress.update(bar, description=text)
+        show_wait(progress, bar, console, f"{why}: waiting {seconds:g} s to send the batch again")
 
     def on_batch(answer: bulk.Batch, so_far: bulk.ReplaySummary) -> None:
         # `matched` counts what matched before this batch: new failures in the window make the total grow.
@@ -351,21 +316,25 @@ async def _run_replay(
         total = max(handled_now - answer.replayed - answer.skipped + answer.matched, handled_now)
         progress.update(bar, completed=handled_now, total=total, description="Replaying")
 
-    client = bulk.ReplayClient(api, api_key, sleep=sleep, on_wait=on_wait, stop=stop.is_set)
+    stop = GracefulStop(console, "Stopping after the current batch (Ctrl-C again to stop at once).")
+    client = bulk.ReplayClient(api, api_key, sleep=stop.sleep, on_wait=on_wait, stop=lambda: stop.requested)
     try:
-        with progress:
+        with stop, progress:
             async with client:
                 return await bulk.replay_batches(
-                    client, selection, rate=rate, batch_size=batch, stop=stop.is_set, on_batch=on_batch, done=done
+                    client,
+                    selection,
+                    rate=rate,
+                    batch_size=batch,
+                    stop=lambda: stop.requested,
+                    on_batch=on_batch,
+                    done=done,
                 )
     except asyncio.CancelledError:
         done.stopped = True
         raise bulk.ReplayFailedError(
             "stopped at once: the batch in flight may or may not have been replayed", done
         ) from None
-    finally:
-        if handled:
-            loop.remove_signal_handler(signal.SIGINT)
 
 
 @app.command("replay")

@@ -20,7 +20,6 @@ The API key goes only into the ``Authorization`` header: it is never printed, lo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import csv
 import email.utils
 import hashlib
@@ -29,7 +28,6 @@ import json
 import math
 import os
 import re
-import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -41,8 +39,9 @@ import aiohttp
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import TextColumn
 
+from relay_cli.batches import GracefulStop, batch_progress, show_wait
 from relay_cli.trigger import DEFAULT_API_URL, api_error_message
 from relay_contracts.oms_api import (
     ASSOCIATION_FIELDS,
@@ -714,43 +713,13 @@ async def _run_with_progress(
     api: str, api_key: str, source: SourceFile, options: Options, console: Console
 ) -> SyncSummary:
     """The run with a progress bar on a terminal; Ctrl-C once stops after the current batch, twice at once."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
     summary = SyncSummary(
         SyncState(str(source.path), len(source.data), source.sha256, source.format),
         source.lines,
         source.dropped_columns,
         dry_run=options.dry_run,
     )
-
-    def interrupted() -> None:
-        if stop.is_set() and task is not None:
-            task.cancel()
-            return
-        stop.set()
-        console.print("Stopping after the current batch is confirmed (Ctrl-C again to stop at once).")
-
-    try:
-        loop.add_signal_handler(signal.SIGINT, interrupted)
-        handled = True
-    except (ValueError, RuntimeError, NotImplementedError):
-        handled = False  # not the main thread (tests) or no signal support: Ctrl-C is a plain KeyboardInterrupt
-
-    async def sleep(seconds: float) -> None:
-        # A pacing or Retry-After wait ends early when a stop is asked for: nothing is in flight then.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), seconds)
-
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("lines {task.fields[rate]}"),
-        TimeElapsedColumn(),
-        console=console,
-        disable=not console.is_terminal,  # piped or in CI: the summary says it all
-    )
+    progress = batch_progress(console, TextColumn("lines {task.fields[rate]}"))
     bar = progress.add_task("Syncing", total=source.lines, rate="")
     begun = time.monotonic()
 
@@ -759,18 +728,15 @@ async def _run_with_progress(
         progress.update(bar, completed=done, description="Syncing", rate=f"{done / elapsed:.0f}/s")
 
     def on_wait(seconds: float, why: str) -> None:
-        text = f"{why}: waiting {seconds:g} s to resend the batch"
-        if progress.disable:
-            console.print(text)
-        else:
-            progress.update(bar, description=text)
+        show_wait(progress, bar, console, f"{why}: waiting {seconds:g} s to resend the batch")
 
-    client = SyncClient(api, api_key, sleep=sleep, on_wait=on_wait, stop=stop.is_set)
+    stop = GracefulStop(console, "Stopping after the current batch is confirmed (Ctrl-C again to stop at once).")
+    client = SyncClient(api, api_key, sleep=stop.sleep, on_wait=on_wait, stop=lambda: stop.requested)
     try:
-        with progress:
+        with stop, progress:
             async with client:
                 return await run_sync(
-                    client, source, options, stop=stop.is_set, on_progress=on_progress, summary=summary
+                    client, source, options, stop=lambda: stop.requested, on_progress=on_progress, summary=summary
                 )
     except asyncio.CancelledError:
         summary.stopped = True
@@ -779,9 +745,6 @@ async def _run_with_progress(
             summary,
             EXIT_STOPPED,
         ) from None
-    finally:
-        if handled:
-            loop.remove_signal_handler(signal.SIGINT)
 
 
 @sync_app.command("associations")
