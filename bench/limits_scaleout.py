@@ -313,7 +313,9 @@ async def phase(fixture: Fixture, replicas: int, mode: Mode, first: int) -> floa
     group = f"bench-scaleout-{replicas}-{uuid.uuid4().hex[:8]}"
     await start_group_at_end(fixture.bootstrap, deliveries_requested("zapier"), group)
     concurrency = mode.concurrency or 3
-    env = fixture.env | {"DELIVER_ZAPIER_CONSUMER_GROUP": group}
+    # OPS_PORT=0: each replica's ops port (/healthz, /metrics) on a free port; on the shared default (9100) the
+    # second replica could not start, and the group never reached its members.
+    env = fixture.env | {"DELIVER_ZAPIER_CONSUMER_GROUP": group, "OPS_PORT": "0"}
     if mode.concurrency is not None:
         env["DELIVER_ZAPIER_CONCURRENCY"] = str(mode.concurrency)
     children: list[Child] = []
